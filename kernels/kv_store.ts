@@ -1,0 +1,512 @@
+/**
+ * The shared KV store: ragged per-(layer, KV head) storage of post-RoPE keys, values and each
+ * entry's original absolute position. Eviction is real compaction, so memory held shrinks and
+ * attention cost falls with it.
+ *
+ * Layouts (row-major, f32):
+ * - keys/values passed to `append`: [T, numKvHeads, headDim]
+ * - queries passed to `attend` and its output: [T, numHeads, headDim]
+ * Query head j reads KV head floor(j / group), as HF's repeat_kv does.
+ *
+ * @module
+ */
+
+/** How the statistics reduce over the query heads of one GQA group. */
+export type GqaReduction = "mean" | "max";
+
+/** Attention statistics computed inside the attention pass, per KV head and stored entry. */
+export interface StatsRequest {
+  /** Σ over the call's queries of attention probabilities (H2O). */
+  columnSum?: boolean;
+  /** max over the call's queries of attention probabilities (KVzip). */
+  columnMax?: boolean;
+  /** Mean over the last w queries of the call (SnapKV); w is clamped to the call's length. */
+  lastWindowMean?: number;
+  /** The last query's probabilities (TOVA). */
+  lastRow?: boolean;
+  /** Reduction over the group's query heads; default "mean". */
+  gqa?: GqaReduction;
+}
+
+/** Statistics of one KV head, each aligned with that head's entries after the call's append. */
+export interface HeadStats {
+  columnSum?: Float32Array;
+  columnMax?: Float32Array;
+  lastWindowMean?: Float32Array;
+  lastRow?: Float32Array;
+}
+
+/** Options of one attention call. */
+export interface AttendOptions {
+  /** Multiplier on q·k. */
+  scale: number;
+  /** tanh soft-capping of the logits; null or absent = none. */
+  softcap?: number | null;
+  /** Sliding window: a key is visible iff 0 ≤ qPos − kPos < window. Null = causal only. */
+  window?: number | null;
+  stats?: StatsRequest;
+}
+
+/** Output [T, numHeads, headDim] and, when asked, statistics per KV head. */
+export interface AttendResult {
+  output: Float32Array;
+  stats: HeadStats[] | null;
+}
+
+/** Geometry of a store. */
+export interface KvStoreShape {
+  numLayers: number;
+  numKvHeads: number;
+  /** Query heads per KV head. */
+  group: number;
+  headDim: number;
+  /** Per layer: sliding-window size (entries older than the window are dropped), or null. */
+  slidingWindows?: (number | null)[];
+}
+
+/** One (layer, KV head) segment. Arrays may be longer than `length` (capacity). */
+export interface HeadSegment {
+  keys: Float32Array;
+  values: Float32Array;
+  positions: Int32Array;
+  length: number;
+}
+
+/** What `mark` captured; `restore` truncates back to it. */
+export interface KvMark {
+  readonly lengths: Int32Array;
+  readonly nextPosition: number;
+  readonly tokensSeen: number;
+}
+
+/** Bytes of one entry: key + value in f32 plus its int32 position. */
+export function entryBytes(headDim: number): number {
+  return headDim * 4 * 2 + 4;
+}
+
+/**
+ * Runs attention for one layer over the store's segments. The store owns storage and
+ * bookkeeping; an executor owns the arithmetic, so faster kernels can replace the reference.
+ */
+export interface AttentionExecutor {
+  attend(
+    segments: readonly HeadSegment[],
+    query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
+    options: AttendOptions,
+  ): Promise<AttendResult>;
+}
+
+/**
+ * The CPU KV store. Every segment grows by appends, shrinks by eviction (reallocated to fit,
+ * so memory is returned) and is truncated by `restore`.
+ *
+ * @example
+ * ```ts
+ * const kv = new CpuKvStore({ numLayers: 2, numKvHeads: 2, group: 2, headDim: 8 });
+ * kv.append(0, k, v, Int32Array.of(0, 1, 2));
+ * const { output } = await kv.attend(0, q, Int32Array.of(0, 1, 2), { scale: 8 ** -0.5 });
+ * kv.evict(0, [Int32Array.of(0, 2), Int32Array.of(1, 2)]);
+ * ```
+ */
+export class CpuKvStore {
+  readonly shape: Readonly<Required<KvStoreShape>>;
+  #segments: HeadSegment[][];
+  #executor: AttentionExecutor;
+  #nextPosition = 0;
+  #tokensSeen = 0;
+  /** Sliding layers keep what queries from this position on can see, so `restore` stays exact. */
+  #trimHorizon = Infinity;
+
+  constructor(shape: KvStoreShape, options: { executor?: AttentionExecutor } = {}) {
+    const slidingWindows = shape.slidingWindows ?? new Array(shape.numLayers).fill(null);
+    if (slidingWindows.length !== shape.numLayers) {
+      throw new Error(
+        `slidingWindows has ${slidingWindows.length} entries for ${shape.numLayers} layers`,
+      );
+    }
+    this.shape = { ...shape, slidingWindows };
+    this.#segments = [];
+    for (let l = 0; l < shape.numLayers; l++) {
+      const layer: HeadSegment[] = [];
+      for (let h = 0; h < shape.numKvHeads; h++) layer.push(emptySegment());
+      this.#segments.push(layer);
+    }
+    this.#executor = options.executor ?? referenceAttention;
+  }
+
+  /** Position the next appended token should take (one past the largest appended so far). */
+  get nextPosition(): number {
+    return this.#nextPosition;
+  }
+
+  /** Tokens appended since creation (each counted once, not per layer). */
+  get tokensSeen(): number {
+    return this.#tokensSeen;
+  }
+
+  /**
+   * Append T entries to every KV head of `layer`. Positions must exceed every position the
+   * layer holds. The store counts tokens on layer 0's appends.
+   */
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: Int32Array): void {
+    const { numKvHeads, headDim } = this.shape;
+    const tokens = positions.length;
+    const rowFloats = numKvHeads * headDim;
+    if (keys.length !== tokens * rowFloats || values.length !== tokens * rowFloats) {
+      throw new Error(
+        `append(layer ${layer}): expected keys and values of ${tokens}×${numKvHeads}×${headDim} floats, got ${keys.length} and ${values.length}`,
+      );
+    }
+    this.#trimWindow(layer, positions[0] ?? 0);
+    const segments = this.#segments[layer];
+    for (let h = 0; h < numKvHeads; h++) {
+      const seg = segments[h];
+      if (tokens > 0 && seg.length > 0 && positions[0] <= seg.positions[seg.length - 1]) {
+        throw new Error(
+          `append(layer ${layer}): position ${positions[0]} is not after the last stored position ${
+            seg.positions[seg.length - 1]
+          }`,
+        );
+      }
+      reserve(seg, seg.length + tokens, headDim);
+      for (let t = 0; t < tokens; t++) {
+        const src = (t * numKvHeads + h) * headDim;
+        const dst = (seg.length + t) * headDim;
+        seg.keys.set(keys.subarray(src, src + headDim), dst);
+        seg.values.set(values.subarray(src, src + headDim), dst);
+        seg.positions[seg.length + t] = positions[t];
+      }
+      seg.length += tokens;
+    }
+    if (layer === 0 && tokens > 0) {
+      this.#tokensSeen += tokens;
+      this.#nextPosition = Math.max(this.#nextPosition, positions[tokens - 1] + 1);
+    }
+  }
+
+  /**
+   * Attention of T queries over the layer's stored entries (append the chunk's own keys
+   * first), causal by original position, with optional statistics from the same pass.
+   */
+  attend(
+    layer: number,
+    q: Float32Array,
+    positions: Int32Array,
+    options: AttendOptions,
+  ): Promise<AttendResult> {
+    const { numKvHeads, group, headDim } = this.shape;
+    if (q.length !== positions.length * numKvHeads * group * headDim) {
+      throw new Error(
+        `attend(layer ${layer}): expected ${positions.length}×${
+          numKvHeads * group
+        }×${headDim} query floats, got ${q.length}`,
+      );
+    }
+    const window = options.window ?? this.shape.slidingWindows[layer];
+    return this.#executor.attend(this.#segments[layer], { q, positions, group, headDim }, {
+      ...options,
+      window,
+    });
+  }
+
+  /**
+   * Keep only the listed entries of each KV head of `layer` (indices into the head's current
+   * entries, strictly increasing). Storage is reallocated to the kept size, so memory is freed.
+   */
+  evict(layer: number, keep: readonly Int32Array[]): void {
+    const { numKvHeads, headDim } = this.shape;
+    if (keep.length !== numKvHeads) {
+      throw new Error(
+        `evict(layer ${layer}): expected ${numKvHeads} keep-sets, got ${keep.length}`,
+      );
+    }
+    for (let h = 0; h < numKvHeads; h++) {
+      const seg = this.#segments[layer][h];
+      const idx = keep[h];
+      for (let i = 0; i < idx.length; i++) {
+        if (idx[i] < 0 || idx[i] >= seg.length || (i > 0 && idx[i] <= idx[i - 1])) {
+          throw new Error(
+            `evict(layer ${layer}, head ${h}): keep indices must be increasing and within [0, ${seg.length}); got ${
+              idx[i]
+            } at ${i}`,
+          );
+        }
+      }
+      this.#segments[layer][h] = gather(seg, idx, headDim);
+    }
+  }
+
+  /** Entries held per KV head of `layer`. */
+  lengths(layer: number): Int32Array {
+    return Int32Array.from(this.#segments[layer], (s) => s.length);
+  }
+
+  /** A read-only view of one segment: keys, values and positions trimmed to its length. */
+  segment(layer: number, head: number): HeadSegment {
+    const s = this.#segments[layer][head];
+    const d = this.shape.headDim;
+    return {
+      keys: s.keys.subarray(0, s.length * d),
+      values: s.values.subarray(0, s.length * d),
+      positions: s.positions.subarray(0, s.length),
+      length: s.length,
+    };
+  }
+
+  /** Remember the current lengths so `restore` can drop everything appended afterwards. */
+  mark(): KvMark {
+    const { numLayers, numKvHeads } = this.shape;
+    const lengths = new Int32Array(numLayers * numKvHeads);
+    for (let l = 0; l < numLayers; l++) {
+      for (let h = 0; h < numKvHeads; h++) {
+        lengths[l * numKvHeads + h] = this.#segments[l][h].length;
+      }
+    }
+    this.#trimHorizon = this.#nextPosition;
+    return { lengths, nextPosition: this.#nextPosition, tokensSeen: this.#tokensSeen };
+  }
+
+  /**
+   * Truncate every segment back to its marked contents. Fails if entries that existed at the
+   * mark were evicted since: they cannot be brought back.
+   */
+  restore(mark: KvMark): void {
+    const { numLayers, numKvHeads } = this.shape;
+    for (let l = 0; l < numLayers; l++) {
+      for (let h = 0; h < numKvHeads; h++) {
+        const seg = this.#segments[l][h];
+        let keep = 0;
+        while (keep < seg.length && seg.positions[keep] < mark.nextPosition) keep++;
+        const marked = mark.lengths[l * numKvHeads + h];
+        if (keep !== marked) {
+          throw new Error(
+            `restore: layer ${l} head ${h} held ${marked} entries at the mark but ${keep} of them remain; entries evicted after a mark cannot be restored`,
+          );
+        }
+        seg.length = keep;
+      }
+    }
+    this.#nextPosition = mark.nextPosition;
+    this.#tokensSeen = mark.tokensSeen;
+  }
+
+  /** Bytes really allocated for keys, values and positions (capacity, not just length). */
+  bytesHeld(): number {
+    const perEntry = entryBytes(this.shape.headDim);
+    let total = 0;
+    for (const layer of this.#segments) {
+      for (const s of layer) total += s.positions.length * perEntry;
+    }
+    return total;
+  }
+
+  /** Bytes the held entries occupy (length × entry size), without spare capacity. */
+  bytesUsed(): number {
+    let entries = 0;
+    for (const layer of this.#segments) for (const s of layer) entries += s.length;
+    return entries * entryBytes(this.shape.headDim);
+  }
+
+  /**
+   * Nominal size: the bytes an uncompressed cache would hold for every token seen (sliding
+   * layers counted at their window). The ratio bytesUsed()/nominal() is the physical kept
+   * fraction.
+   */
+  nominal(): number {
+    const { numKvHeads, headDim, slidingWindows } = this.shape;
+    let entries = 0;
+    for (const window of slidingWindows) {
+      entries += numKvHeads *
+        (window === null ? this.#tokensSeen : Math.min(window, this.#tokensSeen));
+    }
+    return entries * entryBytes(headDim);
+  }
+
+  /** Drop every entry and free all storage. */
+  clear(): void {
+    for (const layer of this.#segments) {
+      for (let h = 0; h < layer.length; h++) layer[h] = emptySegment();
+    }
+    this.#nextPosition = 0;
+    this.#tokensSeen = 0;
+    this.#trimHorizon = Infinity;
+  }
+
+  /** Sliding layers: drop entries no future query can see, once enough are dead to be worth a copy. */
+  #trimWindow(layer: number, nextQueryPosition: number): void {
+    const window = this.shape.slidingWindows[layer];
+    if (window === null) return;
+    const { headDim } = this.shape;
+    const horizon = Math.min(nextQueryPosition, this.#trimHorizon);
+    for (let h = 0; h < this.shape.numKvHeads; h++) {
+      const seg = this.#segments[layer][h];
+      let dead = 0;
+      while (dead < seg.length && horizon - seg.positions[dead] >= window) dead++;
+      if (dead === 0 || (dead < 64 && dead * 4 < window)) continue;
+      const keep = new Int32Array(seg.length - dead);
+      for (let i = 0; i < keep.length; i++) keep[i] = dead + i;
+      this.#segments[layer][h] = gather(seg, keep, headDim);
+    }
+  }
+}
+
+function emptySegment(): HeadSegment {
+  return {
+    keys: new Float32Array(0),
+    values: new Float32Array(0),
+    positions: new Int32Array(0),
+    length: 0,
+  };
+}
+
+/** Grow capacity to at least `needed` entries, with modest headroom so held bytes stay close to used. */
+function reserve(seg: HeadSegment, needed: number, headDim: number): void {
+  const capacity = seg.positions.length;
+  if (needed <= capacity) return;
+  const next = Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8)));
+  const keys = new Float32Array(next * headDim);
+  const values = new Float32Array(next * headDim);
+  const positions = new Int32Array(next);
+  keys.set(seg.keys.subarray(0, seg.length * headDim));
+  values.set(seg.values.subarray(0, seg.length * headDim));
+  positions.set(seg.positions.subarray(0, seg.length));
+  seg.keys = keys;
+  seg.values = values;
+  seg.positions = positions;
+}
+
+/** A new exactly-sized segment holding the listed entries of `seg`. */
+function gather(seg: HeadSegment, keep: Int32Array, headDim: number): HeadSegment {
+  const n = keep.length;
+  const out: HeadSegment = {
+    keys: new Float32Array(n * headDim),
+    values: new Float32Array(n * headDim),
+    positions: new Int32Array(n),
+    length: n,
+  };
+  // Copy runs of consecutive indices with one `set` each.
+  let i = 0;
+  while (i < n) {
+    let j = i + 1;
+    while (j < n && keep[j] === keep[j - 1] + 1) j++;
+    const from = keep[i] * headDim;
+    const to = (keep[j - 1] + 1) * headDim;
+    out.keys.set(seg.keys.subarray(from, to), i * headDim);
+    out.values.set(seg.values.subarray(from, to), i * headDim);
+    out.positions.set(seg.positions.subarray(keep[i], keep[j - 1] + 1), i);
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * The reference attention: plain loops, exact f32 inputs with f64 accumulation, one query row
+ * of probabilities at a time (never queries × keys for the whole context).
+ */
+export const referenceAttention: AttentionExecutor = {
+  attend(segments, query, options): Promise<AttendResult> {
+    const { q, positions, group, headDim } = query;
+    const tokens = positions.length;
+    const numKvHeads = segments.length;
+    const numHeads = numKvHeads * group;
+    const output = new Float32Array(tokens * numHeads * headDim);
+    const req = options.stats;
+    const wantStats = req !== undefined &&
+      (req.columnSum || req.columnMax || req.lastRow || (req.lastWindowMean ?? 0) > 0);
+    const stats: HeadStats[] | null = wantStats ? [] : null;
+    const softcap = options.softcap ?? null;
+    const window = options.window ?? null;
+    const lastW = Math.min(req?.lastWindowMean ?? 0, tokens);
+    const acc = new Float64Array(headDim);
+
+    for (let h = 0; h < numKvHeads; h++) {
+      const seg = segments[h];
+      const n = seg.length;
+      const probs = new Float64Array(n);
+      // Per group member, then reduced over the group.
+      const colSum = req?.columnSum ? new Float64Array(group * n) : null;
+      const colMax = req?.columnMax ? new Float64Array(group * n) : null;
+      const winMean = lastW > 0 ? new Float64Array(group * n) : null;
+      const lastRow = req?.lastRow ? new Float64Array(group * n) : null;
+      for (let g = 0; g < group; g++) {
+        const head = h * group + g;
+        for (let t = 0; t < tokens; t++) {
+          const qPos = positions[t];
+          const qOff = (t * numHeads + head) * headDim;
+          let max = -Infinity;
+          for (let j = 0; j < n; j++) {
+            const kPos = seg.positions[j];
+            if (kPos > qPos || (window !== null && qPos - kPos >= window)) {
+              probs[j] = -Infinity;
+              continue;
+            }
+            let dot = 0;
+            const kOff = j * headDim;
+            for (let i = 0; i < headDim; i++) dot += q[qOff + i] * seg.keys[kOff + i];
+            let logit = dot * options.scale;
+            if (softcap !== null) logit = Math.tanh(logit / softcap) * softcap;
+            probs[j] = logit;
+            if (logit > max) max = logit;
+          }
+          let sum = 0;
+          for (let j = 0; j < n; j++) {
+            const p = probs[j] === -Infinity ? 0 : Math.exp(probs[j] - max);
+            probs[j] = p;
+            sum += p;
+          }
+          acc.fill(0);
+          for (let j = 0; j < n; j++) {
+            if (probs[j] === 0) continue;
+            const p = probs[j] / sum;
+            probs[j] = p;
+            const vOff = j * headDim;
+            for (let i = 0; i < headDim; i++) acc[i] += p * seg.values[vOff + i];
+          }
+          if (sum > 0) {
+            for (let i = 0; i < headDim; i++) output[qOff + i] = acc[i];
+          }
+          const row = g * n;
+          if (colSum) { for (let j = 0; j < n; j++) colSum[row + j] += probs[j]; }
+          if (colMax) {
+            for (let j = 0; j < n; j++) colMax[row + j] = Math.max(colMax[row + j], probs[j]);
+          }
+          if (winMean && t >= tokens - lastW) {
+            for (let j = 0; j < n; j++) winMean[row + j] += probs[j] / lastW;
+          }
+          if (lastRow && t === tokens - 1) {
+            for (let j = 0; j < n; j++) lastRow[row + j] = probs[j];
+          }
+        }
+      }
+      if (stats) {
+        const gqa = req?.gqa ?? "mean";
+        const head: HeadStats = {};
+        if (colSum) head.columnSum = reduceGroup(colSum, group, n, gqa);
+        if (colMax) head.columnMax = reduceGroup(colMax, group, n, gqa);
+        if (winMean) head.lastWindowMean = reduceGroup(winMean, group, n, gqa);
+        if (lastRow) head.lastRow = reduceGroup(lastRow, group, n, gqa);
+        stats.push(head);
+      }
+    }
+    return Promise.resolve({ output, stats });
+  },
+};
+
+/** Reduce [group, n] to [n] by mean or max over the group. */
+export function reduceGroup(
+  values: Float64Array | Float32Array,
+  group: number,
+  n: number,
+  how: GqaReduction,
+): Float32Array {
+  const out = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    let r = how === "max" ? -Infinity : 0;
+    for (let g = 0; g < group; g++) {
+      const x = values[g * n + j];
+      r = how === "max" ? Math.max(r, x) : r + x;
+    }
+    out[j] = how === "max" ? r : r / group;
+  }
+  return out;
+}

@@ -1,0 +1,194 @@
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../tests/assert.ts";
+import { type AttendOptions, CpuKvStore, type StatsRequest } from "./kv_store.ts";
+import { seededRandom } from "../tests/random.ts";
+
+/** Naive attention over explicit key lists: builds every probability row in full. */
+function naive(
+  keys: number[][][], // [kvHead][entry][d]
+  values: number[][][],
+  kPos: number[][],
+  q: Float32Array,
+  qPos: Int32Array,
+  group: number,
+  d: number,
+  opts: AttendOptions,
+) {
+  const H = keys.length;
+  const T = qPos.length;
+  const out = new Float64Array(T * H * group * d);
+  const probs: number[][][][] = []; // [h][g][t][j]
+  for (let h = 0; h < H; h++) {
+    probs.push([]);
+    for (let g = 0; g < group; g++) {
+      probs[h].push([]);
+      for (let t = 0; t < T; t++) {
+        const head = h * group + g;
+        const logits = keys[h].map((k, j) => {
+          const visible = kPos[h][j] <= qPos[t] &&
+            (opts.window == null || qPos[t] - kPos[h][j] < opts.window);
+          if (!visible) return -Infinity;
+          let s = 0;
+          for (let i = 0; i < d; i++) s += q[(t * H * group + head) * d + i] * k[i];
+          s *= opts.scale;
+          return opts.softcap ? Math.tanh(s / opts.softcap) * opts.softcap : s;
+        });
+        const m = Math.max(...logits);
+        const e = logits.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
+        const z = e.reduce((a, b) => a + b, 0);
+        const p = e.map((x) => x / z);
+        probs[h][g].push(p);
+        for (let i = 0; i < d; i++) {
+          let acc = 0;
+          for (let j = 0; j < p.length; j++) acc += p[j] * values[h][j][i];
+          out[(t * H * group + head) * d + i] = acc;
+        }
+      }
+    }
+  }
+  return { out, probs };
+}
+
+function randn(rand: () => number, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rand() * 2 - 1);
+}
+
+interface Case {
+  name: string;
+  kvHeads: number;
+  group: number;
+  d: number;
+  prior: number;
+  chunk: number;
+  evict: boolean;
+  window?: number;
+  softcap?: number;
+  gqa: "mean" | "max";
+}
+
+const cases: Case[] = [
+  { name: "GQA 3, chunk after 11 stored", kvHeads: 2, group: 3, d: 6, prior: 11, chunk: 5, evict: false, gqa: "mean" },
+  { name: "ragged heads after eviction", kvHeads: 3, group: 2, d: 4, prior: 13, chunk: 4, evict: true, gqa: "max" },
+  { name: "single decode query", kvHeads: 2, group: 2, d: 8, prior: 9, chunk: 1, evict: true, gqa: "mean" },
+  { name: "first chunk, nothing stored", kvHeads: 1, group: 4, d: 4, prior: 0, chunk: 7, evict: false, gqa: "mean" },
+  { name: "sliding window and softcap", kvHeads: 2, group: 2, d: 4, prior: 10, chunk: 6, evict: false, window: 4, softcap: 5, gqa: "max" },
+];
+
+for (const c of cases) {
+  Deno.test(`attend matches a naive reference: ${c.name}`, async () => {
+    const rand = seededRandom(17);
+    const H = c.kvHeads;
+    const kv = new CpuKvStore({ numLayers: 1, numKvHeads: H, group: c.group, headDim: c.d });
+    const keys: number[][][] = Array.from({ length: H }, () => []);
+    const values: number[][][] = Array.from({ length: H }, () => []);
+    const kPos: number[][] = Array.from({ length: H }, () => []);
+    const push = (k: Float32Array, v: Float32Array, pos: Int32Array) => {
+      kv.append(0, k, v, pos);
+      for (let t = 0; t < pos.length; t++) {
+        for (let h = 0; h < H; h++) {
+          const o = (t * H + h) * c.d;
+          keys[h].push(Array.from(k.subarray(o, o + c.d)));
+          values[h].push(Array.from(v.subarray(o, o + c.d)));
+          kPos[h].push(pos[t]);
+        }
+      }
+    };
+    if (c.prior > 0) {
+      push(randn(rand, c.prior * H * c.d), randn(rand, c.prior * H * c.d), Int32Array.from({ length: c.prior }, (_, i) => i));
+    }
+    if (c.evict) {
+      // Different survivors per head: head h keeps entries whose index % (h + 2) != 1.
+      const keep = Array.from({ length: H }, (_, h) =>
+        Int32Array.from([...Array(c.prior).keys()].filter((j) => j % (h + 2) !== 1)));
+      kv.evict(0, keep);
+      for (let h = 0; h < H; h++) {
+        keys[h] = [...keep[h]].map((j) => keys[h][j]);
+        values[h] = [...keep[h]].map((j) => values[h][j]);
+        kPos[h] = [...keep[h]].map((j) => kPos[h][j]);
+      }
+      assertEquals([...kv.lengths(0)], keys.map((k) => k.length));
+    }
+    const qPos = Int32Array.from({ length: c.chunk }, (_, i) => c.prior + i);
+    push(randn(rand, c.chunk * H * c.d), randn(rand, c.chunk * H * c.d), qPos);
+    const q = randn(rand, c.chunk * H * c.group * c.d);
+    const w = Math.min(3, c.chunk);
+    const stats: StatsRequest = { columnSum: true, columnMax: true, lastWindowMean: 3, lastRow: true, gqa: c.gqa };
+    const opts: AttendOptions = { scale: 0.7, window: c.window ?? null, softcap: c.softcap ?? null, stats };
+    const got = await kv.attend(0, q, qPos, opts);
+    const want = naive(keys, values, kPos, q, qPos, c.group, c.d, opts);
+    for (let i = 0; i < want.out.length; i++) assertAlmostEquals(got.output[i], want.out[i], 1e-5);
+    assert(got.stats !== null);
+    for (let h = 0; h < H; h++) {
+      const n = keys[h].length;
+      const reduce = (f: (p: number[][]) => number[]) => {
+        const perG = probsOf(h).map(f);
+        return Array.from({ length: n }, (_, j) =>
+          c.gqa === "max" ? Math.max(...perG.map((r) => r[j])) : perG.reduce((a, r) => a + r[j], 0) / c.group);
+      };
+      const probsOf = (hh: number) => want.probs[hh];
+      const colSum = reduce((rows) => rows[0].map((_, j) => rows.reduce((a, r) => a + r[j], 0)));
+      const colMax = reduce((rows) => rows[0].map((_, j) => Math.max(...rows.map((r) => r[j]))));
+      const win = reduce((rows) => rows[0].map((_, j) => rows.slice(-w).reduce((a, r) => a + r[j], 0) / w));
+      const last = reduce((rows) => rows[rows.length - 1]);
+      const s = got.stats[h];
+      for (let j = 0; j < n; j++) {
+        assertAlmostEquals(s.columnSum![j], colSum[j], 1e-5);
+        assertAlmostEquals(s.columnMax![j], colMax[j], 1e-6);
+        assertAlmostEquals(s.lastWindowMean![j], win[j], 1e-6);
+        assertAlmostEquals(s.lastRow![j], last[j], 1e-6);
+      }
+    }
+  });
+}
+
+Deno.test("evict keeps exactly the listed entries and frees memory", () => {
+  const kv = new CpuKvStore({ numLayers: 2, numKvHeads: 2, group: 1, headDim: 4 });
+  const n = 300;
+  const k = Float32Array.from({ length: n * 2 * 4 }, (_, i) => i);
+  kv.append(0, k, k, Int32Array.from({ length: n }, (_, i) => i));
+  kv.append(1, k, k, Int32Array.from({ length: n }, (_, i) => i));
+  const before = kv.bytesHeld();
+  kv.evict(0, [Int32Array.of(0, 5, 6, 7, 299), Int32Array.of(3)]);
+  assertEquals([...kv.segment(0, 0).positions], [0, 5, 6, 7, 299]);
+  assertEquals([...kv.segment(0, 1).positions], [3]);
+  // Head 1's entry 3 holds the key written for token 3, head 1.
+  assertEquals([...kv.segment(0, 1).keys], [28, 29, 30, 31]);
+  assertEquals([...kv.segment(0, 0).values.subarray(4, 8)], [40, 41, 42, 43]);
+  assert(kv.bytesHeld() < before, "eviction must release storage");
+  assertEquals(kv.bytesUsed(), (5 + 1 + 2 * n) * (4 * 8 + 4));
+  assertEquals(kv.nominal(), 4 * n * (4 * 8 + 4));
+  assertThrows(() => kv.evict(0, [Int32Array.of(2, 1), Int32Array.of(0)]), Error, "increasing");
+  assertThrows(() => kv.evict(0, [Int32Array.of(9), Int32Array.of(0)]), Error, "within [0, 5)");
+});
+
+Deno.test("mark/restore truncates back to the compressed context", () => {
+  const rand = seededRandom(3);
+  const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 1, headDim: 2 });
+  kv.append(0, randn(rand, 20 * 4), randn(rand, 20 * 4), Int32Array.from({ length: 20 }, (_, i) => i));
+  kv.evict(0, [Int32Array.of(1, 4, 9), Int32Array.of(0, 19)]);
+  const snapshot = [0, 1].map((h) => structuredClone(kv.segment(0, h)));
+  const mark = kv.mark();
+  kv.append(0, randn(rand, 5 * 4), randn(rand, 5 * 4), Int32Array.from({ length: 5 }, (_, i) => 20 + i));
+  assertEquals([...kv.lengths(0)], [8, 7]);
+  kv.restore(mark);
+  for (const h of [0, 1]) assertEquals(kv.segment(0, h), snapshot[h]);
+  assertEquals(kv.nextPosition, 20);
+  // Evicting marked entries makes the mark unrestorable, loudly.
+  kv.append(0, randn(rand, 4), randn(rand, 4), Int32Array.of(20));
+  kv.evict(0, [Int32Array.of(0, 3), Int32Array.of(0, 1, 2)]);
+  assertThrows(() => kv.restore(mark), Error, "cannot be restored");
+});
+
+Deno.test("sliding layers drop entries no query can see, but never past a mark", () => {
+  const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 1, group: 1, headDim: 2, slidingWindows: [8] });
+  const one = (p: number) => kv.append(0, Float32Array.of(p, p), Float32Array.of(p, p), Int32Array.of(p));
+  for (let p = 0; p < 40; p++) one(p);
+  const held = kv.lengths(0)[0];
+  assert(held >= 8 && held < 16, `window 8 should hold between 8 and 15 entries, held ${held}`);
+  assertEquals(kv.segment(0, 0).positions.at(-1), 39);
+  const mark = kv.mark();
+  for (let p = 40; p < 80; p++) one(p);
+  kv.restore(mark);
+  const positions = [...kv.segment(0, 0).positions];
+  assertEquals(positions.slice(-8), [32, 33, 34, 35, 36, 37, 38, 39]);
+  assertEquals(kv.nominal(), 8 * (2 * 8 + 4));
+});
