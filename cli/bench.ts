@@ -1,0 +1,3 @@
+export async function runBenchCommand(): Promise<void> {
+  console.log("bench: not yet available");
+}

@@ -1,0 +1,292 @@
+/**
+ * A loaded model: per-layer ONNX sessions for the dense work, the embedding table for the
+ * gather, and the forward pass that moves a chunk of tokens through every layer, appending
+ * to and attending over a KV store that the caller owns.
+ *
+ * @module
+ */
+
+import { InputError } from "../errors.ts";
+import {
+  type AttendResult,
+  type AttentionExecutor,
+  CpuKvStore,
+  type HeadStats,
+  type StatsRequest,
+} from "../kernels/kv_store.ts";
+import { createSession, type OrtSession, readF32, tensorF32 } from "../kernels/ort.ts";
+import { buildHeadGraph, buildPostAttentionGraph, buildPreAttentionGraph } from "./graphs.ts";
+import { openModelDir } from "./model_dir.ts";
+import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
+import type { TextTokenizer } from "./tokenizer.ts";
+import type { ModelConfig } from "./types.ts";
+import { loadWeights } from "./weights.ts";
+
+/** What the forward pass hands a method for one layer of one chunk. */
+export interface LayerTap {
+  layer: number;
+  /** Absolute positions of the chunk's tokens. */
+  positions: Int32Array;
+  /** Attention-input hidden state (after the input norm) [T, hidden]. */
+  hidden: Float32Array;
+  /** Post-RoPE queries [T, heads, headDim]. */
+  queries: Float32Array;
+  /** Post-RoPE keys [T, kvHeads, headDim]. */
+  keys: Float32Array;
+  /** Values [T, kvHeads, headDim]. */
+  values: Float32Array;
+  /** Attention statistics per KV head, when requested, aligned with the store's entries. */
+  stats: HeadStats[] | null;
+}
+
+/** Observers of the forward pass. */
+export interface ForwardTaps {
+  /** Statistics to compute inside attention, for every layer or per layer. */
+  stats?: StatsRequest | ((layer: number) => StatsRequest | undefined);
+  /** Called after each layer's attention, before its MLP. */
+  onLayer?: (tap: LayerTap) => void | Promise<void>;
+}
+
+/** Options of one forward call. */
+export interface ForwardOptions {
+  /** Which logits to return: every position, only the last, or none. Default "last". */
+  logits?: "all" | "last" | "none";
+  taps?: ForwardTaps;
+}
+
+/** Options of {@linkcode Model.load}. */
+export interface LoadOptions {
+  /** Intra-op threads for ORT; default the machine's cores. */
+  threads?: number;
+  /** Attention arithmetic for caches this model creates; default the store's reference. */
+  attention?: AttentionExecutor;
+  /** Progress while building sessions: (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * A model ready to run. Create a cache with {@linkcode Model.createCache}, then call
+ * {@linkcode Model.forward} on successive chunks.
+ *
+ * @example
+ * ```ts
+ * const model = await Model.load("models/tiny");
+ * const cache = model.createCache();
+ * const logits = await model.forward(Int32Array.of(1, 2, 3), cache, { logits: "all" });
+ * ```
+ */
+export class Model {
+  readonly dir: string;
+  readonly config: ModelConfig;
+  readonly #tokenizer: () => TextTokenizer;
+  readonly #embed: Float32Array;
+  readonly #pre: OrtSession[];
+  readonly #post: OrtSession[];
+  readonly #head: OrtSession;
+  readonly #rope: RopeFrequencies[];
+  readonly #attention: AttentionExecutor | undefined;
+
+  private constructor(init: {
+    dir: string;
+    config: ModelConfig;
+    tokenizer: () => TextTokenizer;
+    embed: Float32Array;
+    pre: OrtSession[];
+    post: OrtSession[];
+    head: OrtSession;
+    attention?: AttentionExecutor;
+  }) {
+    this.dir = init.dir;
+    this.config = init.config;
+    this.#tokenizer = init.tokenizer;
+    this.#embed = init.embed;
+    this.#pre = init.pre;
+    this.#post = init.post;
+    this.#head = init.head;
+    this.#attention = init.attention;
+    // Layers sharing a RoPE spec share one frequency object, so tables are built once per chunk.
+    const bySpec = new Map<string, RopeFrequencies>();
+    this.#rope = this.config.layers.map((l) => {
+      const key = JSON.stringify(l.rope);
+      let freqs = bySpec.get(key);
+      if (freqs === undefined) {
+        freqs = ropeFrequencies(this.config.headDim, l.rope);
+        bySpec.set(key, freqs);
+      }
+      return freqs;
+    });
+  }
+
+  /** Load a Hugging Face model directory and build its sessions. */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    const modelDir = await openModelDir(dir);
+    const { config } = modelDir;
+    let weights;
+    try {
+      weights = await loadWeights(modelDir.store, config);
+    } finally {
+      modelDir.close();
+    }
+    const threads = options.threads;
+    const total = 2 * config.numLayers + 1;
+    let done = 0;
+    const step = () => options.onProgress?.(++done, total);
+    const pre: OrtSession[] = [];
+    const post: OrtSession[] = [];
+    for (let l = 0; l < config.numLayers; l++) {
+      const w = weights.layers[l];
+      pre.push(await createSession(buildPreAttentionGraph(config, w, l), { name: `layer${l}_pre`, threads }));
+      step();
+      post.push(await createSession(buildPostAttentionGraph(config, w, l), { name: `layer${l}_post`, threads }));
+      step();
+      // The sessions hold their own copies; let the f32 arrays go.
+      weights.layers[l] = undefined as never;
+    }
+    const head = await createSession(
+      buildHeadGraph(config, weights.finalNorm, weights.lmHead),
+      { name: "lm_head", threads },
+    );
+    step();
+    return new Model({
+      dir,
+      config,
+      tokenizer: () => modelDir.requireTokenizer(),
+      embed: weights.embedTokens,
+      pre,
+      post,
+      head,
+      attention: options.attention,
+    });
+  }
+
+  /** The model's tokenizer (a clear error when the directory has no tokenizer.json). */
+  tokenizer(): TextTokenizer {
+    return this.#tokenizer();
+  }
+
+  /** An empty KV store shaped for this model. */
+  createCache(): CpuKvStore {
+    const c = this.config;
+    return new CpuKvStore({
+      numLayers: c.numLayers,
+      numKvHeads: c.numKvHeads,
+      group: c.numHeads / c.numKvHeads,
+      headDim: c.headDim,
+      slidingWindows: c.layers.map((l) => l.slidingWindow),
+    }, { executor: this.#attention });
+  }
+
+  /**
+   * Run `ids` at the positions following what `cache` holds: every layer appends its keys and
+   * values, then attends over the store. Returns logits [T or 1, vocab] (empty for "none").
+   */
+  async forward(ids: Int32Array, cache: CpuKvStore, options: ForwardOptions = {}): Promise<Float32Array> {
+    const c = this.config;
+    const T = ids.length;
+    if (T === 0) return new Float32Array(0);
+    this.#checkIds(ids, cache.nextPosition);
+    const positions = Int32Array.from({ length: T }, (_, i) => cache.nextPosition + i);
+    const tables = new Map<RopeFrequencies, { cos: Float32Array; sin: Float32Array }>();
+    let x = this.#embedTokens(ids);
+    const taps = options.taps;
+    for (let l = 0; l < c.numLayers; l++) {
+      const freqs = this.#rope[l];
+      let table = tables.get(freqs);
+      if (table === undefined) {
+        table = ropeTables(freqs, positions);
+        tables.set(freqs, table);
+      }
+      const half = c.headDim / 2;
+      const pre = await this.#pre[l].run({
+        x: tensorF32(x, [T, c.hiddenSize]),
+        cos: tensorF32(table.cos, [T, half]),
+        sin: tensorF32(table.sin, [T, half]),
+      });
+      const queries = readF32(pre.q);
+      const keys = readF32(pre.k);
+      const values = readF32(pre.v);
+      cache.append(l, keys, values, positions);
+      const stats = typeof taps?.stats === "function" ? taps.stats(l) : taps?.stats;
+      const attended: AttendResult = await cache.attend(l, queries, positions, {
+        scale: c.attnScale,
+        softcap: c.attnLogitSoftcap,
+        stats,
+      });
+      if (taps?.onLayer) {
+        await taps.onLayer({
+          layer: l,
+          positions,
+          hidden: readF32(pre.hidden),
+          queries,
+          keys,
+          values,
+          stats: attended.stats,
+        });
+      }
+      const post = await this.#post[l].run({
+        x: tensorF32(x, [T, c.hiddenSize]),
+        attn: tensorF32(attended.output, [T, c.numHeads * c.headDim]),
+      });
+      x = readF32(post.y);
+    }
+    const mode = options.logits ?? "last";
+    if (mode === "none") return new Float32Array(0);
+    const rows = mode === "all" ? T : 1;
+    const last = x.subarray((T - rows) * c.hiddenSize);
+    const out = await this.#head.run({ x: tensorF32(last, [rows, c.hiddenSize]) });
+    return readF32(out.logits);
+  }
+
+  /**
+   * Prefill `ids` in chunks of `chunkSize` tokens (all at once when absent); `onChunk` runs
+   * after each chunk, e.g. to evict. Returns the last position's logits.
+   */
+  async prefill(
+    ids: Int32Array,
+    cache: CpuKvStore,
+    options: { chunkSize?: number; taps?: ForwardTaps; onChunk?: (end: number) => void | Promise<void> } = {},
+  ): Promise<Float32Array> {
+    const chunk = options.chunkSize ?? ids.length;
+    if (!Number.isInteger(chunk) || chunk < 1) {
+      throw new InputError(`chunk size: expected a positive integer, got ${options.chunkSize}`);
+    }
+    let logits = new Float32Array(0);
+    for (let start = 0; start < ids.length; start += chunk) {
+      const end = Math.min(ids.length, start + chunk);
+      logits = await this.forward(ids.subarray(start, end), cache, {
+        logits: end === ids.length ? "last" : "none",
+        taps: options.taps,
+      }) as Float32Array<ArrayBuffer>;
+      await options.onChunk?.(end);
+    }
+    return logits;
+  }
+
+  #checkIds(ids: Int32Array, start: number): void {
+    const c = this.config;
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= c.vocabSize) {
+        throw new InputError(
+          `token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${c.vocabSize}) of ${this.dir}/config.json`,
+        );
+      }
+    }
+    if (start + ids.length > c.maxPositionEmbeddings) {
+      throw new InputError(
+        `context of ${start + ids.length} tokens exceeds max_position_embeddings ${c.maxPositionEmbeddings} in ${this.dir}/config.json`,
+      );
+    }
+  }
+
+  #embedTokens(ids: Int32Array): Float32Array {
+    const D = this.config.hiddenSize;
+    const scale = this.config.embeddingScale;
+    const x = new Float32Array(ids.length * D);
+    for (let t = 0; t < ids.length; t++) {
+      const row = this.#embed.subarray(ids[t] * D, (ids[t] + 1) * D);
+      if (scale === 1) x.set(row, t * D);
+      else for (let i = 0; i < D; i++) x[t * D + i] = row[i] * scale;
+    }
+    return x;
+  }
+}
