@@ -17,10 +17,27 @@ interface Golden {
 
 const cases = [...Deno.readDirSync(FIXTURES)].filter((e) => e.isDirectory).map((e) => e.name).sort();
 
+/** A copy of a fixture whose config.json is the pre-v5 Hub layout (config.legacy.json). */
+async function legacyCopy(name: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: `evictbench-legacy-${name}-` });
+  for (const entry of Deno.readDirSync(FIXTURES + name)) {
+    if (entry.name === "config.json") continue;
+    const target = entry.name === "config.legacy.json" ? "config.json" : entry.name;
+    await Deno.copyFile(`${FIXTURES}${name}/${entry.name}`, `${dir}/${target}`);
+  }
+  return dir;
+}
+
+const variants = [
+  { attention: "reference", layout: "v5" },
+  { attention: "onnxruntime", layout: "v5" },
+  { attention: "onnxruntime", layout: "legacy" },
+] as const;
+
 for (const name of cases) {
-  for (const attention of ["reference", "onnxruntime"] as const) {
-    Deno.test(`fidelity vs HF transformers: ${name} (${attention} attention)`, async () => {
-      const dir = FIXTURES + name;
+  for (const { attention, layout } of variants) {
+    Deno.test(`fidelity vs HF transformers: ${name} (${attention} attention, ${layout} config)`, async () => {
+      const dir = layout === "legacy" ? await legacyCopy(name) : FIXTURES + name;
       const golden: Golden = JSON.parse(await Deno.readTextFile(`${dir}/golden.json`));
       const bytes = await Deno.readFile(`${dir}/logits.f32`);
       const want = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
@@ -35,8 +52,9 @@ for (const name of cases) {
         worst = Math.max(worst, Math.abs(got[i] - want[i]));
         scale = Math.max(scale, Math.abs(want[i]));
       }
-      console.log(`${name} ${attention}: max abs err ${worst.toExponential(2)}, max abs logit ${scale.toFixed(2)}`);
+      console.log(`${name} ${attention} ${layout}: max abs err ${worst.toExponential(2)}, max abs logit ${scale.toFixed(2)}`);
       assert(scale > 0.5, `fixture logits are too small to test anything (max |logit| ${scale})`);
+      if (layout === "legacy") await Deno.remove(dir, { recursive: true });
       assert(worst <= TOLERANCE * Math.max(1, scale), `max |Δlogit| ${worst} exceeds ${TOLERANCE} × max(1, ${scale.toFixed(2)})`);
     });
   }
