@@ -1,6 +1,13 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../tests/assert.ts";
-import { type AttendOptions, CpuKvStore, type StatsRequest } from "./kv_store.ts";
-import { seededRandom } from "../tests/random.ts";
+import {
+  type AttendOptions,
+  type AttentionExecutor,
+  CpuKvStore,
+  referenceAttention,
+  type StatsRequest,
+} from "./kv_store.ts";
+import { OrtAttention } from "./attention_ort.ts";
+import { seededRandom } from "./random.ts";
 
 /** Naive attention over explicit key lists: builds every probability row in full. */
 function naive(
@@ -66,78 +73,160 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: "GQA 3, chunk after 11 stored", kvHeads: 2, group: 3, d: 6, prior: 11, chunk: 5, evict: false, gqa: "mean" },
-  { name: "ragged heads after eviction", kvHeads: 3, group: 2, d: 4, prior: 13, chunk: 4, evict: true, gqa: "max" },
-  { name: "single decode query", kvHeads: 2, group: 2, d: 8, prior: 9, chunk: 1, evict: true, gqa: "mean" },
-  { name: "first chunk, nothing stored", kvHeads: 1, group: 4, d: 4, prior: 0, chunk: 7, evict: false, gqa: "mean" },
-  { name: "sliding window and softcap", kvHeads: 2, group: 2, d: 4, prior: 10, chunk: 6, evict: false, window: 4, softcap: 5, gqa: "max" },
+  {
+    name: "GQA 3, chunk after 11 stored",
+    kvHeads: 2,
+    group: 3,
+    d: 6,
+    prior: 11,
+    chunk: 5,
+    evict: false,
+    gqa: "mean",
+  },
+  {
+    name: "ragged heads after eviction",
+    kvHeads: 3,
+    group: 2,
+    d: 4,
+    prior: 13,
+    chunk: 4,
+    evict: true,
+    gqa: "max",
+  },
+  {
+    name: "single decode query",
+    kvHeads: 2,
+    group: 2,
+    d: 8,
+    prior: 9,
+    chunk: 1,
+    evict: true,
+    gqa: "mean",
+  },
+  {
+    name: "first chunk, nothing stored",
+    kvHeads: 1,
+    group: 4,
+    d: 4,
+    prior: 0,
+    chunk: 7,
+    evict: false,
+    gqa: "mean",
+  },
+  {
+    name: "sliding window and softcap",
+    kvHeads: 2,
+    group: 2,
+    d: 4,
+    prior: 10,
+    chunk: 6,
+    evict: false,
+    window: 4,
+    softcap: 5,
+    gqa: "max",
+  },
 ];
 
+const executors: [string, AttentionExecutor][] = [["reference", referenceAttention], [
+  "onnxruntime",
+  new OrtAttention(),
+]];
+
 for (const c of cases) {
-  Deno.test(`attend matches a naive reference: ${c.name}`, async () => {
-    const rand = seededRandom(17);
-    const H = c.kvHeads;
-    const kv = new CpuKvStore({ numLayers: 1, numKvHeads: H, group: c.group, headDim: c.d });
-    const keys: number[][][] = Array.from({ length: H }, () => []);
-    const values: number[][][] = Array.from({ length: H }, () => []);
-    const kPos: number[][] = Array.from({ length: H }, () => []);
-    const push = (k: Float32Array, v: Float32Array, pos: Int32Array) => {
-      kv.append(0, k, v, pos);
-      for (let t = 0; t < pos.length; t++) {
+  for (const [executorName, executor] of executors) {
+    Deno.test(`attend matches a naive reference: ${c.name} (${executorName})`, async () => {
+      const rand = seededRandom(17);
+      const H = c.kvHeads;
+      const kv = new CpuKvStore({ numLayers: 1, numKvHeads: H, group: c.group, headDim: c.d }, {
+        executor,
+      });
+      const keys: number[][][] = Array.from({ length: H }, () => []);
+      const values: number[][][] = Array.from({ length: H }, () => []);
+      const kPos: number[][] = Array.from({ length: H }, () => []);
+      const push = (k: Float32Array, v: Float32Array, pos: Int32Array) => {
+        kv.append(0, k, v, pos);
+        for (let t = 0; t < pos.length; t++) {
+          for (let h = 0; h < H; h++) {
+            const o = (t * H + h) * c.d;
+            keys[h].push(Array.from(k.subarray(o, o + c.d)));
+            values[h].push(Array.from(v.subarray(o, o + c.d)));
+            kPos[h].push(pos[t]);
+          }
+        }
+      };
+      if (c.prior > 0) {
+        push(
+          randn(rand, c.prior * H * c.d),
+          randn(rand, c.prior * H * c.d),
+          Int32Array.from({ length: c.prior }, (_, i) => i),
+        );
+      }
+      if (c.evict) {
+        // Different survivors per head: head h keeps entries whose index % (h + 2) != 1.
+        const keep = Array.from(
+          { length: H },
+          (_, h) => Int32Array.from([...Array(c.prior).keys()].filter((j) => j % (h + 2) !== 1)),
+        );
+        kv.evict(0, keep);
         for (let h = 0; h < H; h++) {
-          const o = (t * H + h) * c.d;
-          keys[h].push(Array.from(k.subarray(o, o + c.d)));
-          values[h].push(Array.from(v.subarray(o, o + c.d)));
-          kPos[h].push(pos[t]);
+          keys[h] = [...keep[h]].map((j) => keys[h][j]);
+          values[h] = [...keep[h]].map((j) => values[h][j]);
+          kPos[h] = [...keep[h]].map((j) => kPos[h][j]);
+        }
+        assertEquals([...kv.lengths(0)], keys.map((k) => k.length));
+      }
+      const qPos = Int32Array.from({ length: c.chunk }, (_, i) => c.prior + i);
+      push(randn(rand, c.chunk * H * c.d), randn(rand, c.chunk * H * c.d), qPos);
+      const q = randn(rand, c.chunk * H * c.group * c.d);
+      const w = Math.min(3, c.chunk);
+      const stats: StatsRequest = {
+        columnSum: true,
+        columnMax: true,
+        lastWindowMean: 3,
+        lastRow: true,
+        gqa: c.gqa,
+      };
+      const opts: AttendOptions = {
+        scale: 0.7,
+        window: c.window ?? null,
+        softcap: c.softcap ?? null,
+        stats,
+      };
+      const got = await kv.attend(0, q, qPos, opts);
+      const want = naive(keys, values, kPos, q, qPos, c.group, c.d, opts);
+      for (let i = 0; i < want.out.length; i++) {
+        assertAlmostEquals(got.output[i], want.out[i], 1e-5);
+      }
+      assert(got.stats !== null);
+      for (let h = 0; h < H; h++) {
+        const n = keys[h].length;
+        const reduce = (f: (p: number[][]) => number[]) => {
+          const perG = probsOf(h).map(f);
+          return Array.from(
+            { length: n },
+            (_, j) =>
+              c.gqa === "max"
+                ? Math.max(...perG.map((r) => r[j]))
+                : perG.reduce((a, r) => a + r[j], 0) / c.group,
+          );
+        };
+        const probsOf = (hh: number) => want.probs[hh];
+        const colSum = reduce((rows) => rows[0].map((_, j) => rows.reduce((a, r) => a + r[j], 0)));
+        const colMax = reduce((rows) => rows[0].map((_, j) => Math.max(...rows.map((r) => r[j]))));
+        const win = reduce((rows) =>
+          rows[0].map((_, j) => rows.slice(-w).reduce((a, r) => a + r[j], 0) / w)
+        );
+        const last = reduce((rows) => rows[rows.length - 1]);
+        const s = got.stats[h];
+        for (let j = 0; j < n; j++) {
+          assertAlmostEquals(s.columnSum![j], colSum[j], 1e-5);
+          assertAlmostEquals(s.columnMax![j], colMax[j], 1e-6);
+          assertAlmostEquals(s.lastWindowMean![j], win[j], 1e-6);
+          assertAlmostEquals(s.lastRow![j], last[j], 1e-6);
         }
       }
-    };
-    if (c.prior > 0) {
-      push(randn(rand, c.prior * H * c.d), randn(rand, c.prior * H * c.d), Int32Array.from({ length: c.prior }, (_, i) => i));
-    }
-    if (c.evict) {
-      // Different survivors per head: head h keeps entries whose index % (h + 2) != 1.
-      const keep = Array.from({ length: H }, (_, h) =>
-        Int32Array.from([...Array(c.prior).keys()].filter((j) => j % (h + 2) !== 1)));
-      kv.evict(0, keep);
-      for (let h = 0; h < H; h++) {
-        keys[h] = [...keep[h]].map((j) => keys[h][j]);
-        values[h] = [...keep[h]].map((j) => values[h][j]);
-        kPos[h] = [...keep[h]].map((j) => kPos[h][j]);
-      }
-      assertEquals([...kv.lengths(0)], keys.map((k) => k.length));
-    }
-    const qPos = Int32Array.from({ length: c.chunk }, (_, i) => c.prior + i);
-    push(randn(rand, c.chunk * H * c.d), randn(rand, c.chunk * H * c.d), qPos);
-    const q = randn(rand, c.chunk * H * c.group * c.d);
-    const w = Math.min(3, c.chunk);
-    const stats: StatsRequest = { columnSum: true, columnMax: true, lastWindowMean: 3, lastRow: true, gqa: c.gqa };
-    const opts: AttendOptions = { scale: 0.7, window: c.window ?? null, softcap: c.softcap ?? null, stats };
-    const got = await kv.attend(0, q, qPos, opts);
-    const want = naive(keys, values, kPos, q, qPos, c.group, c.d, opts);
-    for (let i = 0; i < want.out.length; i++) assertAlmostEquals(got.output[i], want.out[i], 1e-5);
-    assert(got.stats !== null);
-    for (let h = 0; h < H; h++) {
-      const n = keys[h].length;
-      const reduce = (f: (p: number[][]) => number[]) => {
-        const perG = probsOf(h).map(f);
-        return Array.from({ length: n }, (_, j) =>
-          c.gqa === "max" ? Math.max(...perG.map((r) => r[j])) : perG.reduce((a, r) => a + r[j], 0) / c.group);
-      };
-      const probsOf = (hh: number) => want.probs[hh];
-      const colSum = reduce((rows) => rows[0].map((_, j) => rows.reduce((a, r) => a + r[j], 0)));
-      const colMax = reduce((rows) => rows[0].map((_, j) => Math.max(...rows.map((r) => r[j]))));
-      const win = reduce((rows) => rows[0].map((_, j) => rows.slice(-w).reduce((a, r) => a + r[j], 0) / w));
-      const last = reduce((rows) => rows[rows.length - 1]);
-      const s = got.stats[h];
-      for (let j = 0; j < n; j++) {
-        assertAlmostEquals(s.columnSum![j], colSum[j], 1e-5);
-        assertAlmostEquals(s.columnMax![j], colMax[j], 1e-6);
-        assertAlmostEquals(s.lastWindowMean![j], win[j], 1e-6);
-        assertAlmostEquals(s.lastRow![j], last[j], 1e-6);
-      }
-    }
-  });
+    });
+  }
 }
 
 Deno.test("evict keeps exactly the listed entries and frees memory", () => {
@@ -163,11 +252,21 @@ Deno.test("evict keeps exactly the listed entries and frees memory", () => {
 Deno.test("mark/restore truncates back to the compressed context", () => {
   const rand = seededRandom(3);
   const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 1, headDim: 2 });
-  kv.append(0, randn(rand, 20 * 4), randn(rand, 20 * 4), Int32Array.from({ length: 20 }, (_, i) => i));
+  kv.append(
+    0,
+    randn(rand, 20 * 4),
+    randn(rand, 20 * 4),
+    Int32Array.from({ length: 20 }, (_, i) => i),
+  );
   kv.evict(0, [Int32Array.of(1, 4, 9), Int32Array.of(0, 19)]);
   const snapshot = [0, 1].map((h) => structuredClone(kv.segment(0, h)));
   const mark = kv.mark();
-  kv.append(0, randn(rand, 5 * 4), randn(rand, 5 * 4), Int32Array.from({ length: 5 }, (_, i) => 20 + i));
+  kv.append(
+    0,
+    randn(rand, 5 * 4),
+    randn(rand, 5 * 4),
+    Int32Array.from({ length: 5 }, (_, i) => 20 + i),
+  );
   assertEquals([...kv.lengths(0)], [8, 7]);
   kv.restore(mark);
   for (const h of [0, 1]) assertEquals(kv.segment(0, h), snapshot[h]);
@@ -179,8 +278,15 @@ Deno.test("mark/restore truncates back to the compressed context", () => {
 });
 
 Deno.test("sliding layers drop entries no query can see, but never past a mark", () => {
-  const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 1, group: 1, headDim: 2, slidingWindows: [8] });
-  const one = (p: number) => kv.append(0, Float32Array.of(p, p), Float32Array.of(p, p), Int32Array.of(p));
+  const kv = new CpuKvStore({
+    numLayers: 1,
+    numKvHeads: 1,
+    group: 1,
+    headDim: 2,
+    slidingWindows: [8],
+  });
+  const one = (p: number) =>
+    kv.append(0, Float32Array.of(p, p), Float32Array.of(p, p), Int32Array.of(p));
   for (let p = 0; p < 40; p++) one(p);
   const held = kv.lengths(0)[0];
   assert(held >= 8 && held < 16, `window 8 should hold between 8 and 15 entries, held ${held}`);

@@ -1,0 +1,155 @@
+/**
+ * Runtime benchmarks of the CPU engine on a random model shaped like Qwen3-0.6B, each judged
+ * against a ceiling measured in the same run: prefill's dense FLOP/s against the GEMM peak,
+ * decode against the floor of weight bytes ÷ read bandwidth, and decode attention over a long
+ * cache against the read bandwidth.
+ *
+ * @module
+ */
+
+import { Bench } from "tinybench";
+import { Model } from "../engine/model.ts";
+import { OrtAttention } from "../kernels/attention_ort.ts";
+import { CpuKvStore } from "../kernels/kv_store.ts";
+import type { ModelConfig } from "../engine/types.ts";
+import { seededRandom } from "../kernels/random.ts";
+
+/** Latency of `fn` in ms (tinybench: median of `iterations` after `warmup` runs). */
+export async function latencyMs(
+  fn: () => Promise<unknown> | unknown,
+  options: { iterations: number; warmup?: number },
+): Promise<{ medianMs: number; meanMs: number; samples: number }> {
+  const bench = new Bench({
+    iterations: options.iterations,
+    warmupIterations: options.warmup ?? 1,
+    time: 0,
+    warmupTime: 0,
+    throws: true,
+  });
+  bench.add("task", fn);
+  await bench.run();
+  const result = bench.tasks[0].result;
+  if (result === undefined || !("latency" in result)) throw new Error("tinybench returned no latency");
+  return { medianMs: result.latency.p50!, meanMs: result.latency.mean, samples: result.latency.samplesCount };
+}
+
+/** FLOPs of the linear layers for T tokens (2 per multiply-add), plus the LM head rows asked. */
+export function denseFlops(config: ModelConfig, tokens: number, logitRows: number): number {
+  const { hiddenSize: D, headDim: d, numHeads, numKvHeads, intermediateSize: I, numLayers, vocabSize } = config;
+  const perLayer = D * numHeads * d + 2 * D * numKvHeads * d + numHeads * d * D + 3 * D * I;
+  return 2 * tokens * perLayer * numLayers + 2 * logitRows * vocabSize * D;
+}
+
+/** Bytes of f32 weights one decode step must read: every linear layer plus the LM head. */
+export function decodeWeightBytes(config: ModelConfig): number {
+  return (denseFlops(config, 1, 1) / 2) * 4;
+}
+
+/** Prefill and decode figures of one model. */
+export interface ModelBench {
+  prefillTokens: number;
+  prefillMs: number;
+  prefillTokensPerS: number;
+  prefillDenseGflops: number;
+  decodeContext: number;
+  decodeMsPerToken: number;
+  decodeWeightBytes: number;
+}
+
+/** Prefill `prefillTokens` random ids in one chunk, then time single-token decode steps. */
+export async function benchModel(
+  dir: string,
+  options: { prefillTokens: number; decodeSteps: number; threads?: number; repeats?: number },
+): Promise<ModelBench> {
+  const model = await Model.load(dir, {
+    threads: options.threads,
+    attention: new OrtAttention({ threads: options.threads }),
+  });
+  const rand = seededRandom(11);
+  const ids = Int32Array.from({ length: options.prefillTokens }, () => Math.floor(rand() * model.config.vocabSize));
+  const prefill = await latencyMs(async () => {
+    await model.forward(ids, model.createCache(), { logits: "last" });
+  }, { iterations: options.repeats ?? 2, warmup: 1 });
+  const cache = model.createCache();
+  let logits = await model.forward(ids, cache, { logits: "last" });
+  const mark = cache.mark();
+  let step = 0;
+  const decode = await latencyMs(async () => {
+    const next = Int32Array.of(argmaxOf(logits));
+    logits = await model.forward(next, cache, { logits: "last" });
+    if (++step % 32 === 0) cache.restore(mark);
+  }, { iterations: options.decodeSteps, warmup: 2 });
+  const flops = denseFlops(model.config, options.prefillTokens, 1);
+  return {
+    prefillTokens: options.prefillTokens,
+    prefillMs: prefill.medianMs,
+    prefillTokensPerS: options.prefillTokens / (prefill.medianMs / 1000),
+    prefillDenseGflops: flops / (prefill.medianMs * 1e6),
+    decodeContext: options.prefillTokens,
+    decodeMsPerToken: decode.medianMs,
+    decodeWeightBytes: decodeWeightBytes(model.config),
+  };
+}
+
+function argmaxOf(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/** Decode-step attention over a long cache, full and after eviction. */
+export interface AttentionBench {
+  entriesPerHead: number;
+  kvHeads: number;
+  headDim: number;
+  fullMs: number;
+  /** K and V bytes read by one full step, over its time (GB/s). */
+  fullGbps: number;
+  keptRatio: number;
+  evictedMs: number;
+  /** evictedMs / fullMs; proportional scaling gives ≈ keptRatio. */
+  timeRatio: number;
+}
+
+/**
+ * One decode step (one query per head) of one layer over `entries` per KV head, through the
+ * store and the engine's ORT attention, then again after keeping `keptRatio` of the entries.
+ */
+export async function benchDecodeAttention(
+  options: { entries: number; kvHeads: number; group: number; headDim: number; keptRatio: number; threads?: number; iterations?: number },
+): Promise<AttentionBench> {
+  const { entries, kvHeads, group, headDim } = options;
+  const store = new CpuKvStore({ numLayers: 1, numKvHeads: kvHeads, group, headDim }, {
+    executor: new OrtAttention({ threads: options.threads }),
+  });
+  const rand = seededRandom(5);
+  const chunk = 4096;
+  for (let start = 0; start < entries; start += chunk) {
+    const n = Math.min(chunk, entries - start);
+    const k = Float32Array.from({ length: n * kvHeads * headDim }, () => rand() - 0.5);
+    store.append(0, k, k.map((x) => -x), Int32Array.from({ length: n }, (_, i) => start + i));
+  }
+  const q = Float32Array.from({ length: kvHeads * group * headDim }, () => rand() - 0.5);
+  const pos = Int32Array.of(entries);
+  const step = () => store.attend(0, q, pos, { scale: headDim ** -0.5 });
+  const iterations = options.iterations ?? 20;
+  const full = await latencyMs(step, { iterations, warmup: 3 });
+  const keep = Array.from({ length: kvHeads }, () => {
+    const kept: number[] = [];
+    for (let j = 0; j < entries; j++) if (rand() < options.keptRatio) kept.push(j);
+    return Int32Array.from(kept);
+  });
+  store.evict(0, keep);
+  const evicted = await latencyMs(step, { iterations, warmup: 3 });
+  const bytes = 2 * entries * kvHeads * headDim * 4;
+  return {
+    entriesPerHead: entries,
+    kvHeads,
+    headDim,
+    fullMs: full.medianMs,
+    fullGbps: bytes / (full.medianMs * 1e6),
+    keptRatio: options.keptRatio,
+    evictedMs: evicted.medianMs,
+    timeRatio: evicted.medianMs / full.medianMs,
+  };
+}
