@@ -51,7 +51,12 @@ export function buildProgram(): Command {
     .description("Greedy generation from a prompt; prints the completion.")
     .requiredOption("--model <dir>", "Hugging Face model directory")
     .requiredOption("--prompt <text>", "prompt text")
-    .option("--max-new-tokens <n>", "tokens to generate at most", positiveInt("--max-new-tokens"), 64)
+    .option(
+      "--max-new-tokens <n>",
+      "tokens to generate at most",
+      positiveInt("--max-new-tokens"),
+      64,
+    )
     .option("--chat", "wrap the prompt in the model's chat template", false)
     .option("--stop <strings...>", "stop strings")
     .option("--chunk-size <n>", "prefill chunk size in tokens", positiveInt("--chunk-size"))
@@ -110,4 +115,3 @@ export async function main(args: string[]): Promise<number> {
 if (import.meta.main) {
   Deno.exit(await main(Deno.args));
 }
-

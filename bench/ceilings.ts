@@ -53,7 +53,9 @@ export async function measureGemmPeak(
     const input = tensorF32(new Float32Array(m * k).fill(0.25), [m, k]);
     const ms = await timeMs(() => session.run({ x: input }), options.repeats ?? 5);
     const gflops = (2 * m * k * n) / (ms * 1e6);
-    if (gflops > best.value) best = { value: gflops, detail: `Gemm ${m}×${k}×${n}: ${ms.toFixed(1)} ms` };
+    if (gflops > best.value) {
+      best = { value: gflops, detail: `Gemm ${m}×${k}×${n}: ${ms.toFixed(1)} ms` };
+    }
     await session.release();
   }
   return best;
@@ -72,7 +74,10 @@ export async function measureReadBandwidth(
     dataType: "float32",
     shape: [],
   });
-  const session = await createSession(g.build(), { name: "read bandwidth", threads: options.threads });
+  const session = await createSession(g.build(), {
+    name: "read bandwidth",
+    threads: options.threads,
+  });
   const data = new Float32Array(n).fill(1);
   const input = tensorF32(data, [n]);
   let checked = false;
@@ -81,12 +86,17 @@ export async function measureReadBandwidth(
     if (!checked) {
       checked = true;
       const s = readF32(out.s)[0];
-      if (Math.abs(s - n) > n * 1e-3) throw new Error(`bandwidth probe summed to ${s}, expected ${n}`);
+      if (Math.abs(s - n) > n * 1e-3) {
+        throw new Error(`bandwidth probe summed to ${s}, expected ${n}`);
+      }
     }
   }, options.repeats ?? 5);
   await session.release();
   const gbs = (n * 4) / (ms * 1e6);
-  return { value: gbs, detail: `ReduceSum over ${(n * 4 / 2 ** 20).toFixed(0)} MiB: ${ms.toFixed(1)} ms` };
+  return {
+    value: gbs,
+    detail: `ReduceSum over ${(n * 4 / 2 ** 20).toFixed(0)} MiB: ${ms.toFixed(1)} ms`,
+  };
 }
 
 /** Copy bandwidth of TypedArray.set (read + write counted), for reference. */
@@ -102,5 +112,8 @@ export function measureCopyBandwidth(bytes: number, repeats = 5): Ceiling {
     times.push(performance.now() - t);
   }
   const ms = median(times);
-  return { value: (2 * n * 4) / (ms * 1e6), detail: `Float32Array.set of ${(n * 4 / 2 ** 20).toFixed(0)} MiB: ${ms.toFixed(1)} ms` };
+  return {
+    value: (2 * n * 4) / (ms * 1e6),
+    detail: `Float32Array.set of ${(n * 4 / 2 ** 20).toFixed(0)} MiB: ${ms.toFixed(1)} ms`,
+  };
 }

@@ -29,13 +29,27 @@ export async function latencyMs(
   bench.add("task", fn);
   await bench.run();
   const result = bench.tasks[0].result;
-  if (result === undefined || !("latency" in result)) throw new Error("tinybench returned no latency");
-  return { medianMs: result.latency.p50!, meanMs: result.latency.mean, samples: result.latency.samplesCount };
+  if (result === undefined || !("latency" in result)) {
+    throw new Error("tinybench returned no latency");
+  }
+  return {
+    medianMs: result.latency.p50!,
+    meanMs: result.latency.mean,
+    samples: result.latency.samplesCount,
+  };
 }
 
 /** FLOPs of the linear layers for T tokens (2 per multiply-add), plus the LM head rows asked. */
 export function denseFlops(config: ModelConfig, tokens: number, logitRows: number): number {
-  const { hiddenSize: D, headDim: d, numHeads, numKvHeads, intermediateSize: I, numLayers, vocabSize } = config;
+  const {
+    hiddenSize: D,
+    headDim: d,
+    numHeads,
+    numKvHeads,
+    intermediateSize: I,
+    numLayers,
+    vocabSize,
+  } = config;
   const perLayer = D * numHeads * d + 2 * D * numKvHeads * d + numHeads * d * D + 3 * D * I;
   return 2 * tokens * perLayer * numLayers + 2 * logitRows * vocabSize * D;
 }
@@ -66,7 +80,10 @@ export async function benchModel(
     attention: new OrtAttention({ threads: options.threads }),
   });
   const rand = seededRandom(11);
-  const ids = Int32Array.from({ length: options.prefillTokens }, () => Math.floor(rand() * model.config.vocabSize));
+  const ids = Int32Array.from(
+    { length: options.prefillTokens },
+    () => Math.floor(rand() * model.config.vocabSize),
+  );
   const prefill = await latencyMs(async () => {
     await model.forward(ids, model.createCache(), { logits: "last" });
   }, { iterations: options.repeats ?? 2, warmup: 1 });
@@ -116,7 +133,15 @@ export interface AttentionBench {
  * store and the engine's ORT attention, then again after keeping `keptRatio` of the entries.
  */
 export async function benchDecodeAttention(
-  options: { entries: number; kvHeads: number; group: number; headDim: number; keptRatio: number; threads?: number; iterations?: number },
+  options: {
+    entries: number;
+    kvHeads: number;
+    group: number;
+    headDim: number;
+    keptRatio: number;
+    threads?: number;
+    iterations?: number;
+  },
 ): Promise<AttentionBench> {
   const { entries, kvHeads, group, headDim } = options;
   const store = new CpuKvStore({ numLayers: 1, numKvHeads: kvHeads, group, headDim }, {

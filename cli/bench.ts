@@ -14,6 +14,7 @@
  * @module
  */
 
+import os from "node:os";
 import { benchDecodeAttention, benchModel } from "../bench/runtime.ts";
 import { measureCopyBandwidth, measureGemmPeak, measureReadBandwidth } from "../bench/ceilings.ts";
 import { makeRandomModel, QWEN3_0_6B_SHAPE } from "../engine/random_model.ts";
@@ -48,19 +49,52 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
   line("copy bandwidth (read+write)", `${copy.value.toFixed(1)} GB/s  [${copy.detail}]`);
 
   const shape = quick
-    ? { ...QWEN3_0_6B_SHAPE, num_hidden_layers: 4, hidden_size: 256, intermediate_size: 768, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64, vocab_size: 4096 }
+    ? {
+      ...QWEN3_0_6B_SHAPE,
+      num_hidden_layers: 4,
+      hidden_size: 256,
+      intermediate_size: 768,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 64,
+      vocab_size: 4096,
+    }
     : QWEN3_0_6B_SHAPE;
   const dir = options.keepModel ?? await Deno.makeTempDir({ prefix: "evictbench-bench-" });
-  const made = await makeRandomModel(dir, { arch: "qwen3", seed: 0, dtype: "BF16", overrides: shape, reuse: true });
-  line("benchmark model", `${dir} (${made.reused ? "reused" : "written"}, ${(made.parameters / 1e6).toFixed(0)}M parameters)`);
+  const made = await makeRandomModel(dir, {
+    arch: "qwen3",
+    seed: 0,
+    dtype: "BF16",
+    overrides: shape,
+    reuse: true,
+  });
+  line(
+    "benchmark model",
+    `${dir} (${made.reused ? "reused" : "written"}, ${
+      (made.parameters / 1e6).toFixed(0)
+    }M parameters)`,
+  );
 
   const tokens = quick ? 256 : 2048;
   const m = await benchModel(dir, { prefillTokens: tokens, decodeSteps: quick ? 8 : 16, threads });
   const floorMs = m.decodeWeightBytes / (read.value * 1e6);
-  line(`prefill ${tokens} tokens`, `${m.prefillMs.toFixed(0)} ms = ${m.prefillTokensPerS.toFixed(1)} tokens/s`);
-  line("  dense FLOP/s vs GEMM peak", `${m.prefillDenseGflops.toFixed(1)} GFLOP/s = ${(100 * m.prefillDenseGflops / gemm.value).toFixed(0)} % (target ≥ 60 %)`);
+  line(
+    `prefill ${tokens} tokens`,
+    `${m.prefillMs.toFixed(0)} ms = ${m.prefillTokensPerS.toFixed(1)} tokens/s`,
+  );
+  line(
+    "  dense FLOP/s vs GEMM peak",
+    `${m.prefillDenseGflops.toFixed(1)} GFLOP/s = ${
+      (100 * m.prefillDenseGflops / gemm.value).toFixed(0)
+    } % (target ≥ 60 %)`,
+  );
   line(`decode at ${m.decodeContext} context`, `${m.decodeMsPerToken.toFixed(1)} ms/token`);
-  line("  vs floor (weight bytes ÷ read bandwidth)", `floor ${floorMs.toFixed(1)} ms → ${(m.decodeMsPerToken / floorMs).toFixed(2)}× (target ≤ 1.5×)`);
+  line(
+    "  vs floor (weight bytes ÷ read bandwidth)",
+    `floor ${floorMs.toFixed(1)} ms → ${
+      (m.decodeMsPerToken / floorMs).toFixed(2)
+    }× (target ≤ 1.5×)`,
+  );
 
   const attn = await benchDecodeAttention({
     entries: quick ? 4096 : 32768,
@@ -70,18 +104,46 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
     keptRatio: 0.3,
     threads,
   });
-  line(`decode attention, ${attn.entriesPerHead} entries × ${attn.kvHeads} heads`, `${attn.fullMs.toFixed(2)} ms, K+V at ${attn.fullGbps.toFixed(1)} GB/s = ${(100 * attn.fullGbps / read.value).toFixed(0)} % of read bandwidth (target ≥ 50 %)`);
-  line(`  after evicting to ${attn.keptRatio} kept`, `${attn.evictedMs.toFixed(2)} ms = ${attn.timeRatio.toFixed(2)}× the full time (target ≤ 0.4×)`);
+  line(
+    `decode attention, ${attn.entriesPerHead} entries × ${attn.kvHeads} heads`,
+    `${attn.fullMs.toFixed(2)} ms, K+V at ${attn.fullGbps.toFixed(1)} GB/s = ${
+      (100 * attn.fullGbps / read.value).toFixed(0)
+    } % of read bandwidth (target ≥ 50 %)`,
+  );
+  line(
+    `  after evicting to ${attn.keptRatio} kept`,
+    `${attn.evictedMs.toFixed(2)} ms = ${attn.timeRatio.toFixed(2)}× the full time (target ≤ 0.4×)`,
+  );
 
   let hf: Record<string, number> | null = null;
   if (options.hf !== undefined) {
     hf = await runHfReference(options.hf, dir, { threads, tokens, decodeSteps: quick ? 4 : 8 });
-    line("HF transformers prefill (same weights)", `${hf.prefill_tokens_per_s.toFixed(1)} tokens/s → evictbench ${(m.prefillTokensPerS / hf.prefill_tokens_per_s).toFixed(2)}×`);
-    line("HF transformers decode (same weights)", `${hf.decode_ms_per_token_median.toFixed(1)} ms/token → evictbench ${(hf.decode_ms_per_token_median / m.decodeMsPerToken).toFixed(2)}× faster`);
+    line(
+      "HF transformers prefill (same weights)",
+      `${hf.prefill_tokens_per_s.toFixed(1)} tokens/s → evictbench ${
+        (m.prefillTokensPerS / hf.prefill_tokens_per_s).toFixed(2)
+      }×`,
+    );
+    line(
+      "HF transformers decode (same weights)",
+      `${hf.decode_ms_per_token_median.toFixed(1)} ms/token → evictbench ${
+        (hf.decode_ms_per_token_median / m.decodeMsPerToken).toFixed(2)
+      }× faster`,
+    );
   }
 
   if (options.out !== undefined) {
-    const result = { threads, cpu: cpuModel(), gemmPeakGflops: gemm.value, readGbps: read.value, copyGbps: copy.value, model: m, decodeFloorMs: floorMs, attention: attn, hf };
+    const result = {
+      threads,
+      cpu: cpuModel(),
+      gemmPeakGflops: gemm.value,
+      readGbps: read.value,
+      copyGbps: copy.value,
+      model: m,
+      decodeFloorMs: floorMs,
+      attention: attn,
+      hf,
+    };
     await Deno.writeTextFile(options.out, JSON.stringify(result, null, 2) + "\n");
   }
   if (options.keepModel === undefined) await Deno.remove(dir, { recursive: true });
@@ -94,19 +156,31 @@ async function runHfReference(
 ): Promise<Record<string, number>> {
   const json = await Deno.makeTempFile({ suffix: ".json" });
   const script = new URL("../tools/bench_hf.py", import.meta.url).pathname;
-  const args = [script, "--model", dir, "--threads", String(o.threads), "--prefill", String(o.tokens), "--decode-context", String(o.tokens), "--decode-steps", String(o.decodeSteps), "--json", json];
-  const status = await new Deno.Command(python, { args, stdout: "inherit", stderr: "inherit" }).output();
+  const args = [
+    script,
+    "--model",
+    dir,
+    "--threads",
+    String(o.threads),
+    "--prefill",
+    String(o.tokens),
+    "--decode-context",
+    String(o.tokens),
+    "--decode-steps",
+    String(o.decodeSteps),
+    "--json",
+    json,
+  ];
+  const status = await new Deno.Command(python, { args, stdout: "inherit", stderr: "inherit" })
+    .output();
   if (!status.success) throw new Error(`${python} tools/bench_hf.py exited with ${status.code}`);
   const result = JSON.parse(await Deno.readTextFile(json));
   await Deno.remove(json);
   return result;
 }
 
-function cpuModel(): string {
-  try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    return info.match(/model name\s*:\s*(.*)/)?.[1]?.trim() ?? "unknown CPU";
-  } catch {
-    return "unknown CPU";
-  }
+/** The CPU's model name as the OS reports it (node:os; /proc needs --allow-all in Deno). */
+export function cpuModel(): string {
+  const cpus = os.cpus();
+  return cpus.length > 0 ? `${cpus[0].model.trim()} × ${cpus.length}` : "unknown CPU";
 }

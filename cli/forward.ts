@@ -27,7 +27,9 @@ export function parseIds(text: string, flag = "--ids"): Int32Array {
   for (let i = 0; i < parts.length; i++) {
     const n = Number(parts[i]);
     if (parts[i] === "" || !Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) {
-      throw new InputError(`${flag}: item ${i + 1} "${parts[i]}" is not a non-negative integer token id`);
+      throw new InputError(
+        `${flag}: item ${i + 1} "${parts[i]}" is not a non-negative integer token id`,
+      );
     }
     ids[i] = n;
   }
@@ -56,7 +58,9 @@ export async function runForwardCommand(options: ForwardCommandOptions): Promise
     const cache = model.createCache();
     const chunk = options.chunkSize ?? ids.length;
     for (let start = 0; start < ids.length; start += chunk) {
-      const logits = await model.forward(ids.subarray(start, start + chunk), cache, { logits: "all" });
+      const logits = await model.forward(ids.subarray(start, start + chunk), cache, {
+        logits: "all",
+      });
       await writeAll(out, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
     }
   } catch (error) {

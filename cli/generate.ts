@@ -32,10 +32,13 @@ export async function runGenerateCommand(options: GenerateCommandOptions): Promi
     })
     : options.prompt;
   const ids = Int32Array.from(tokenizer.encode(prompt, { addSpecialTokens: !options.chat }));
+  // A model may emit ids past the tokenizer's vocabulary (padded embedding rows); like
+  // transformers, decode them to nothing rather than failing.
+  const known = (id: number) => tokenizer.token(id) !== null;
   const result = await generate(model, model.createCache(), ids, {
     maxNewTokens: options.maxNewTokens,
     stopStrings: options.stop,
-    decode: (tokens) => tokenizer.decode(tokens, { skipSpecialTokens: true }),
+    decode: (tokens) => tokenizer.decode(tokens.filter(known), { skipSpecialTokens: true }),
     chunkSize: options.chunkSize,
   });
   console.log(result.text);

@@ -305,7 +305,7 @@ export function parseModelConfig(
   let activation: ModelConfig["activation"] = "silu";
   let embeddingScale = 1;
   let attnScale = 1 / Math.sqrt(headDim);
-  let attnLogitSoftcap: number | null = null;
+  const attnLogitSoftcap: number | null = null;
   let finalLogitSoftcap: number | null = null;
   let layers: LayerSpec[];
 

@@ -15,7 +15,8 @@ interface Golden {
   shape: [number, number];
 }
 
-const cases = [...Deno.readDirSync(FIXTURES)].filter((e) => e.isDirectory).map((e) => e.name).sort();
+const cases = [...Deno.readDirSync(FIXTURES)].filter((e) => e.isDirectory).map((e) => e.name)
+  .sort();
 
 /** A copy of a fixture whose config.json is the pre-v5 Hub layout (config.legacy.json). */
 async function legacyCopy(name: string): Promise<string> {
@@ -44,7 +45,9 @@ for (const name of cases) {
       const model = await Model.load(dir, {
         attention: attention === "onnxruntime" ? new OrtAttention() : undefined,
       });
-      const got = await model.forward(Int32Array.from(golden.ids), model.createCache(), { logits: "all" });
+      const got = await model.forward(Int32Array.from(golden.ids), model.createCache(), {
+        logits: "all",
+      });
       assert(got.length === want.length, `expected ${want.length} logits, got ${got.length}`);
       let worst = 0;
       let scale = 0;
@@ -52,10 +55,17 @@ for (const name of cases) {
         worst = Math.max(worst, Math.abs(got[i] - want[i]));
         scale = Math.max(scale, Math.abs(want[i]));
       }
-      console.log(`${name} ${attention} ${layout}: max abs err ${worst.toExponential(2)}, max abs logit ${scale.toFixed(2)}`);
+      console.log(
+        `${name} ${attention} ${layout}: max abs err ${worst.toExponential(2)}, max abs logit ${
+          scale.toFixed(2)
+        }`,
+      );
       assert(scale > 0.5, `fixture logits are too small to test anything (max |logit| ${scale})`);
       if (layout === "legacy") await Deno.remove(dir, { recursive: true });
-      assert(worst <= TOLERANCE * Math.max(1, scale), `max |Δlogit| ${worst} exceeds ${TOLERANCE} × max(1, ${scale.toFixed(2)})`);
+      assert(
+        worst <= TOLERANCE * Math.max(1, scale),
+        `max |Δlogit| ${worst} exceeds ${TOLERANCE} × max(1, ${scale.toFixed(2)})`,
+      );
     });
   }
 }

@@ -106,7 +106,13 @@ export async function generate(
   if (text === null && options.decode) {
     text = options.decode(stopReason === "eos" ? tokens.slice(0, -1) : tokens);
   }
-  return { tokens, text, stopReason, prefillMs, decodeMsPerToken: steps > 0 ? decodeMs / steps : 0 };
+  return {
+    tokens,
+    text,
+    stopReason,
+    prefillMs,
+    decodeMsPerToken: steps > 0 ? decodeMs / steps : 0,
+  };
 }
 
 function firstStop(text: string, stops: readonly string[]): number {

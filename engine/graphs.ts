@@ -20,13 +20,22 @@ function normWeight(config: ModelConfig, w: Float32Array): Float32Array {
   return config.normStyle === "gemma" ? w.map((x) => Math.fround(1 + x)) : w;
 }
 
-function norm(g: GraphBuilder, config: ModelConfig, x: string, name: string, w: Float32Array): string {
+function norm(
+  g: GraphBuilder,
+  config: ModelConfig,
+  x: string,
+  name: string,
+  w: Float32Array,
+): string {
   const weight = g.initializer(name, tensorDataF32(normWeight(config, w), [w.length]));
   return g.rmsNorm(x, weight, config.rmsNormEps);
 }
 
 function linear(g: GraphBuilder, x: string, name: string, w: LinearWeights): string {
-  const weight = g.initializer(`${name}.weight`, tensorDataF32(w.weight, [w.outFeatures, w.inFeatures]));
+  const weight = g.initializer(
+    `${name}.weight`,
+    tensorDataF32(w.weight, [w.outFeatures, w.inFeatures]),
+  );
   const bias = w.bias === null
     ? undefined
     : g.initializer(`${name}.bias`, tensorDataF32(w.bias, [w.outFeatures]));
@@ -96,7 +105,9 @@ export function buildPostAttentionGraph(
   const gate = linear(g, mlpIn, "gate_proj", w.gate);
   const act = config.activation === "silu" ? g.silu(gate) : g.geluTanh(gate);
   let mlp = linear(g, g.node("Mul", [act, linear(g, mlpIn, "up_proj", w.up)]), "down_proj", w.down);
-  if (config.sandwichNorms) mlp = norm(g, config, mlp, "post_feedforward_norm", w.postFeedforwardNorm!);
+  if (config.sandwichNorms) {
+    mlp = norm(g, config, mlp, "post_feedforward_norm", w.postFeedforwardNorm!);
+  }
   g.output(g.node("Add", [residual, mlp]), { name: "y", dataType: "float32", shape: ["T", D] });
   return g.build();
 }

@@ -135,9 +135,19 @@ export class Model {
     const post: OrtSession[] = [];
     for (let l = 0; l < config.numLayers; l++) {
       const w = weights.layers[l];
-      pre.push(await createSession(buildPreAttentionGraph(config, w, l), { name: `layer${l}_pre`, threads }));
+      pre.push(
+        await createSession(buildPreAttentionGraph(config, w, l), {
+          name: `layer${l}_pre`,
+          threads,
+        }),
+      );
       step();
-      post.push(await createSession(buildPostAttentionGraph(config, w, l), { name: `layer${l}_post`, threads }));
+      post.push(
+        await createSession(buildPostAttentionGraph(config, w, l), {
+          name: `layer${l}_post`,
+          threads,
+        }),
+      );
       step();
       // The sessions hold their own copies; let the f32 arrays go.
       weights.layers[l] = undefined as never;
@@ -180,7 +190,11 @@ export class Model {
    * Run `ids` at the positions following what `cache` holds: every layer appends its keys and
    * values, then attends over the store. Returns logits [T or 1, vocab] (empty for "none").
    */
-  async forward(ids: Int32Array, cache: CpuKvStore, options: ForwardOptions = {}): Promise<Float32Array> {
+  async forward(
+    ids: Int32Array,
+    cache: CpuKvStore,
+    options: ForwardOptions = {},
+  ): Promise<Float32Array> {
     const c = this.config;
     const T = ids.length;
     if (T === 0) return new Float32Array(0);
@@ -244,7 +258,11 @@ export class Model {
   async prefill(
     ids: Int32Array,
     cache: CpuKvStore,
-    options: { chunkSize?: number; taps?: ForwardTaps; onChunk?: (end: number) => void | Promise<void> } = {},
+    options: {
+      chunkSize?: number;
+      taps?: ForwardTaps;
+      onChunk?: (end: number) => void | Promise<void>;
+    } = {},
   ): Promise<Float32Array> {
     const chunk = options.chunkSize ?? ids.length;
     if (!Number.isInteger(chunk) || chunk < 1) {
@@ -267,13 +285,17 @@ export class Model {
     for (let i = 0; i < ids.length; i++) {
       if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= c.vocabSize) {
         throw new InputError(
-          `token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${c.vocabSize}) of ${this.dir}/config.json`,
+          `token id ${
+            ids[i]
+          } at index ${i} is outside the vocabulary [0, ${c.vocabSize}) of ${this.dir}/config.json`,
         );
       }
     }
     if (start + ids.length > c.maxPositionEmbeddings) {
       throw new InputError(
-        `context of ${start + ids.length} tokens exceeds max_position_embeddings ${c.maxPositionEmbeddings} in ${this.dir}/config.json`,
+        `context of ${
+          start + ids.length
+        } tokens exceeds max_position_embeddings ${c.maxPositionEmbeddings} in ${this.dir}/config.json`,
       );
     }
   }

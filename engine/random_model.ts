@@ -438,6 +438,18 @@ export async function makeRandomModel(
     if (value === undefined) delete json[key];
     else json[key] = value;
   }
+  // A new depth without explicit layer types repeats the family's pattern over the new depth.
+  const overrides = options.overrides ?? {};
+  if (
+    "num_hidden_layers" in overrides && !("layer_types" in overrides) &&
+    Array.isArray(base.layer_types)
+  ) {
+    const pattern = base.layer_types as string[];
+    json.layer_types = Array.from(
+      { length: Number(overrides.num_hidden_layers) },
+      (_, i) => pattern[i % pattern.length],
+    );
+  }
   let config: ModelConfig;
   try {
     config = parseModelConfig(json);

@@ -51,7 +51,12 @@ export function ropeFrequencies(headDim: number, rope: RopeSpec): RopeFrequencie
 
 function llama3Frequencies(
   invFreq: Float32Array,
-  s: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number },
+  s: {
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositionEmbeddings: number;
+  },
 ): Float32Array {
   const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
   const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;

@@ -1,21 +1,36 @@
 /**
  * Attention over the ragged KV store through onnxruntime: one session call per layer, each KV
- * head's keys, values and positions passed as their own inputs (their lengths differ after
- * eviction). The causal and sliding-window mask is built inside the graph from the entries'
- * original positions, and the optional statistics are reductions of the same probabilities,
- * so nothing of size queries × keys leaves the graph.
+ * head's keys and values passed as their own inputs (their lengths differ after eviction).
+ * The causal and sliding-window mask comes from the entries' original positions, and the
+ * optional statistics are reductions of the same probabilities inside the graph, so nothing
+ * of size queries × keys leaves it.
  *
  * Graph per KV head h (T queries, group G, n_h entries):
  *   s = scale · q_h k_hᵀ [G, T, n_h] (tanh soft-capped if asked)
- *   visible = 0 ≤ qPos − kPos < window;  p = softmax(s + (visible ? 0 : −∞))
+ *   p = softmax(s + bias_h), bias_h = 0 where 0 ≤ qPos − kPos < window, else −∞
  *   out_h = p v_h [G, T, d]
+ * The bias is built here from positions, once per distinct position set (heads that evicted
+ * alike share it), and left out when one query in a global layer sees every entry.
  *
  * @module
  */
 
-import type { AttendOptions, AttendResult, AttentionExecutor, HeadSegment, HeadStats } from "./kv_store.ts";
+import type {
+  AttendOptions,
+  AttendResult,
+  AttentionExecutor,
+  HeadSegment,
+  HeadStats,
+} from "./kv_store.ts";
 import { GraphBuilder } from "./onnx/graph.ts";
-import { createSession, type OrtSession, type OrtTensor, readF32, tensorF32, tensorI32, tensorI64 } from "./ort.ts";
+import {
+  createSession,
+  type OrtSession,
+  type OrtTensor,
+  readF32,
+  tensorF32,
+  tensorI64,
+} from "./ort.ts";
 
 type StatName = "columnSum" | "columnMax" | "lastWindowMean" | "lastRow";
 const STAT_NAMES: StatName[] = ["columnSum", "columnMax", "lastWindowMean", "lastRow"];
@@ -25,21 +40,16 @@ interface Variant {
   group: number;
   headDim: number;
   softcap: number | null;
+  /** Whether an additive mask input (0 or −∞) is applied; not needed for one query in a global layer. */
+  masked: boolean;
   stats: StatName[];
   gqa: "mean" | "max";
 }
-
-const NO_WINDOW = 2 ** 31 - 1;
 
 function buildAttentionGraph(v: Variant): Uint8Array {
   const { heads: H, group: G, headDim: d } = v;
   const g = new GraphBuilder(`attention_h${H}_g${G}_d${d}`);
   const q = g.input("q", "float32", ["T", H * G, d]);
-  const qPos = g.reshape(g.input("q_pos", "int32", ["T"]), [-1, 1]);
-  const window = g.input("window", "int32", [1]);
-  const zero = g.initializer("zero_i32", { dataType: "int32", dims: [], data: Int32Array.of(0) });
-  const negInf = g.constantF32(-Infinity);
-  const zeroF = g.constantF32(0);
   // [T, H·G, d] → [H, G·T, d]: rows of head h ordered (g, t).
   const qHeads = g.reshape(g.transpose(g.reshape(q, [0, H, G, d]), [1, 2, 0, 3]), [H, -1, d]);
   const perHead = H === 1 ? [qHeads] : g.nodeMulti("Split", [qHeads], H, { axis: { int: 0 } });
@@ -47,7 +57,6 @@ function buildAttentionGraph(v: Variant): Uint8Array {
   for (let h = 0; h < H; h++) {
     const k = g.input(`k${h}`, "float32", [`n${h}`, d]);
     const val = g.input(`v${h}`, "float32", [`n${h}`, d]);
-    const kPos = g.reshape(g.input(`k_pos${h}`, "int32", [`n${h}`]), [1, -1]);
     const qh = g.reshape(perHead[h], [-1, d]);
     // Queries arrive pre-scaled, so this is scale · q kᵀ, [G·T, n] viewed as [G, T, n].
     const scores = g.node("Unsqueeze", [g.gemm(qh, k), g.constantI64([0])]);
@@ -56,20 +65,17 @@ function buildAttentionGraph(v: Variant): Uint8Array {
       const cap = g.constantF32(v.softcap);
       s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
     }
-    const diff = g.node("Sub", [qPos, kPos]); // [T, n]
-    const visible = g.node("And", [
-      g.node("GreaterOrEqual", [diff, zero]),
-      g.node("Less", [diff, window]),
-    ]);
-    const bias = g.node("Where", [visible, zeroF, negInf]);
-    const p = g.node("Softmax", [g.node("Add", [s, bias])], { axis: { int: -1 } }); // [G, T, n]
+    if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", ["T", `n${h}`])]);
+    const p = g.node("Softmax", [s], { axis: { int: -1 } }); // [G, T, n]
     outs.push(g.node("MatMul", [p, val])); // [G, T, d]
     for (const stat of v.stats) {
       let perGroup: string; // [G, n]
       if (stat === "columnSum") perGroup = g.reduce("ReduceSum", p, [1], { keepdims: false });
       else if (stat === "columnMax") perGroup = g.reduce("ReduceMax", p, [1], { keepdims: false });
       else {
-        const start = stat === "lastRow" ? g.constantI64([-1]) : g.input(`w_start${h}`, "int64", [1]);
+        const start = stat === "lastRow"
+          ? g.constantI64([-1])
+          : g.input(`w_start${h}`, "int64", [1]);
         const rows = g.node("Slice", [p, start, g.constantI64([2 ** 53]), g.constantI64([1])]);
         perGroup = g.reduce("ReduceMean", rows, [1], { keepdims: false });
       }
@@ -80,8 +86,37 @@ function buildAttentionGraph(v: Variant): Uint8Array {
     }
   }
   const all = H === 1 ? outs[0] : g.node("Concat", outs, { axis: { int: 0 } }); // [H·G, T, d]
-  g.output(g.transpose(all, [1, 0, 2]), { name: "out", dataType: "float32", shape: ["T", H * G, d] });
+  g.output(g.transpose(all, [1, 0, 2]), {
+    name: "out",
+    dataType: "float32",
+    shape: ["T", H * G, d],
+  });
   return g.build();
+}
+
+/**
+ * The additive mask of queries at `qPos` over entries at `kPos` (both ascending): 0 where
+ * 0 ≤ qPos − kPos < window, −∞ elsewhere. Visible entries form one run per row, so each row is
+ * two fills.
+ */
+export function maskBias(qPos: Int32Array, kPos: Int32Array, window: number | null): Float32Array {
+  const n = kPos.length;
+  const bias = new Float32Array(qPos.length * n).fill(-Infinity);
+  let lo = 0;
+  let hi = 0;
+  for (let t = 0; t < qPos.length; t++) {
+    const p = qPos[t];
+    while (hi < n && kPos[hi] <= p) hi++;
+    if (window !== null) { while (lo < hi && p - kPos[lo] >= window) lo++; }
+    bias.fill(0, t * n + lo, t * n + hi);
+  }
+  return bias;
+}
+
+function samePositions(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -113,11 +148,15 @@ export class OrtAttention implements AttentionExecutor {
     const stats = STAT_NAMES.filter((name) =>
       name === "lastWindowMean" ? (req?.lastWindowMean ?? 0) > 0 : req?.[name] === true
     );
+    const window = options.window ?? null;
+    // With one query in a global layer every stored entry is visible: no mask at all.
+    const masked = T > 1 || window !== null;
     const variant: Variant = {
       heads: H,
       group,
       headDim,
       softcap: options.softcap ?? null,
+      masked,
       stats,
       gqa: req?.gqa ?? "mean",
     };
@@ -125,18 +164,22 @@ export class OrtAttention implements AttentionExecutor {
     // Scale the queries here rather than baking the scale into the graph.
     const scaled = new Float32Array(q.length);
     for (let i = 0; i < q.length; i++) scaled[i] = q[i] * options.scale;
-    const feeds: Record<string, OrtTensor> = {
-      q: tensorF32(scaled, [T, H * group, headDim]),
-      q_pos: tensorI32(positions, [T]),
-      window: tensorI32(Int32Array.of(options.window ?? NO_WINDOW), [1]),
-    };
+    const feeds: Record<string, OrtTensor> = { q: tensorF32(scaled, [T, H * group, headDim]) };
     const wStart = BigInt64Array.of(BigInt(-Math.min(req?.lastWindowMean ?? 1, T)));
+    let shared: { positions: Int32Array; bias: OrtTensor } | null = null;
     for (let h = 0; h < H; h++) {
       const seg = segments[h];
       const n = seg.length;
+      const kPos = seg.positions.subarray(0, n);
       feeds[`k${h}`] = tensorF32(seg.keys.subarray(0, n * headDim), [n, headDim]);
       feeds[`v${h}`] = tensorF32(seg.values.subarray(0, n * headDim), [n, headDim]);
-      feeds[`k_pos${h}`] = tensorI32(seg.positions.subarray(0, n), [n]);
+      if (masked) {
+        // Heads holding the same positions (no or uniform eviction) share one mask.
+        if (shared === null || !samePositions(shared.positions, kPos)) {
+          shared = { positions: kPos, bias: tensorF32(maskBias(positions, kPos, window), [T, n]) };
+        }
+        feeds[`bias${h}`] = shared.bias;
+      }
       if (stats.includes("lastWindowMean")) feeds[`w_start${h}`] = tensorI64(wStart, [1]);
     }
     const result = await session.run(feeds);
@@ -156,7 +199,10 @@ export class OrtAttention implements AttentionExecutor {
     const key = JSON.stringify(v);
     let session = this.#sessions.get(key);
     if (session === undefined) {
-      session = createSession(buildAttentionGraph(v), { name: `attention ${key}`, threads: this.#threads });
+      session = createSession(buildAttentionGraph(v), {
+        name: `attention ${key}`,
+        threads: this.#threads,
+      });
       this.#sessions.set(key, session);
     }
     return session;

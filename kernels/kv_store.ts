@@ -114,8 +114,11 @@ export class CpuKvStore {
   #executor: AttentionExecutor;
   #nextPosition = 0;
   #tokensSeen = 0;
-  /** Sliding layers keep what queries from this position on can see, so `restore` stays exact. */
-  #trimHorizon = Infinity;
+  /**
+   * Position of the last mark (−Infinity when none). Sliding layers never trim entries before
+   * it, since `restore` must find them; entries appended after it are trimmed as usual.
+   */
+  #markPosition = -Infinity;
 
   constructor(shape: KvStoreShape, options: { executor?: AttentionExecutor } = {}) {
     const slidingWindows = shape.slidingWindows ?? new Array(shape.numLayers).fill(null);
@@ -262,7 +265,14 @@ export class CpuKvStore {
         lengths[l * numKvHeads + h] = this.#segments[l][h].length;
       }
     }
-    this.#trimHorizon = this.#nextPosition;
+    // Drop what the next query cannot see first, so the mark holds exactly the live window.
+    for (let l = 0; l < numLayers; l++) this.#trimWindow(l, this.#nextPosition, true);
+    this.#markPosition = this.#nextPosition;
+    for (let l = 0; l < numLayers; l++) {
+      for (let h = 0; h < numKvHeads; h++) {
+        lengths[l * numKvHeads + h] = this.#segments[l][h].length;
+      }
+    }
     return { lengths, nextPosition: this.#nextPosition, tokensSeen: this.#tokensSeen };
   }
 
@@ -329,22 +339,29 @@ export class CpuKvStore {
     }
     this.#nextPosition = 0;
     this.#tokensSeen = 0;
-    this.#trimHorizon = Infinity;
+    this.#markPosition = -Infinity;
   }
 
-  /** Sliding layers: drop entries no future query can see, once enough are dead to be worth a copy. */
-  #trimWindow(layer: number, nextQueryPosition: number): void {
+  /**
+   * Sliding layers: drop entries no query from `nextQueryPosition` on can see, except those
+   * before the last mark. Lazy unless `eager`: only once enough are dead to be worth a copy.
+   */
+  #trimWindow(layer: number, nextQueryPosition: number, eager = false): void {
     const window = this.shape.slidingWindows[layer];
     if (window === null) return;
     const { headDim } = this.shape;
-    const horizon = Math.min(nextQueryPosition, this.#trimHorizon);
     for (let h = 0; h < this.shape.numKvHeads; h++) {
       const seg = this.#segments[layer][h];
-      let dead = 0;
-      while (dead < seg.length && horizon - seg.positions[dead] >= window) dead++;
-      if (dead === 0 || (dead < 64 && dead * 4 < window)) continue;
+      // Positions ascend: [protected by the mark][dead][live].
+      let from = 0;
+      while (from < seg.length && seg.positions[from] < this.#markPosition) from++;
+      let to = from;
+      while (to < seg.length && nextQueryPosition - seg.positions[to] >= window) to++;
+      const dead = to - from;
+      if (dead === 0 || (!eager && dead < 64 && dead * 4 < window)) continue;
       const keep = new Int32Array(seg.length - dead);
-      for (let i = 0; i < keep.length; i++) keep[i] = dead + i;
+      for (let i = 0; i < from; i++) keep[i] = i;
+      for (let i = to; i < seg.length; i++) keep[from + i - to] = i;
       this.#segments[layer][h] = gather(seg, keep, headDim);
     }
   }

@@ -27,7 +27,9 @@ export function assertAlmostEquals(
   if (!(Math.abs(actual - expected) <= tolerance)) {
     throw new nodeAssert.AssertionError({
       message: message ??
-        `expected ${actual} to be within ${tolerance} of ${expected} (off by ${Math.abs(actual - expected)})`,
+        `expected ${actual} to be within ${tolerance} of ${expected} (off by ${
+          Math.abs(actual - expected)
+        })`,
     });
   }
 }
@@ -70,7 +72,9 @@ function checkError<E extends Error>(
 ): E {
   if (!(error instanceof ErrorClass)) {
     throw new nodeAssert.AssertionError({
-      message: `expected ${ErrorClass.name}, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      message: `expected ${ErrorClass.name}, got ${
+        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      }`,
     });
   }
   if (includes !== undefined && !error.message.includes(includes)) {
