@@ -9,9 +9,9 @@ import { assert, assertEquals } from "./tests/assert.ts";
 import { generate } from "./engine/generate.ts";
 import { Model } from "./engine/model.ts";
 import { makeRandomModel, type RandomModelOptions } from "./engine/random_model.ts";
-import { openSafetensors, type TensorToWrite, writeSafetensors } from "./engine/safetensors.ts";
 import { ARCHITECTURES } from "./engine/types.ts";
 import { OrtAttention } from "./kernels/attention_ort.ts";
+import { editCheckpoint } from "./tests/checkpoints.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DENO_ARGS = [
@@ -103,20 +103,6 @@ async function editHeader(dir: string, edit: (header: Record<string, Entry>) => 
   const { header, data } = await readRaw(path);
   edit(header);
   await writeRaw(path, header, data);
-}
-
-/** Rewrite `dir`/model.safetensors through the writer, letting `edit` change the tensors. */
-async function rewriteTensors(dir: string, edit: (tensors: Record<string, TensorToWrite>) => void) {
-  const path = `${dir}/model.safetensors`;
-  const file = await openSafetensors(path);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const name of file.names()) {
-    const info = file.info(name)!;
-    tensors[name] = { dtype: "F32", shape: info.shape, data: await file.readF32(name) };
-  }
-  file.close();
-  edit(tensors);
-  await writeSafetensors(path, tensors, { metadata: { format: "pt" } });
 }
 
 /** Tensor names of a header, by data offset. */
@@ -215,7 +201,7 @@ const ERROR_CASES: ErrorCase[] = [
   {
     name: "a tensor the architecture needs is missing",
     setup: async (dir, root) => {
-      await rewriteTensors(dir, (tensors) => {
+      await editCheckpoint(dir, (tensors) => {
         delete tensors[UP_PROJ];
       });
       return forward(dir, root, "--ids", IDS);
@@ -225,7 +211,7 @@ const ERROR_CASES: ErrorCase[] = [
   {
     name: "a tensor shape contradicts config.json",
     setup: async (dir, root) => {
-      await rewriteTensors(dir, (tensors) => {
+      await editCheckpoint(dir, (tensors) => {
         const [rows, cols] = tensors[K_PROJ].shape;
         tensors[K_PROJ].shape = [cols, rows];
       });

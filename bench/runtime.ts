@@ -8,7 +8,7 @@
  */
 
 import { Bench } from "tinybench";
-import { Model } from "../engine/model.ts";
+import { DEFAULT_PREFILL_CHUNK, Model } from "../engine/model.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
 import { CpuKvStore } from "../kernels/kv_store.ts";
 import type { ModelConfig } from "../engine/types.ts";
@@ -62,6 +62,7 @@ export function decodeWeightBytes(config: ModelConfig): number {
 /** Prefill and decode figures of one model. */
 export interface ModelBench {
   prefillTokens: number;
+  prefillChunk: number;
   prefillMs: number;
   prefillTokensPerS: number;
   prefillDenseGflops: number;
@@ -85,10 +86,10 @@ export async function benchModel(
     () => Math.floor(rand() * model.config.vocabSize),
   );
   const prefill = await latencyMs(async () => {
-    await model.forward(ids, model.createCache(), { logits: "last" });
+    await model.prefill(ids, model.createCache());
   }, { iterations: options.repeats ?? 2, warmup: 1 });
   const cache = model.createCache();
-  let logits = await model.forward(ids, cache, { logits: "last" });
+  let logits = await model.prefill(ids, cache);
   const mark = cache.mark();
   let step = 0;
   const decode = await latencyMs(async () => {
@@ -99,6 +100,7 @@ export async function benchModel(
   const flops = denseFlops(model.config, options.prefillTokens, 1);
   return {
     prefillTokens: options.prefillTokens,
+    prefillChunk: DEFAULT_PREFILL_CHUNK,
     prefillMs: prefill.medianMs,
     prefillTokensPerS: options.prefillTokens / (prefill.medianMs / 1000),
     prefillDenseGflops: flops / (prefill.medianMs * 1e6),

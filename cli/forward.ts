@@ -6,7 +6,7 @@
  */
 
 import { InputError } from "../errors.ts";
-import { Model } from "../engine/model.ts";
+import { DEFAULT_PREFILL_CHUNK, Model } from "../engine/model.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
 import { openOutputFile } from "./output.ts";
 
@@ -56,7 +56,7 @@ export async function runForwardCommand(options: ForwardCommandOptions): Promise
     }
     if (ids.length === 0) throw new InputError("forward: the input has no tokens");
     const cache = model.createCache();
-    const chunk = options.chunkSize ?? ids.length;
+    const chunk = options.chunkSize ?? DEFAULT_PREFILL_CHUNK;
     for (let start = 0; start < ids.length; start += chunk) {
       const logits = await model.forward(ids.subarray(start, start + chunk), cache, {
         logits: "all",

@@ -20,7 +20,7 @@ export interface GenerateOptions {
   stopStrings?: readonly string[];
   /** Turns ids into text; required with stopStrings. */
   decode?: (ids: number[]) => string;
-  /** Prefill chunk size in tokens; default the whole prompt at once. */
+  /** Prefill chunk size in tokens; default the model's DEFAULT_PREFILL_CHUNK. */
   chunkSize?: number;
   /** Observers of the prompt's prefill. */
   prefillTaps?: ForwardTaps;

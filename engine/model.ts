@@ -22,6 +22,13 @@ import type { TextTokenizer } from "./tokenizer.ts";
 import type { ModelConfig } from "./types.ts";
 import { loadWeights } from "./weights.ts";
 
+/**
+ * Default prefill chunk in tokens. Chunks give the same logits (tested to 1e-5); at 512 the
+ * activations stay in cache and the causal part of attention wastes less than one big chunk
+ * (2048 tokens of a Qwen3-0.6B shape: 8.8 s in chunks of 512 vs 19.7 s at once, here).
+ */
+export const DEFAULT_PREFILL_CHUNK = 512;
+
 /** What the forward pass hands a method for one layer of one chunk. */
 export interface LayerTap {
   layer: number;
@@ -252,8 +259,8 @@ export class Model {
   }
 
   /**
-   * Prefill `ids` in chunks of `chunkSize` tokens (all at once when absent); `onChunk` runs
-   * after each chunk, e.g. to evict. Returns the last position's logits.
+   * Prefill `ids` in chunks of `chunkSize` tokens (default {@linkcode DEFAULT_PREFILL_CHUNK});
+   * `onChunk` runs after each chunk, e.g. to evict. Returns the last position's logits.
    */
   async prefill(
     ids: Int32Array,
@@ -264,7 +271,7 @@ export class Model {
       onChunk?: (end: number) => void | Promise<void>;
     } = {},
   ): Promise<Float32Array> {
-    const chunk = options.chunkSize ?? ids.length;
+    const chunk = options.chunkSize ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isInteger(chunk) || chunk < 1) {
       throw new InputError(`chunk size: expected a positive integer, got ${options.chunkSize}`);
     }

@@ -3,12 +3,8 @@ import { InputError } from "../errors.ts";
 import { makeRandomModel, type TinyArch } from "./random_model.ts";
 import { parseModelConfig } from "./config.ts";
 import { openModelDir } from "./model_dir.ts";
-import {
-  openSafetensors,
-  openWeightStore,
-  type TensorToWrite,
-  writeSafetensors,
-} from "./safetensors.ts";
+import { editCheckpoint } from "../tests/checkpoints.ts";
+import { openWeightStore } from "./safetensors.ts";
 import { loadWeights, requiredTensors } from "./weights.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -18,23 +14,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** Rewrite model.safetensors of `dir` through `edit` (which may add, drop or replace tensors). */
-async function editCheckpoint(
-  dir: string,
-  edit: (tensors: Record<string, TensorToWrite>) => void,
-): Promise<void> {
-  const path = `${dir}/model.safetensors`;
-  const file = await openSafetensors(path);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const name of file.names()) {
-    const info = file.info(name)!;
-    tensors[name] = { dtype: "F32", shape: info.shape, data: await file.readF32(name) };
-  }
-  file.close();
-  edit(tensors);
-  await writeSafetensors(path, tensors);
 }
 
 for (const arch of ["llama", "qwen2", "qwen3", "gemma3"] as TinyArch[]) {

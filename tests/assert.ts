@@ -34,6 +34,20 @@ export function assertAlmostEquals(
   }
 }
 
+/** Fail unless max |actual − expected| / max(|expected|, floor) ≤ rel, element by element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rel: number,
+  floor = 1e-6,
+): void {
+  assertEquals(actual.length, expected.length, "length");
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor);
+    assert(err <= rel, `element ${i}: got ${actual[i]}, expected ${expected[i]} (rel err ${err})`);
+  }
+}
+
 /** Fail unless `fn` throws an instance of `ErrorClass` whose message includes `includes`. */
 export function assertThrows<E extends Error = Error>(
   fn: () => unknown,

@@ -1,24 +1,10 @@
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertClose, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { InputError } from "../../errors.ts";
 import { createSession, loadOrt, type OrtTensor, readF32, tensorF16, tensorF32 } from "../ort.ts";
 import { encodeModel, encodeVarint, type GraphSpec, type NodeSpec, varintSize } from "./proto.ts";
 
 // Tensor helpers need the module loaded.
 await loadOrt();
-
-/** Max |a-e| / max(|e|, floor) ≤ rel over all elements. */
-function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  rel: number,
-  floor = 1e-6,
-): void {
-  assertEquals(actual.length, expected.length, "length");
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor);
-    assert(err <= rel, `element ${i}: got ${actual[i]}, expected ${expected[i]} (rel err ${err})`);
-  }
-}
 
 function f32(values: number[]): Float32Array {
   return new Float32Array(values);
