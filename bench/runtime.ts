@@ -61,6 +61,8 @@ export function decodeWeightBytes(config: ModelConfig): number {
 
 /** Prefill and decode figures of one model. */
 export interface ModelBench {
+  /** Reading the checkpoint, widening to f32 and building the sessions. */
+  loadMs: number;
   prefillTokens: number;
   prefillChunk: number;
   prefillMs: number;
@@ -68,18 +70,27 @@ export interface ModelBench {
   prefillDenseGflops: number;
   decodeContext: number;
   decodeMsPerToken: number;
+  decodeSamples: number;
   decodeWeightBytes: number;
 }
 
-/** Prefill `prefillTokens` random ids in one chunk, then time single-token decode steps. */
+/** Prefill `prefillTokens` random ids (default chunks), then time single-token decode steps. */
 export async function benchModel(
   dir: string,
-  options: { prefillTokens: number; decodeSteps: number; threads?: number; repeats?: number },
+  options: {
+    prefillTokens: number;
+    decodeSteps: number;
+    decodeWarmup?: number;
+    threads?: number;
+    repeats?: number;
+  },
 ): Promise<ModelBench> {
+  const t0 = performance.now();
   const model = await Model.load(dir, {
     threads: options.threads,
     attention: new OrtAttention({ threads: options.threads }),
   });
+  const loadMs = performance.now() - t0;
   const rand = seededRandom(11);
   const ids = Int32Array.from(
     { length: options.prefillTokens },
@@ -96,9 +107,10 @@ export async function benchModel(
     const next = Int32Array.of(argmaxOf(logits));
     logits = await model.forward(next, cache, { logits: "last" });
     if (++step % 32 === 0) cache.restore(mark);
-  }, { iterations: options.decodeSteps, warmup: 2 });
+  }, { iterations: options.decodeSteps, warmup: options.decodeWarmup ?? 2 });
   const flops = denseFlops(model.config, options.prefillTokens, 1);
   return {
+    loadMs,
     prefillTokens: options.prefillTokens,
     prefillChunk: DEFAULT_PREFILL_CHUNK,
     prefillMs: prefill.medianMs,
@@ -106,6 +118,7 @@ export async function benchModel(
     prefillDenseGflops: flops / (prefill.medianMs * 1e6),
     decodeContext: options.prefillTokens,
     decodeMsPerToken: decode.medianMs,
+    decodeSamples: decode.samples,
     decodeWeightBytes: decodeWeightBytes(model.config),
   };
 }

@@ -24,6 +24,8 @@ export interface GenerateOptions {
   chunkSize?: number;
   /** Observers of the prompt's prefill. */
   prefillTaps?: ForwardTaps;
+  /** Observers of every decode step (e.g. hidden states for decode-time scoring). */
+  decodeTaps?: ForwardTaps;
   /** Called before each decode step with the cache, e.g. for decode-time eviction. */
   beforeDecodeStep?: (cache: CpuKvStore, generated: number) => void | Promise<void>;
   /** Called with each new token id. */
@@ -99,7 +101,10 @@ export async function generate(
     if (tokens.length === options.maxNewTokens) break;
     await options.beforeDecodeStep?.(cache, tokens.length);
     const t = performance.now();
-    logits = await model.forward(Int32Array.of(next), cache, { logits: "last" });
+    logits = await model.forward(Int32Array.of(next), cache, {
+      logits: "last",
+      taps: options.decodeTaps,
+    });
     decodeMs += performance.now() - t;
     steps++;
   }

@@ -1,11 +1,11 @@
 /**
- * ONNX graphs of one decoder layer, built from its weights. Attention itself runs in the KV
- * store between the two halves, so the graphs are:
+ * ONNX graphs of the dense work, built from the weights. Attention runs in the KV store
+ * between a layer's two halves, so the forward pass alternates:
  *
- * - `pre` (layer l):  x[T, D], cos[T, d/2], sin[T, d/2] → hidden = inputNorm(x), q, k (post-norm,
- *   post-RoPE) [T, heads, d], v [T, kvHeads, d]
- * - `post` (layer l): x[T, D], attn[T, heads·d] → x + block(attn) (o_proj, the norms and the MLP)
- * - `head`:           x[T, D] → logits[T, vocab]
+ * - step l (0 ≤ l ≤ L): layer l − 1 after attention (o_proj, norms, MLP, residuals), then layer
+ *   l before attention (input norm → hidden, q/k/v, q/k norms, RoPE);
+ * - attention of layer l over the store;
+ * - head: final norm and LM head, x[T, D] → logits[T, vocab].
  *
  * The switches between families are the named fields of {@linkcode ModelConfig}.
  *
@@ -50,65 +50,99 @@ function rope(g: GraphBuilder, x: string, cos: string, sin: string): string {
   return g.node("Concat", [r1, r2], { axis: { int: -1 } });
 }
 
-/** The graph from the residual stream to post-RoPE q, k and v of layer `index`. */
-export function buildPreAttentionGraph(
-  config: ModelConfig,
-  w: LayerWeights,
-  index: number,
-): Uint8Array {
-  const { hiddenSize: D, headDim: d, numHeads, numKvHeads } = config;
-  const g = new GraphBuilder(`layer${index}_pre`);
-  const x = g.input("x", "float32", ["T", D]);
-  const cos = g.reshape(g.input("cos", "float32", ["T", d / 2]), [-1, 1, d / 2]);
-  const sin = g.reshape(g.input("sin", "float32", ["T", d / 2]), [-1, 1, d / 2]);
-  const hidden = norm(g, config, x, "input_norm", w.inputNorm);
-
-  let q = g.reshape(linear(g, hidden, "q_proj", w.q), [-1, numHeads, d]);
-  let k = g.reshape(linear(g, hidden, "k_proj", w.k), [-1, numKvHeads, d]);
-  const v = g.reshape(linear(g, hidden, "v_proj", w.v), [-1, numKvHeads, d]);
-  if (config.qkNorm) {
-    q = norm(g, config, q, "q_norm", w.qNorm!);
-    k = norm(g, config, k, "k_norm", w.kNorm!);
-  }
-  q = rope(g, q, cos, sin);
-  k = rope(g, k, cos, sin);
-
-  g.output(hidden, { name: "hidden", dataType: "float32", shape: ["T", D] });
-  g.output(q, { name: "q", dataType: "float32", shape: ["T", numHeads, d] });
-  g.output(k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
-  g.output(v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
-  return g.build();
+/** Names of the values {@linkcode addPreAttention} adds. */
+export interface PreAttentionValues {
+  hidden: string;
+  q: string;
+  k: string;
+  v: string;
 }
 
-/** The graph from the attention output back into the residual stream, through the MLP. */
-export function buildPostAttentionGraph(
+/**
+ * Layer `index` up to attention: the input norm (the attention-input hidden state), q/k/v
+ * projections, q/k norms and RoPE. cos and sin are [T, d/2] inputs.
+ */
+function addPreAttention(
+  g: GraphBuilder,
   config: ModelConfig,
   w: LayerWeights,
-  index: number,
-): Uint8Array {
-  const { hiddenSize: D, headDim: d, numHeads } = config;
-  const g = new GraphBuilder(`layer${index}_post`);
-  const x = g.input("x", "float32", ["T", D]);
-  const attn = g.input("attn", "float32", ["T", numHeads * d]);
+  io: { index: number; x: string; cos: string; sin: string },
+): PreAttentionValues {
+  const { headDim: d, numHeads, numKvHeads } = config;
+  const p = `layer${io.index}.`;
+  const cos = g.reshape(io.cos, [-1, 1, d / 2]);
+  const sin = g.reshape(io.sin, [-1, 1, d / 2]);
+  const hidden = norm(g, config, io.x, `${p}input_norm`, w.inputNorm);
+  let q = g.reshape(linear(g, hidden, `${p}q_proj`, w.q), [-1, numHeads, d]);
+  let k = g.reshape(linear(g, hidden, `${p}k_proj`, w.k), [-1, numKvHeads, d]);
+  const v = g.reshape(linear(g, hidden, `${p}v_proj`, w.v), [-1, numKvHeads, d]);
+  if (config.qkNorm) {
+    q = norm(g, config, q, `${p}q_norm`, w.qNorm!);
+    k = norm(g, config, k, `${p}k_norm`, w.kNorm!);
+  }
+  return { hidden, q: rope(g, q, cos, sin), k: rope(g, k, cos, sin), v };
+}
 
-  let o = linear(g, attn, "o_proj", w.o);
+/** Layer `index` after attention: o_proj, the norms, the MLP and both residual adds. */
+function addPostAttention(
+  g: GraphBuilder,
+  config: ModelConfig,
+  w: LayerWeights,
+  io: { index: number; x: string; attn: string },
+): string {
+  const p = `layer${io.index}.`;
+  let o = linear(g, io.attn, `${p}o_proj`, w.o);
   let mlpIn: string;
   let residual: string;
   if (config.sandwichNorms) {
-    o = norm(g, config, o, "post_attention_norm", w.postAttentionNorm);
-    residual = g.node("Add", [x, o]);
-    mlpIn = norm(g, config, residual, "pre_feedforward_norm", w.preFeedforwardNorm!);
+    o = norm(g, config, o, `${p}post_attention_norm`, w.postAttentionNorm);
+    residual = g.node("Add", [io.x, o]);
+    mlpIn = norm(g, config, residual, `${p}pre_feedforward_norm`, w.preFeedforwardNorm!);
   } else {
-    residual = g.node("Add", [x, o]);
-    mlpIn = norm(g, config, residual, "post_attention_norm", w.postAttentionNorm);
+    residual = g.node("Add", [io.x, o]);
+    mlpIn = norm(g, config, residual, `${p}post_attention_norm`, w.postAttentionNorm);
   }
-  const gate = linear(g, mlpIn, "gate_proj", w.gate);
+  const gate = linear(g, mlpIn, `${p}gate_proj`, w.gate);
   const act = config.activation === "silu" ? g.silu(gate) : g.geluTanh(gate);
-  let mlp = linear(g, g.node("Mul", [act, linear(g, mlpIn, "up_proj", w.up)]), "down_proj", w.down);
+  const up = linear(g, mlpIn, `${p}up_proj`, w.up);
+  let mlp = linear(g, g.node("Mul", [act, up]), `${p}down_proj`, w.down);
   if (config.sandwichNorms) {
-    mlp = norm(g, config, mlp, "post_feedforward_norm", w.postFeedforwardNorm!);
+    mlp = norm(g, config, mlp, `${p}post_feedforward_norm`, w.postFeedforwardNorm!);
   }
-  g.output(g.node("Add", [residual, mlp]), { name: "y", dataType: "float32", shape: ["T", D] });
+  return g.node("Add", [residual, mlp]);
+}
+
+/**
+ * Step `index` of the forward pass, 0 ≤ index ≤ numLayers: the rest of layer index − 1 after
+ * its attention (absent for step 0), then layer index up to its attention (absent for the
+ * last step). One step per layer boundary halves the session calls of a decode step.
+ *
+ * Inputs: x [T, D] (the residual stream), attn [T, heads·d] (layer index − 1's attention
+ * output), cos and sin [T, d/2]. Outputs: y [T, D] (the residual after layer index − 1) and
+ * hidden [T, D], q [T, heads, d], k and v [T, kvHeads, d] of layer index.
+ */
+export function buildStepGraph(
+  config: ModelConfig,
+  index: number,
+  layers: { before: LayerWeights | null; after: LayerWeights | null },
+): Uint8Array {
+  const { hiddenSize: D, headDim: d, numHeads, numKvHeads } = config;
+  const g = new GraphBuilder(`step${index}`);
+  let x = g.input("x", "float32", ["T", D]);
+  if (layers.before !== null) {
+    const attn = g.input("attn", "float32", ["T", numHeads * d]);
+    x = addPostAttention(g, config, layers.before, { index: index - 1, x, attn });
+    g.output(x, { name: "y", dataType: "float32", shape: ["T", D] });
+  }
+  if (layers.after !== null) {
+    const cos = g.input("cos", "float32", ["T", d / 2]);
+    const sin = g.input("sin", "float32", ["T", d / 2]);
+    const pre = addPreAttention(g, config, layers.after, { index, x, cos, sin });
+    g.output(pre.hidden, { name: "hidden", dataType: "float32", shape: ["T", D] });
+    g.output(pre.q, { name: "q", dataType: "float32", shape: ["T", numHeads, d] });
+    g.output(pre.k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
+    g.output(pre.v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
+  }
   return g.build();
 }
 

@@ -14,8 +14,14 @@ import {
   type HeadStats,
   type StatsRequest,
 } from "../kernels/kv_store.ts";
-import { createSession, type OrtSession, readF32, tensorF32 } from "../kernels/ort.ts";
-import { buildHeadGraph, buildPostAttentionGraph, buildPreAttentionGraph } from "./graphs.ts";
+import {
+  createSession,
+  type OrtSession,
+  type OrtTensor,
+  readF32,
+  tensorF32,
+} from "../kernels/ort.ts";
+import { buildHeadGraph, buildStepGraph } from "./graphs.ts";
 import { openModelDir } from "./model_dir.ts";
 import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
 import type { TextTokenizer } from "./tokenizer.ts";
@@ -87,8 +93,8 @@ export class Model {
   readonly config: ModelConfig;
   readonly #tokenizer: () => TextTokenizer;
   readonly #embed: Float32Array;
-  readonly #pre: OrtSession[];
-  readonly #post: OrtSession[];
+  /** Step l: layer l − 1 after attention, then layer l up to attention (see graphs.ts). */
+  readonly #steps: OrtSession[];
   readonly #head: OrtSession;
   readonly #rope: RopeFrequencies[];
   readonly #attention: AttentionExecutor | undefined;
@@ -98,8 +104,7 @@ export class Model {
     config: ModelConfig;
     tokenizer: () => TextTokenizer;
     embed: Float32Array;
-    pre: OrtSession[];
-    post: OrtSession[];
+    steps: OrtSession[];
     head: OrtSession;
     attention?: AttentionExecutor;
   }) {
@@ -107,8 +112,7 @@ export class Model {
     this.config = init.config;
     this.#tokenizer = init.tokenizer;
     this.#embed = init.embed;
-    this.#pre = init.pre;
-    this.#post = init.post;
+    this.#steps = init.steps;
     this.#head = init.head;
     this.#attention = init.attention;
     // Layers sharing a RoPE spec share one frequency object, so tables are built once per chunk.
@@ -135,29 +139,22 @@ export class Model {
       modelDir.close();
     }
     const threads = options.threads;
-    const total = 2 * config.numLayers + 1;
+    const L = config.numLayers;
+    const total = L + 2;
     let done = 0;
     const step = () => options.onProgress?.(++done, total);
-    const pre: OrtSession[] = [];
-    const post: OrtSession[] = [];
-    for (let l = 0; l < config.numLayers; l++) {
-      const w = weights.layers[l];
-      pre.push(
-        await createSession(buildPreAttentionGraph(config, w, l), {
-          name: `layer${l}_pre`,
-          threads,
-        }),
-      );
-      step();
-      post.push(
-        await createSession(buildPostAttentionGraph(config, w, l), {
-          name: `layer${l}_post`,
-          threads,
-        }),
+    const steps: OrtSession[] = [];
+    for (let l = 0; l <= L; l++) {
+      const layers = {
+        before: l > 0 ? weights.layers[l - 1] : null,
+        after: l < L ? weights.layers[l] : null,
+      };
+      steps.push(
+        await createSession(buildStepGraph(config, l, layers), { name: `step${l}`, threads }),
       );
       step();
       // The sessions hold their own copies; let the f32 arrays go.
-      weights.layers[l] = undefined as never;
+      if (l > 0) weights.layers[l - 1] = undefined as never;
     }
     const head = await createSession(
       buildHeadGraph(config, weights.finalNorm, weights.lmHead),
@@ -169,8 +166,7 @@ export class Model {
       config,
       tokenizer: () => modelDir.requireTokenizer(),
       embed: weights.embedTokens,
-      pre,
-      post,
+      steps,
       head,
       attention: options.attention,
     });
@@ -209,23 +205,29 @@ export class Model {
     const positions = Int32Array.from({ length: T }, (_, i) => cache.nextPosition + i);
     const tables = new Map<RopeFrequencies, { cos: Float32Array; sin: Float32Array }>();
     let x = this.#embedTokens(ids);
+    let attn: Float32Array | null = null;
     const taps = options.taps;
-    for (let l = 0; l < c.numLayers; l++) {
-      const freqs = this.#rope[l];
-      let table = tables.get(freqs);
-      if (table === undefined) {
-        table = ropeTables(freqs, positions);
-        tables.set(freqs, table);
+    const half = c.headDim / 2;
+    for (let l = 0; l <= c.numLayers; l++) {
+      const feeds: Record<string, OrtTensor> = { x: tensorF32(x, [T, c.hiddenSize]) };
+      if (attn !== null) feeds.attn = tensorF32(attn, [T, c.numHeads * c.headDim]);
+      if (l < c.numLayers) {
+        const freqs = this.#rope[l];
+        let table = tables.get(freqs);
+        if (table === undefined) {
+          table = ropeTables(freqs, positions);
+          tables.set(freqs, table);
+        }
+        feeds.cos = tensorF32(table.cos, [T, half]);
+        feeds.sin = tensorF32(table.sin, [T, half]);
       }
-      const half = c.headDim / 2;
-      const pre = await this.#pre[l].run({
-        x: tensorF32(x, [T, c.hiddenSize]),
-        cos: tensorF32(table.cos, [T, half]),
-        sin: tensorF32(table.sin, [T, half]),
-      });
-      const queries = readF32(pre.q);
-      const keys = readF32(pre.k);
-      const values = readF32(pre.v);
+      const out = await this.#steps[l].run(feeds);
+      if (l > 0) x = readF32(out.y);
+      if (l === c.numLayers) break;
+
+      const queries = readF32(out.q);
+      const keys = readF32(out.k);
+      const values = readF32(out.v);
       cache.append(l, keys, values, positions);
       const stats = typeof taps?.stats === "function" ? taps.stats(l) : taps?.stats;
       const attended: AttendResult = await cache.attend(l, queries, positions, {
@@ -237,18 +239,14 @@ export class Model {
         await taps.onLayer({
           layer: l,
           positions,
-          hidden: readF32(pre.hidden),
+          hidden: readF32(out.hidden),
           queries,
           keys,
           values,
           stats: attended.stats,
         });
       }
-      const post = await this.#post[l].run({
-        x: tensorF32(x, [T, c.hiddenSize]),
-        attn: tensorF32(attended.output, [T, c.numHeads * c.headDim]),
-      });
-      x = readF32(post.y);
+      attn = attended.output;
     }
     const mode = options.logits ?? "last";
     if (mode === "none") return new Float32Array(0);

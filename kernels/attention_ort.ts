@@ -144,17 +144,9 @@ function samePositions(a: Int32Array, b: Int32Array): boolean {
 export class OrtAttention implements AttentionExecutor {
   readonly #sessions = new Map<string, Promise<OrtSession>>();
   readonly #threads: number | undefined;
-  readonly #spinDecode: boolean;
-
-  /**
-   * `threads`: intra-op threads (default: cores). `spinDecode` (default true): single-query
-   * steps run in sessions whose idle threads spin, because that graph is many small ops and
-   * wake-ups cost more than the work (0.64 vs 1.29 ms for 8 heads × 2048 entries here).
-   * Multi-query chunks keep sleeping threads, so they leave the cores to the GEMMs that follow.
-   */
-  constructor(options: { threads?: number; spinDecode?: boolean } = {}) {
+  /** `threads`: intra-op threads (default: cores). */
+  constructor(options: { threads?: number } = {}) {
     this.#threads = options.threads;
-    this.#spinDecode = options.spinDecode ?? true;
   }
 
   async attend(
@@ -181,7 +173,7 @@ export class OrtAttention implements AttentionExecutor {
       stats,
       gqa: req?.gqa ?? "mean",
     };
-    const session = await this.#session(variant, this.#spinDecode && T === 1);
+    const session = await this.#session(variant);
     const feeds: Record<string, OrtTensor> = {};
     const wStart = BigInt64Array.of(BigInt(-Math.min(req?.lastWindowMean ?? 1, T)));
     let shared: { positions: Int32Array; bias: OrtTensor } | null = null;
@@ -230,14 +222,13 @@ export class OrtAttention implements AttentionExecutor {
     return { output, stats: headStats };
   }
 
-  #session(v: Variant, spinning: boolean): Promise<OrtSession> {
-    const key = JSON.stringify({ ...v, spinning });
+  #session(v: Variant): Promise<OrtSession> {
+    const key = JSON.stringify(v);
     let session = this.#sessions.get(key);
     if (session === undefined) {
       session = createSession(buildAttentionGraph(v), {
         name: `attention ${key}`,
         threads: this.#threads,
-        spinning,
       });
       this.#sessions.set(key, session);
     }
