@@ -49,10 +49,11 @@ export async function runSweepCommand(config?: string): Promise<void> {
   console.log(
     `prompt: ${ids.length} tokens, prefilled in chunks of 64 (${result.prefillMs.toFixed(1)} ms)`,
   );
+  // A random model's tokens rarely decode to valid UTF-8, so show the ids.
   console.log(
-    `greedy completion (${result.tokens.length} tokens, ${
+    `greedy completion: ${result.tokens.length} tokens at ${
       result.decodeMsPerToken.toFixed(2)
-    } ms/token): ${JSON.stringify(result.text)}`,
+    } ms/token, ids [${result.tokens.join(", ")}]`,
   );
   const before = cache.bytesHeld();
   for (let l = 0; l < model.config.numLayers; l++) {
