@@ -332,6 +332,28 @@ export class CpuKvStore {
     return entries * entryBytes(headDim);
   }
 
+  /**
+   * An independent copy holding the same entries (exactly sized), sharing the executor: for
+   * pruning one scored cache at several ratios.
+   */
+  clone(): CpuKvStore {
+    const copy = new CpuKvStore(this.shape, { executor: this.#executor });
+    for (let l = 0; l < this.shape.numLayers; l++) {
+      for (let h = 0; h < this.shape.numKvHeads; h++) {
+        const seg = this.#segments[l][h];
+        copy.#segments[l][h] = gather(
+          seg,
+          Int32Array.from({ length: seg.length }, (_, i) => i),
+          this.shape.headDim,
+        );
+      }
+    }
+    copy.#nextPosition = this.#nextPosition;
+    copy.#tokensSeen = this.#tokensSeen;
+    copy.#markPosition = this.#markPosition;
+    return copy;
+  }
+
   /** Drop every entry and free all storage. */
   clear(): void {
     for (const layer of this.#segments) {

@@ -305,3 +305,15 @@ Deno.test("sliding layers drop entries no query can see, but never past a mark",
   }
   assertEquals(kv.nominal(), 8 * (2 * 8 + 4));
 });
+
+Deno.test("clone is an independent copy", () => {
+  const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 1, headDim: 2 });
+  kv.append(0, Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8), Int32Array.of(0));
+  const copy = kv.clone();
+  kv.evict(0, [Int32Array.of(), Int32Array.of(0)]);
+  assertEquals([...copy.lengths(0)], [1, 1]);
+  assertEquals([...copy.segment(0, 1).keys], [3, 4]);
+  assertEquals(copy.nextPosition, 1);
+  copy.append(0, Float32Array.of(0, 0, 0, 0), Float32Array.of(0, 0, 0, 0), Int32Array.of(1));
+  assertEquals([...kv.lengths(0)], [0, 1]);
+});
