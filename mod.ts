@@ -7,8 +7,8 @@
  *
  * @example
  * ```ts
- * import { Model, OrtAttention, generate } from "./mod.ts";
- * const model = await Model.load("path/to/hf-model", { attention: new OrtAttention() });
+ * import { generate, Model } from "./mod.ts";
+ * const model = await Model.load("path/to/hf-model");
  * const cache = model.createCache();
  * const ids = Int32Array.from(model.tokenizer().encode("Hello"));
  * const { text } = await generate(model, cache, ids, {

@@ -86,10 +86,7 @@ export async function benchModel(
   },
 ): Promise<ModelBench> {
   const t0 = performance.now();
-  const model = await Model.load(dir, {
-    threads: options.threads,
-    attention: new OrtAttention({ threads: options.threads }),
-  });
+  const model = await Model.load(dir, { threads: options.threads });
   const loadMs = performance.now() - t0;
   const rand = seededRandom(11);
   const ids = Int32Array.from(

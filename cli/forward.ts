@@ -7,7 +7,6 @@
 
 import { InputError } from "../errors.ts";
 import { DEFAULT_PREFILL_CHUNK, Model } from "../engine/model.ts";
-import { OrtAttention } from "../kernels/attention_ort.ts";
 import { openOutputFile } from "./output.ts";
 
 /** Options of the forward command, as commander parses them. */
@@ -45,7 +44,6 @@ export async function runForwardCommand(options: ForwardCommandOptions): Promise
   try {
     const model = await Model.load(options.model, {
       threads: options.threads,
-      attention: new OrtAttention({ threads: options.threads }),
     });
     let ids: Int32Array;
     if (options.ids !== undefined) {

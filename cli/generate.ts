@@ -6,7 +6,6 @@
 
 import { generate } from "../engine/generate.ts";
 import { Model } from "../engine/model.ts";
-import { OrtAttention } from "../kernels/attention_ort.ts";
 
 /** Options of the generate command, as commander parses them. */
 export interface GenerateCommandOptions {
@@ -23,7 +22,6 @@ export interface GenerateCommandOptions {
 export async function runGenerateCommand(options: GenerateCommandOptions): Promise<void> {
   const model = await Model.load(options.model, {
     threads: options.threads,
-    attention: new OrtAttention({ threads: options.threads }),
   });
   const tokenizer = model.tokenizer();
   const prompt = options.chat

@@ -11,7 +11,6 @@
 import { generate } from "../engine/generate.ts";
 import { Model } from "../engine/model.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
-import { OrtAttention } from "../kernels/attention_ort.ts";
 
 const DEMO_DIR = new URL("../.cache/demo-qwen3/", import.meta.url).pathname;
 
@@ -33,7 +32,7 @@ export async function runSweepCommand(config?: string): Promise<void> {
     reuse: true,
   });
   console.log(`model: random Qwen3 architecture, ${made.parameters} parameters, ${DEMO_DIR}`);
-  const model = await Model.load(DEMO_DIR, { attention: new OrtAttention() });
+  const model = await Model.load(DEMO_DIR);
   const tokenizer = model.tokenizer();
   const context = "The quick brown fox jumps over the lazy dog. ".repeat(12);
   const prompt = tokenizer.applyChatTemplate([{ role: "user", content: context }], {

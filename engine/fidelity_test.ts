@@ -6,6 +6,7 @@
 import { assert } from "../tests/assert.ts";
 import { Model } from "./model.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
+import { referenceAttention } from "../kernels/kv_store.ts";
 
 const FIXTURES = new URL("../tests/fixtures/hf/", import.meta.url).pathname;
 const TOLERANCE = 1e-4;
@@ -43,7 +44,7 @@ for (const name of cases) {
       const bytes = await Deno.readFile(`${dir}/logits.f32`);
       const want = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
       const model = await Model.load(dir, {
-        attention: attention === "onnxruntime" ? new OrtAttention() : undefined,
+        attention: attention === "onnxruntime" ? new OrtAttention() : referenceAttention,
       });
       const got = await model.forward(Int32Array.from(golden.ids), model.createCache(), {
         logits: "all",

@@ -5,7 +5,7 @@
 
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import { type CpuKvStore, referenceAttention } from "../kernels/kv_store.ts";
 import { argmax, generate } from "./generate.ts";
 import { Model } from "./model.ts";
 import { makeRandomModel, type RandomModelOptions, type TinyArch } from "./random_model.ts";
@@ -54,7 +54,7 @@ for (const [i, arch] of ARCHS.entries()) {
     Deno.test(`generate: greedy tokens equal forward + argmax by hand (${arch}, ${executor} attention)`, async () => {
       await withModelDir({ arch, seed: 40 + i }, async (dir) => {
         const model = await Model.load(dir, {
-          attention: executor === "onnxruntime" ? new OrtAttention() : undefined,
+          attention: executor === "onnxruntime" ? new OrtAttention() : referenceAttention,
         });
         const prompt = promptIds(model.tokenizer(), "the quick brown fox jumps over it");
         const want = await handLoop(model, prompt, 10);

@@ -21,6 +21,7 @@ import {
   readF32,
   tensorF32,
 } from "../kernels/ort.ts";
+import { OrtAttention } from "../kernels/attention_ort.ts";
 import { buildHeadGraph, buildStepGraph } from "./graphs.ts";
 import { openModelDir } from "./model_dir.ts";
 import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
@@ -71,7 +72,10 @@ export interface ForwardOptions {
 export interface LoadOptions {
   /** Intra-op threads for ORT; default the machine's cores. */
   threads?: number;
-  /** Attention arithmetic for caches this model creates; default the store's reference. */
+  /**
+   * Attention arithmetic for caches this model creates; default onnxruntime
+   * ({@linkcode OrtAttention}). Tests pass `referenceAttention`, the plain-loop oracle.
+   */
   attention?: AttentionExecutor;
   /** Progress while building sessions: (done, total). */
   onProgress?: (done: number, total: number) => void;
@@ -97,7 +101,7 @@ export class Model {
   readonly #steps: OrtSession[];
   readonly #head: OrtSession;
   readonly #rope: RopeFrequencies[];
-  readonly #attention: AttentionExecutor | undefined;
+  readonly #attention: AttentionExecutor;
 
   private constructor(init: {
     dir: string;
@@ -106,7 +110,7 @@ export class Model {
     embed: Float32Array;
     steps: OrtSession[];
     head: OrtSession;
-    attention?: AttentionExecutor;
+    attention: AttentionExecutor;
   }) {
     this.dir = init.dir;
     this.config = init.config;
@@ -168,7 +172,7 @@ export class Model {
       embed: weights.embedTokens,
       steps,
       head,
-      attention: options.attention,
+      attention: options.attention ?? new OrtAttention({ threads }),
     });
   }
 

@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import { type CpuKvStore, referenceAttention } from "../kernels/kv_store.ts";
 import { seededRandom } from "../kernels/random.ts";
 import { argmax } from "./generate.ts";
 import { type LayerTap, Model } from "./model.ts";
@@ -66,7 +66,7 @@ async function withModel(
   try {
     await makeRandomModel(dir, options);
     const model = await Model.load(dir, {
-      attention: executor === "onnxruntime" ? new OrtAttention() : undefined,
+      attention: executor === "onnxruntime" ? new OrtAttention() : referenceAttention,
     });
     await fn(model);
   } finally {
