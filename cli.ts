@@ -12,6 +12,7 @@ import { runGenerateCommand } from "./cli/generate.ts";
 import { runListCommand } from "./cli/list.ts";
 import { runBenchCommand } from "./cli/bench.ts";
 import { runSweepCommand } from "./cli/sweep.ts";
+import { runReportCommand } from "./cli/report.ts";
 
 /** Parse a positive integer option, naming the option on failure. */
 function positiveInt(name: string): (value: string) => number {
@@ -82,9 +83,10 @@ export function buildProgram(): Command {
     .action(runSweepCommand);
 
   program.command("report")
-    .description("Render a run directory as an offline HTML report.")
+    .description("Render a run directory as an offline HTML report (plus cells.csv and SVGs).")
     .argument("[run]", "run directory")
-    .action(notYet("report", "arrives with the sweeps and reports work"));
+    .option("--budget <r>", "budget shown in the task × method heatmap", Number)
+    .action(runReportCommand);
 
   program.command("train-gate")
     .description("Train Fast KVzip gates for a model.")

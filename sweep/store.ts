@@ -1,0 +1,312 @@
+/**
+ * The results store of one run directory:
+ *
+ * - `rows.csv`: one row per query × cell, appended in batches. Each batch is written, fsynced,
+ *   and then committed by atomically replacing `rows.commit` (the byte length of the committed
+ *   rows). Opening the store truncates anything past that length, so a run killed mid-write
+ *   loses at most its last uncommitted batch and never leaves a half-written row.
+ * - `run.json`: the run's provenance (written by the runner through {@linkcode writeJsonAtomic}).
+ * - `cells.csv`: aggregates, derived from rows.csv (see aggregate.ts).
+ *
+ * A rerun of the same config reads the committed rows' keys and skips them, so rows are never
+ * duplicated.
+ *
+ * @module
+ */
+
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
+import { InputError } from "../errors.ts";
+
+/** The columns of rows.csv, in order. */
+export const ROW_COLUMNS = [
+  "cell_id",
+  "model",
+  "method",
+  "params",
+  "policy",
+  "protocol",
+  "suite",
+  "task",
+  "budget_kind",
+  "budget",
+  "seed",
+  "sample_id",
+  "query_index",
+  "metric",
+  "score",
+  "kept_ratio_asked",
+  "kept_ratio_achieved",
+  "entries_kept",
+  "kv_bytes_held",
+  "kv_bytes_full",
+  "context_tokens",
+  "prompt_tokens",
+  "generated_tokens",
+  "prediction",
+  "reference",
+  "prefill_ms",
+  "decode_ms_per_token",
+  "scoring_ms",
+  "selection_ms",
+] as const;
+
+/** A column of rows.csv. */
+export type RowColumn = typeof ROW_COLUMNS[number];
+
+/** Columns that measure time: they differ between identical runs and are left out of comparisons. */
+export const TIMING_COLUMNS: readonly RowColumn[] = [
+  "prefill_ms",
+  "decode_ms_per_token",
+  "scoring_ms",
+  "selection_ms",
+];
+
+/** One result row: every column, numbers as numbers, text as text. */
+export interface ResultRow {
+  /** Stable id of the cell (model, method + params, budget, task, protocol, seed). */
+  cell_id: string;
+  model: string;
+  method: string;
+  /** Method parameters as canonical JSON. */
+  params: string;
+  policy: string;
+  protocol: string;
+  suite: string;
+  task: string;
+  /** "kept_ratio" (prefill phases) or "entries_per_head" (decode). */
+  budget_kind: string;
+  budget: number;
+  seed: number;
+  sample_id: string;
+  query_index: number;
+  metric: string;
+  score: number;
+  kept_ratio_asked: number;
+  kept_ratio_achieved: number;
+  entries_kept: number;
+  kv_bytes_held: number;
+  /** What a full cache of the same tokens would hold. */
+  kv_bytes_full: number;
+  context_tokens: number;
+  prompt_tokens: number;
+  generated_tokens: number;
+  prediction: string;
+  /** Reference answers as a JSON array. */
+  reference: string;
+  prefill_ms: number;
+  decode_ms_per_token: number;
+  scoring_ms: number;
+  selection_ms: number;
+}
+
+const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
+  "budget",
+  "seed",
+  "query_index",
+  "score",
+  "kept_ratio_asked",
+  "kept_ratio_achieved",
+  "entries_kept",
+  "kv_bytes_held",
+  "kv_bytes_full",
+  "context_tokens",
+  "prompt_tokens",
+  "generated_tokens",
+  "prefill_ms",
+  "decode_ms_per_token",
+  "scoring_ms",
+  "selection_ms",
+]);
+
+/** The key that identifies a row across reruns. */
+export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): string {
+  return `${row.cell_id}\u0000${row.sample_id}\u0000${row.query_index}`;
+}
+
+/** Serialise rows as CSV lines (no header). */
+export function rowsToCsv(rows: readonly ResultRow[]): string {
+  return stringify(rows.map((r) => ROW_COLUMNS.map((c) => r[c])), { eof: true });
+}
+
+/** Parse rows.csv text (with its header), checking the columns. */
+export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
+  if (text.trim() === "") return [];
+  let records: string[][];
+  try {
+    records = parse(text, { relax_column_count: false });
+  } catch (error) {
+    throw new InputError(`${path}: not valid CSV (${(error as Error).message.split("\n")[0]})`);
+  }
+  const [header, ...body] = records;
+  if (header.join(",") !== ROW_COLUMNS.join(",")) {
+    throw new InputError(
+      `${path}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
+    );
+  }
+  return body.map((fields, i) => {
+    const row: Record<string, string | number> = {};
+    ROW_COLUMNS.forEach((c, j) => {
+      const value = fields[j];
+      if (NUMERIC.has(c)) {
+        const n = Number(value);
+        if (value === "" || !Number.isFinite(n)) {
+          throw new InputError(`${path}:${i + 2}: column ${c} should be a number, got "${value}"`);
+        }
+        row[c] = n;
+      } else row[c] = value;
+    });
+    return row as unknown as ResultRow;
+  });
+}
+
+/** Write `value` as JSON to `path` atomically (temp file in the same directory, then rename). */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeTextAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** Write `text` to `path` atomically (temp file in the same directory, fsync, rename). */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    await writeAll(file, new TextEncoder().encode(text));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(tmp, path);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}
+
+/**
+ * The rows of one run directory: committed rows survive any kill; appends are batched.
+ *
+ * @example
+ * ```ts
+ * const store = await ResultsStore.open("runs/demo");
+ * if (!store.has(row)) await store.append([row]);
+ * ```
+ */
+export class ResultsStore {
+  readonly dir: string;
+  readonly #rowsPath: string;
+  readonly #commitPath: string;
+  readonly #keys: Set<string>;
+  #committed: number;
+
+  private constructor(dir: string, keys: Set<string>, committed: number) {
+    this.dir = dir;
+    this.#rowsPath = `${dir}/rows.csv`;
+    this.#commitPath = `${dir}/rows.commit`;
+    this.#keys = keys;
+    this.#committed = committed;
+  }
+
+  /**
+   * Open (creating if needed) the store in `dir`, rolling rows.csv back to its last committed
+   * length. Fails with an InputError when the directory cannot be written.
+   */
+  static async open(dir: string): Promise<ResultsStore> {
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      const probe = `${dir}/.write-probe`;
+      await Deno.writeTextFile(probe, "");
+      await Deno.remove(probe);
+    } catch (error) {
+      throw new InputError(`${dir}: cannot write the run directory (${(error as Error).message})`);
+    }
+    const rowsPath = `${dir}/rows.csv`;
+    const header = stringify([ROW_COLUMNS as unknown as string[]]);
+    let committed = await readCommitted(`${dir}/rows.commit`);
+    if (committed === 0) {
+      await writeTextAtomic(rowsPath, header);
+      committed = new TextEncoder().encode(header).length;
+      await writeTextAtomic(`${dir}/rows.commit`, `${committed}\n`);
+    } else {
+      // Drop anything a killed run wrote after its last commit.
+      const file = await Deno.open(rowsPath, { write: true });
+      try {
+        await file.truncate(committed);
+      } finally {
+        file.close();
+      }
+    }
+    const rows = parseRowsCsv(await Deno.readTextFile(rowsPath), rowsPath);
+    return new ResultsStore(dir, new Set(rows.map(rowKey)), committed);
+  }
+
+  /** Number of committed rows. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** Whether a row with this key is committed. */
+  has(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): boolean {
+    return this.#keys.has(rowKey(row));
+  }
+
+  /**
+   * Append a batch: written and fsynced, then committed atomically. Rows whose key is already
+   * committed are skipped (a rerun never duplicates).
+   */
+  async append(rows: readonly ResultRow[]): Promise<number> {
+    const fresh = rows.filter((r) => !this.has(r));
+    if (fresh.length === 0) return 0;
+    const bytes = new TextEncoder().encode(rowsToCsv(fresh));
+    const file = await Deno.open(this.#rowsPath, { write: true });
+    try {
+      await file.seek(this.#committed, Deno.SeekMode.Start);
+      await writeAll(file, bytes);
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await writeTextAtomic(this.#commitPath, `${this.#committed + bytes.length}\n`);
+    this.#committed += bytes.length;
+    for (const r of fresh) this.#keys.add(rowKey(r));
+    return fresh.length;
+  }
+
+  /** All committed rows. */
+  rows(): Promise<ResultRow[]> {
+    return readRunRows(this.dir);
+  }
+}
+
+async function readCommitted(path: string): Promise<number> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+  const n = Number(text.trim());
+  if (!Number.isInteger(n) || n < 0) {
+    throw new InputError(
+      `${path}: expected the committed byte length of rows.csv, got "${text.trim()}"`,
+    );
+  }
+  return n;
+}
+
+/** Read a run directory's committed rows without opening it for writing. */
+export async function readRunRows(dir: string): Promise<ResultRow[]> {
+  const committed = await readCommitted(`${dir}/rows.commit`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/rows.csv`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new InputError(`${dir}: no rows.csv (expected an evictbench run directory)`);
+    }
+    throw error;
+  }
+  const text = new TextDecoder().decode(bytes.subarray(0, committed || bytes.length));
+  return parseRowsCsv(text, `${dir}/rows.csv`);
+}
