@@ -25,6 +25,7 @@ import {
   measureReadBandwidth,
 } from "../bench/ceilings.ts";
 import { makeRandomModel, QWEN3_0_6B_SHAPE } from "../engine/random_model.ts";
+import { runGpuBench } from "../bench/gpu.ts";
 
 /** Options of the bench command, as commander parses them. */
 export interface BenchCommandOptions {
@@ -33,6 +34,8 @@ export interface BenchCommandOptions {
   hf?: string;
   keepModel?: string;
   threads?: number;
+  /** "webgpu" runs the GPU section (bench/gpu.ts) instead of the CPU engine's. */
+  backend?: "cpu" | "webgpu";
 }
 
 function line(label: string, value: string): void {
@@ -63,6 +66,10 @@ function better(a: Ceiling, b: Ceiling): Ceiling {
 
 /** Run the bench command. */
 export async function runBenchCommand(options: BenchCommandOptions): Promise<void> {
+  if (options.backend === "webgpu") {
+    await runGpuBench({ quick: options.quick, out: options.out, keepModel: options.keepModel });
+    return;
+  }
   const threads = options.threads ?? navigator.hardwareConcurrency;
   const quick = options.quick;
   console.log(`evictbench bench (${quick ? "quick" : "full"}), ${threads} threads, ${cpuModel()}`);

@@ -17,6 +17,8 @@ export interface ForwardCommandOptions {
   out: string;
   chunkSize?: number;
   threads?: number;
+  /** Compute backend (default "auto"). */
+  backend?: "auto" | "cpu" | "webgpu";
 }
 
 /** Parse "1,2,3" into token ids, naming the flag on failure. */
@@ -44,6 +46,7 @@ export async function runForwardCommand(options: ForwardCommandOptions): Promise
   try {
     const model = await Model.load(options.model, {
       threads: options.threads,
+      backend: options.backend ?? "auto",
     });
     let ids: Int32Array;
     if (options.ids !== undefined) {
@@ -61,6 +64,7 @@ export async function runForwardCommand(options: ForwardCommandOptions): Promise
       });
       await writeAll(out, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
     }
+    model.dispose();
   } catch (error) {
     out.close();
     await Deno.remove(options.out).catch(() => {});

@@ -16,12 +16,15 @@ export interface GenerateCommandOptions {
   stop?: string[];
   chunkSize?: number;
   threads?: number;
+  /** Compute backend (default "auto"). */
+  backend?: "auto" | "cpu" | "webgpu";
 }
 
 /** Run the generate command. */
 export async function runGenerateCommand(options: GenerateCommandOptions): Promise<void> {
   const model = await Model.load(options.model, {
     threads: options.threads,
+    backend: options.backend ?? "auto",
   });
   const tokenizer = model.tokenizer();
   const prompt = options.chat
@@ -39,6 +42,7 @@ export async function runGenerateCommand(options: GenerateCommandOptions): Promi
     decode: (tokens) => tokenizer.decode(tokens.filter(known), { skipSpecialTokens: true }),
     chunkSize: options.chunkSize,
   });
+  model.dispose();
   console.log(result.text);
   console.error(
     `[${ids.length} prompt tokens, ${result.tokens.length} generated, stop: ${result.stopReason}, prefill ${

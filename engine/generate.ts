@@ -5,14 +5,14 @@
  * @module
  */
 
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import type { ForwardTaps, Model } from "./model.ts";
 
 /** Why generation ended. */
 export type StopReason = "eos" | "stop-string" | "max-new-tokens";
 
-/** Options of {@linkcode generate}. */
-export interface GenerateOptions {
+/** Options of {@linkcode generate}; S is the model's store type. */
+export interface GenerateOptions<S extends KvStore = CpuKvStore> {
   maxNewTokens: number;
   /** End-of-sequence ids; default the model's (generation_config.json first). */
   eosTokenIds?: readonly number[];
@@ -27,7 +27,7 @@ export interface GenerateOptions {
   /** Observers of every decode step (e.g. hidden states for decode-time scoring). */
   decodeTaps?: ForwardTaps;
   /** Called before each decode step with the cache, e.g. for decode-time eviction. */
-  beforeDecodeStep?: (cache: CpuKvStore, generated: number) => void | Promise<void>;
+  beforeDecodeStep?: (cache: S, generated: number) => void | Promise<void>;
   /** Called with each new token id. */
   onToken?: (id: number) => void;
 }
@@ -59,11 +59,11 @@ export function argmax(logits: Float32Array): number {
  * const result = await generate(model, model.createCache(), ids, { maxNewTokens: 32 });
  * ```
  */
-export async function generate(
-  model: Model,
-  cache: CpuKvStore,
+export async function generate<S extends KvStore = CpuKvStore>(
+  model: Model<S>,
+  cache: S,
   promptIds: Int32Array,
-  options: GenerateOptions,
+  options: GenerateOptions<S>,
 ): Promise<GenerateResult> {
   const eos = new Set(options.eosTokenIds ?? model.config.eosTokenIds);
   const stops = options.stopStrings ?? [];

@@ -12,8 +12,10 @@ import {
   type AttentionExecutor,
   CpuKvStore,
   type HeadStats,
+  type KvStore,
   type StatsRequest,
 } from "../kernels/kv_store.ts";
+import { GpuKvStore } from "../kernels/webgpu/kv_store.ts";
 import {
   createSession,
   type OrtSession,
@@ -28,6 +30,7 @@ import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
 import type { TextTokenizer } from "./tokenizer.ts";
 import type { ModelConfig } from "./types.ts";
 import { loadWeights } from "./weights.ts";
+import { chooseBackend, GpuForward, type GpuModelOptions } from "./model_webgpu.ts";
 
 /**
  * Default prefill chunk in tokens. Chunks give the same logits (tested to 1e-5); at 512 the
@@ -57,7 +60,10 @@ export interface LayerTap {
 export interface ForwardTaps {
   /** Statistics to compute inside attention, for every layer or per layer. */
   stats?: StatsRequest | ((layer: number) => StatsRequest | undefined);
-  /** Called after each layer's attention, before its MLP. */
+  /**
+   * Called after each layer's attention, before its MLP. On WebGPU every layer's tap comes
+   * after the whole pass, in layer order, from the pass's single readback.
+   */
   onLayer?: (tap: LayerTap) => void | Promise<void>;
 }
 
@@ -79,6 +85,14 @@ export interface LoadOptions {
   attention?: AttentionExecutor;
   /** Progress while building sessions: (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Compute backend (default "cpu"). "webgpu" runs the whole forward and the KV store on the
+   * device (an InputError when no adapter exists); "auto" takes WebGPU when a non-fallback
+   * adapter exists, and then names it in one line on stderr.
+   */
+  backend?: "auto" | "cpu" | "webgpu";
+  /** Options of the WebGPU backend (weight dtype, a shared context, …). */
+  gpu?: GpuModelOptions;
 }
 
 /**
@@ -91,17 +105,22 @@ export interface LoadOptions {
  * const cache = model.createCache();
  * const logits = await model.forward(Int32Array.of(1, 2, 3), cache, { logits: "all" });
  * ```
+ *
+ * The type parameter is the store the backend's caches are: CpuKvStore on the CPU,
+ * GpuKvStore on WebGPU, the common KvStore when the backend is chosen at run time.
  */
-export class Model {
+export class Model<S extends KvStore = CpuKvStore> {
   readonly dir: string;
   readonly config: ModelConfig;
   readonly #tokenizer: () => TextTokenizer;
   readonly #embed: Float32Array;
   /** Step l: layer l − 1 after attention, then layer l up to attention (see graphs.ts). */
   readonly #steps: OrtSession[];
-  readonly #head: OrtSession;
+  readonly #head: OrtSession | null;
   readonly #rope: RopeFrequencies[];
   readonly #attention: AttentionExecutor;
+  /** The WebGPU forward, when that backend runs this model (then steps and head are unused). */
+  readonly #gpu: GpuForward | null;
 
   private constructor(init: {
     dir: string;
@@ -109,8 +128,9 @@ export class Model {
     tokenizer: () => TextTokenizer;
     embed: Float32Array;
     steps: OrtSession[];
-    head: OrtSession;
+    head: OrtSession | null;
     attention: AttentionExecutor;
+    gpu?: GpuForward;
   }) {
     this.dir = init.dir;
     this.config = init.config;
@@ -119,6 +139,7 @@ export class Model {
     this.#steps = init.steps;
     this.#head = init.head;
     this.#attention = init.attention;
+    this.#gpu = init.gpu ?? null;
     // Layers sharing a RoPE spec share one frequency object, so tables are built once per chunk.
     const bySpec = new Map<string, RopeFrequencies>();
     this.#rope = this.config.layers.map((l) => {
@@ -132,8 +153,20 @@ export class Model {
     });
   }
 
-  /** Load a Hugging Face model directory and build its sessions. */
-  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+  /** Load a Hugging Face model directory and build its sessions (or upload it to the GPU). */
+  static load(dir: string, options?: LoadOptions & { backend?: "cpu" }): Promise<Model>;
+  static load(
+    dir: string,
+    options: LoadOptions & { backend: "webgpu" },
+  ): Promise<Model<GpuKvStore>>;
+  static load(dir: string, options?: LoadOptions): Promise<Model<KvStore>>;
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model<KvStore>> {
+    const choice = await chooseBackend(options.backend ?? "cpu");
+    if (choice === null) {
+      throw new InputError(
+        "backend webgpu: no WebGPU adapter is available (for a software one on Linux, install mesa-vulkan-drivers)",
+      );
+    }
     const modelDir = await openModelDir(dir);
     const { config } = modelDir;
     let weights;
@@ -143,6 +176,25 @@ export class Model {
       modelDir.close();
     }
     const threads = options.threads;
+    if (choice.backend === "webgpu") {
+      const gpu = await GpuForward.create(config, weights, {
+        ...options.gpu,
+        adapter: options.gpu?.adapter ?? choice.adapter ?? undefined,
+        onProgress: options.onProgress,
+      });
+      // auto says which adapter it took (a CPU fallback keeps stderr as it was).
+      if (options.backend === "auto") console.error(choice.message);
+      return new Model<KvStore>({
+        dir,
+        config,
+        tokenizer: () => modelDir.requireTokenizer(),
+        embed: new Float32Array(0),
+        steps: [],
+        head: null,
+        attention: options.attention ?? new OrtAttention({ threads }),
+        gpu,
+      });
+    }
     const L = config.numLayers;
     const total = L + 2;
     let done = 0;
@@ -165,7 +217,7 @@ export class Model {
       { name: "lm_head", threads },
     );
     step();
-    return new Model({
+    return new Model<KvStore>({
       dir,
       config,
       tokenizer: () => modelDir.requireTokenizer(),
@@ -181,8 +233,24 @@ export class Model {
     return this.#tokenizer();
   }
 
-  /** An empty KV store shaped for this model. */
-  createCache(): CpuKvStore {
+  /** Which backend runs this model. */
+  get backend(): "cpu" | "webgpu" {
+    return this.#gpu === null ? "cpu" : "webgpu";
+  }
+
+  /** The WebGPU forward (device, weight bytes, GPU timings), or null on the CPU backend. */
+  get webgpu(): GpuForward | null {
+    return this.#gpu;
+  }
+
+  /** Free the model's device memory (WebGPU); a no-op on the CPU backend. */
+  dispose(): void {
+    this.#gpu?.dispose();
+  }
+
+  /** An empty KV store shaped for this model (in device memory on WebGPU). */
+  createCache(): S {
+    if (this.#gpu !== null) return this.#gpu.createCache() as KvStore as S;
     const c = this.config;
     return new CpuKvStore({
       numLayers: c.numLayers,
@@ -190,7 +258,7 @@ export class Model {
       group: c.numHeads / c.numKvHeads,
       headDim: c.headDim,
       slidingWindows: c.layers.map((l) => l.slidingWindow),
-    }, { executor: this.#attention });
+    }, { executor: this.#attention }) as KvStore as S;
   }
 
   /**
@@ -199,7 +267,7 @@ export class Model {
    */
   async forward(
     ids: Int32Array,
-    cache: CpuKvStore,
+    cache: S,
     options: ForwardOptions = {},
   ): Promise<Float32Array> {
     const c = this.config;
@@ -207,6 +275,12 @@ export class Model {
     if (T === 0) return new Float32Array(0);
     this.#checkIds(ids, cache.nextPosition);
     const positions = Int32Array.from({ length: T }, (_, i) => cache.nextPosition + i);
+    if (this.#gpu !== null) {
+      if (!(cache instanceof GpuKvStore)) {
+        throw new Error("forward: a WebGPU model needs a cache from its own createCache()");
+      }
+      return await this.#gpu.forward(ids, positions, cache, options);
+    }
     const tables = new Map<RopeFrequencies, { cos: Float32Array; sin: Float32Array }>();
     let x = this.#embedTokens(ids);
     let attn: Float32Array | null = null;
@@ -256,7 +330,7 @@ export class Model {
     if (mode === "none") return new Float32Array(0);
     const rows = mode === "all" ? T : 1;
     const last = x.subarray((T - rows) * c.hiddenSize);
-    const out = await this.#head.run({ x: tensorF32(last, [rows, c.hiddenSize]) });
+    const out = await this.#head!.run({ x: tensorF32(last, [rows, c.hiddenSize]) });
     return readF32(out.logits);
   }
 
@@ -266,7 +340,7 @@ export class Model {
    */
   async prefill(
     ids: Int32Array,
-    cache: CpuKvStore,
+    cache: S,
     options: {
       chunkSize?: number;
       taps?: ForwardTaps;

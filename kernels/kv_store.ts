@@ -85,6 +85,33 @@ export function entryBytes(headDim: number): number {
 }
 
 /**
+ * What every backend's store offers (CpuKvStore here, GpuKvStore in kernels/webgpu). Reading
+ * a segment's keys and values is backend-specific: `segment()` on the CPU, the async
+ * `readSegment()` on the GPU (tests and debugging only).
+ */
+export interface KvStore {
+  readonly shape: Readonly<Required<KvStoreShape>>;
+  readonly nextPosition: number;
+  readonly tokensSeen: number;
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: Int32Array): void;
+  attend(
+    layer: number,
+    q: Float32Array,
+    positions: Int32Array,
+    options: AttendOptions,
+  ): Promise<AttendResult>;
+  evict(layer: number, keep: readonly Int32Array[]): void;
+  lengths(layer: number): Int32Array;
+  mark(): KvMark;
+  restore(mark: KvMark): void;
+  bytesHeld(): number;
+  bytesUsed(): number;
+  nominal(): number;
+  clone(): KvStore;
+  clear(): void;
+}
+
+/**
  * Runs attention for one layer over the store's segments. The store owns storage and
  * bookkeeping; an executor owns the arithmetic, so faster kernels can replace the reference.
  */
@@ -108,7 +135,7 @@ export interface AttentionExecutor {
  * kv.evict(0, [Int32Array.of(0, 2), Int32Array.of(1, 2)]);
  * ```
  */
-export class CpuKvStore {
+export class CpuKvStore implements KvStore {
   readonly shape: Readonly<Required<KvStoreShape>>;
   #segments: HeadSegment[][];
   #executor: AttentionExecutor;
