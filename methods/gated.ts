@@ -1,0 +1,188 @@
+/**
+ * `gated`: Fast KVzip. A small learned gate per layer scores every (token, KV head) from the
+ * layer's attention-input hidden state once, when the token is forwarded; no attention, no
+ * extra passes. Scores are ratio-independent; selection is one global threshold over all
+ * layers and heads (spec §3.4 `pair`).
+ *
+ * Paper: Kim, Han, Yun, "Fast KVzip: Efficient and Accurate LLM Inference with Gated KV
+ * Eviction", https://arxiv.org/abs/2601.17668 (spec §1 gate, §3 prefill, §4 decode).
+ *
+ * Parameters:
+ * - `gates` (""): the gates.safetensors file; "" = `<model dir>/gates.safetensors`. Make one
+ *   with `deno task train-gate` or convert an official checkpoint with `convert-gate`.
+ * - `buffer` (128): hidden states are buffered and scored in batches of up to this many tokens
+ *   (spec §4.3's decode buffer); every token is scored exactly once either way.
+ *
+ * Phases: prefill, chunked prefill (spec §3.3: chunks of 16 000, lagging window 4096 or 2 % of
+ * short contexts, ratio r′ — the phases' defaults) and decode (spec §4.3: global budget B·L·H,
+ * first 4 positions and the last 128 entries per head protected, triggers every 128 tokens).
+ * Gemma3: gates and eviction cover the global layers only (spec §1.6).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { InputError } from "../errors.ts";
+import type { LayerTap } from "../engine/model.ts";
+import { joinPath } from "../engine/safetensors.ts";
+import type { ModelConfig } from "../engine/types.ts";
+import { EntryScores } from "./entry_scores.ts";
+import { gateDimsFor, gatedLayers, GateScorer, type GateSet, randomGates } from "./gates/gate.ts";
+import {
+  checkGatesFitModel,
+  DEFAULT_GATE_FILE,
+  readGateFile,
+  writeGateFile,
+} from "./gates/gate_file.ts";
+import { registerMethod } from "./registry.ts";
+import type { MethodDefinition } from "./types.ts";
+
+const params = z.object({
+  gates: z.string().default("").describe(
+    'gates.safetensors file ("" = <model dir>/gates.safetensors)',
+  ),
+  buffer: z.number().int().positive().default(128).describe(
+    "hidden states scored per gate call, at most (spec §4.3 decode buffer)",
+  ),
+}).strict();
+
+/** Parameters of `gated`. */
+export type GatedParams = z.infer<typeof params>;
+
+interface LoadedGates {
+  dims: GateSet["dims"];
+  layers: number[];
+  scorer: GateScorer;
+}
+
+/** Gate sessions by file path, shared by every sample (building sessions is the slow part). */
+const loaded = new Map<string, Promise<LoadedGates>>();
+
+async function loadGates(path: string): Promise<LoadedGates> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new InputError(
+      `method gated: no gate file at ${path} (train one with train-gate, convert one with convert-gate, or pass gates=<file>)`,
+    );
+  }
+  const { gates } = await readGateFile(path);
+  return {
+    dims: gates.dims,
+    layers: gates.layers.map((w) => w.layer),
+    scorer: await GateScorer.create(gates),
+  };
+}
+
+/** The gates at `path`, checked against the model (loaded once per path). */
+async function gatesFor(path: string, config: ModelConfig, modelDir: string): Promise<GateScorer> {
+  let pending = loaded.get(path);
+  if (pending === undefined) {
+    pending = loadGates(path);
+    loaded.set(path, pending);
+    pending.catch(() => loaded.delete(path));
+  }
+  const gates = await pending;
+  checkGatesFitModel(gates, { config, gateLabel: path, modelLabel: modelDir });
+  return gates.scorer;
+}
+
+/**
+ * Release every cached gate session (tests; a long-lived process switching gate files).
+ *
+ * @example
+ * ```ts
+ * await releaseGatedSessions();
+ * ```
+ */
+export async function releaseGatedSessions(): Promise<void> {
+  const all = [...loaded.values()];
+  loaded.clear();
+  for (const p of all) {
+    try {
+      await (await p).scorer.release();
+    } catch {
+      // A load that failed has nothing to release.
+    }
+  }
+}
+
+/** Hidden rows waiting to be scored, per layer. */
+interface Pending {
+  rows: Float32Array[];
+  positions: Int32Array[];
+  tokens: number;
+}
+
+/** The `gated` method (Fast KVzip). */
+export const gated: MethodDefinition<GatedParams> = {
+  id: "gated",
+  title: "Fast KVzip",
+  paper: {
+    title: "Fast KVzip: Efficient and Accurate LLM Inference with Gated KV Eviction",
+    url: "https://arxiv.org/abs/2601.17668",
+  },
+  summary: "A learned per-layer gate scores each entry from its hidden state, once.",
+  params,
+  signals: ["hidden"],
+  phases: ["prefill", "chunked-prefill", "decode"],
+  ratioIndependent: true,
+  policy: { policy: "global" },
+  decode: { window: 128, policy: { policy: "global" } },
+  /** The conformance suite's random test models get random gates of their shape. */
+  async conformanceParams(model) {
+    const path = joinPath(model.dir, "conformance_gates.safetensors");
+    const { config } = model;
+    await writeGateFile(
+      path,
+      randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 0 }),
+    );
+    return { gates: path };
+  },
+  createScorer(p, ctx) {
+    const path = p.gates === "" ? joinPath(ctx.model.dir, DEFAULT_GATE_FILE) : p.gates;
+    const { numLayers, numKvHeads: H } = ctx.cache.shape;
+    const D = ctx.config.hiddenSize;
+    const stored = new EntryScores(numLayers, H);
+    const pending = new Map<number, Pending>();
+    let scorer: GateScorer | null = null;
+
+    const flush = async (layer: number): Promise<void> => {
+      const buf = pending.get(layer);
+      if (buf === undefined || buf.tokens === 0) return;
+      const x = new Float32Array(buf.tokens * D);
+      const positions = new Int32Array(buf.tokens);
+      let at = 0;
+      buf.rows.forEach((rows, i) => {
+        x.set(rows, at * D);
+        positions.set(buf.positions[i], at);
+        at += buf.positions[i].length;
+      });
+      pending.set(layer, { rows: [], positions: [], tokens: 0 });
+      const scores = await scorer!.score(layer, x); // [H, T]
+      for (let h = 0; h < H; h++) {
+        stored.put(layer, h, positions, scores.subarray(h * buf.tokens, (h + 1) * buf.tokens));
+      }
+    };
+
+    return {
+      async observe(tap: LayerTap) {
+        scorer ??= await gatesFor(path, ctx.config, ctx.model.dir);
+        if (!scorer.has(tap.layer)) return;
+        const buf = pending.get(tap.layer) ?? { rows: [], positions: [], tokens: 0 };
+        pending.set(tap.layer, buf);
+        // Taps hand over views valid for this forward only: copy.
+        buf.rows.push(tap.hidden.slice());
+        buf.positions.push(tap.positions.slice());
+        buf.tokens += tap.positions.length;
+        if (buf.tokens >= p.buffer) await flush(tap.layer);
+      },
+      async score() {
+        for (const layer of pending.keys()) await flush(layer);
+        return stored.aligned(ctx.cache);
+      },
+    };
+  },
+};
+
+registerMethod(gated);

@@ -1,0 +1,185 @@
+/**
+ * `gated` (Fast KVzip) through the shared phases on tiny random models with random gates: its
+ * scores are the gate of each token's hidden state, the global threshold keeps exactly the best
+ * ones, chunked prefill honours the window rule, decoding holds the budget B·L·H with the sinks
+ * and the last 128 entries protected, and a missing or mismatched gate file is one clear error.
+ */
+
+import { assert, assertClose, assertRejects } from "../tests/assert.ts";
+import { InputError } from "../errors.ts";
+import { type LayerTap, Model } from "../engine/model.ts";
+import { parseModelConfig } from "../engine/config.ts";
+import { tinyConfigJson } from "../engine/random_model.ts";
+import type { ModelConfig } from "../engine/types.ts";
+import { gateDimsFor, gatedLayers, gateForward } from "./gates/gate.ts";
+import { writeGateFile } from "./gates/gate_file.ts";
+import { withTinyModel } from "./gates/testing.ts";
+import { randomGates } from "./gates/gate.ts";
+import { releaseGatedSessions } from "./gated.ts";
+import {
+  chunkedPrefillWithEviction,
+  generateWithEviction,
+  prefillWithEviction,
+  type PromptParts,
+} from "./phases.ts";
+
+const LONG = { max_position_embeddings: 4096 };
+
+function prompt(n: number, seed: number): PromptParts {
+  let x = seed;
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648) % 280;
+  return {
+    prefix: Int32Array.from({ length: 6 }, next),
+    context: Int32Array.from({ length: n }, next),
+  };
+}
+
+async function configOf(dir: string): Promise<ModelConfig> {
+  return parseModelConfig(JSON.parse(await Deno.readTextFile(`${dir}/config.json`)));
+}
+
+async function withGatedModel(
+  arch: "qwen3" | "gemma3",
+  fn: (model: Model, dir: string) => Promise<void>,
+): Promise<void> {
+  await withTinyModel({ arch, seed: 4, overrides: LONG }, async (dir) => {
+    const config = await configOf(dir);
+    await writeGateFile(
+      `${dir}/gates.safetensors`,
+      randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 8 }),
+    );
+    try {
+      await fn(await Model.load(dir, { threads: 1 }), dir);
+    } finally {
+      await releaseGatedSessions();
+    }
+  });
+}
+
+Deno.test("gated: scores are the gate of each hidden state; the global threshold keeps the best", async () => {
+  for (const arch of ["qwen3", "gemma3"] as const) {
+    await withGatedModel(arch, async (model, dir) => {
+      const p = prompt(90, 3);
+      const result = await prefillWithEviction(model, p, {
+        method: "gated",
+        keptRatio: 0.3,
+        keepScores: true,
+      });
+      // Independent: hidden states of the same ids, gated by the plain-loop forward.
+      const ids = Int32Array.from([...p.prefix, ...p.context]);
+      const hidden = new Map<number, Float32Array>();
+      await model.forward(ids, model.createCache(), {
+        logits: "none",
+        taps: { onLayer: (tap: LayerTap) => void hidden.set(tap.layer, tap.hidden.slice()) },
+      });
+      const config = await configOf(dir);
+      const gates = randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 8 });
+      const T = ids.length;
+      const s = p.prefix.length;
+      let keptMin = Infinity;
+      let evictedMax = -Infinity;
+      for (const w of gates.layers) {
+        const want = gateForward({ dims: gates.dims, weights: w }, hidden.get(w.layer)!);
+        for (let h = 0; h < config.numKvHeads; h++) {
+          const got = result.scores!.scores[w.layer][h];
+          assertClose(got, want.subarray(h * T, (h + 1) * T), 1e-4, 1e-6);
+          const held = new Set(result.cache.segment(w.layer, h).positions);
+          for (let t = s; t < T; t++) {
+            const v = want[h * T + t];
+            if (held.has(t)) keptMin = Math.min(keptMin, v);
+            else evictedMax = Math.max(evictedMax, v);
+          }
+        }
+      }
+      assert(keptMin > evictedMax, `${arch}: kept ≥ ${keptMin}, evicted ≤ ${evictedMax}`);
+      const achieved = result.report.keptRatioAchieved;
+      assert(Math.abs(achieved - 0.3) < 0.02, `${arch}: kept ratio ${achieved}`);
+    });
+  }
+});
+
+Deno.test("gated: chunked prefill keeps r of the context with the lagging window intact", async () => {
+  await withGatedModel("qwen3", async (model) => {
+    const p = prompt(200, 5);
+    const result = await chunkedPrefillWithEviction(model, p, {
+      method: "gated",
+      keptRatio: 0.4,
+      chunk: 64,
+      window: 20,
+    });
+    assert(result.evictions.length >= 3, `${result.evictions.length} evictions`);
+    const achieved = result.report.keptRatioAchieved;
+    assert(Math.abs(achieved - 0.4) < 0.02, `kept ratio ${achieved}`);
+    const s = p.prefix.length;
+    const end = s + p.context.length;
+    for (let l = 0; l < 3; l++) {
+      for (let h = 0; h < 2; h++) {
+        const held = new Set(result.cache.segment(l, h).positions);
+        for (let t = 0; t < s; t++) assert(held.has(t), "prefix kept");
+        // n = 200 ≥ chunk, so the window stays 20 (no 2 % rule).
+        for (let t = end - 20; t < end; t++) assert(held.has(t), `window position ${t} kept`);
+      }
+    }
+  });
+});
+
+Deno.test("gated: decoding holds B·L·H with the first 4 and the last 128 entries protected", async () => {
+  await withGatedModel("qwen3", async (model) => {
+    const ids = prompt(150, 9);
+    const promptIds = Int32Array.from([...ids.prefix, ...ids.context]);
+    const B = 140;
+    const out = await generateWithEviction(model, promptIds, {
+      maxNewTokens: 300,
+      eosTokenIds: [],
+      eviction: { method: "gated", entriesPerHead: B },
+    });
+    assert(out.evictions.length >= 2, `${out.evictions.length} evictions`);
+    const cache = out.cache;
+    const L = 3;
+    const H = 2;
+    let total = 0;
+    for (let l = 0; l < L; l++) {
+      for (let h = 0; h < H; h++) {
+        const pos = cache.segment(l, h).positions;
+        total += pos.length;
+        for (let t = 0; t < 4; t++) assert(pos.includes(t), `sink ${t} kept in ${l}/${h}`);
+      }
+    }
+    // After the last eviction at most 127 more tokens were appended to every head.
+    assert(total <= B * L * H + 127 * L * H, `${total} entries for B·L·H = ${B * L * H}`);
+    const last = out.evictions[out.evictions.length - 1];
+    const held = last.entries.flat().reduce((a, b) => a + b, 0);
+    assert(held <= B * L * H + 2 * L * H, `after eviction: ${held}`); // ties at τ may keep a few
+    for (const row of last.entries) for (const n of row) assert(n >= 128 + 4, `head holds ${n}`);
+  });
+});
+
+Deno.test("gated: a missing or mismatched gate file is one clear InputError", async () => {
+  await withTinyModel({ arch: "qwen3", seed: 1 }, async (dir) => {
+    const model = await Model.load(dir, { threads: 1 });
+    const p = prompt(30, 1);
+    const e = await assertRejects(
+      () => prefillWithEviction(model, p, { method: "gated", keptRatio: 0.5 }),
+      InputError,
+      `no gate file at ${dir}/gates.safetensors`,
+    );
+    assert(!e.message.includes("\n"));
+    const llama = parseModelConfig(tinyConfigJson("llama"));
+    const other = `${dir}/llama_gates.safetensors`;
+    await writeGateFile(
+      other,
+      randomGates(gateDimsFor(llama), { layers: gatedLayers(llama), seed: 1 }),
+    );
+    await assertRejects(
+      () =>
+        prefillWithEviction(model, p, {
+          method: "gated",
+          keptRatio: 0.5,
+          params: { gates: other },
+        }),
+      InputError,
+      `${other}: gates are for hidden size 40, 1 KV heads, group 5, but ${dir} has hidden size 40, 2 KV heads, group 3`,
+    );
+    await releaseGatedSessions();
+  });
+});

@@ -1,0 +1,730 @@
+/**
+ * The phases every method shares: when to observe, when to score and what to evict.
+ *
+ * - {@linkcode prefillWithEviction}: one prefill of prefix + context, then one eviction
+ *   (kvpress, KVzip's `eval.py`). Optional lagging window (default 0) and sinks (default 0).
+ * - {@linkcode chunkedPrefillWithEviction}: spec §3.3. Chunks of 16 000 tokens; after each,
+ *   the positions [start, processed − w) are decided with r′ (§3.2) and evicted for good;
+ *   later chunks run over the evicted cache. w = 4096, or ⌊0.02·n⌋ when the context is
+ *   shorter than a chunk. The official code applies the 2 % rule only with a gate; here it
+ *   applies to every method (set `windowRatio: null` for the official baseline behaviour,
+ *   which on short contexts keeps only the most recent ⌊r·n⌋ tokens).
+ * - {@linkcode prefillAtRatios}: score once, prune at many ratios. One prefill and, for
+ *   ratio-independent methods, one scoring; each ratio prunes its own `cache.clone()`.
+ *   Cloning rather than nested keep-sets: with strict thresholds, the AdaKV safeguard and
+ *   per-layer weights, keep-sets at two ratios need not nest, and a clone is exact for every
+ *   policy. Only one pruned clone is alive at a time (the callback's).
+ * - {@linkcode DecodeEviction} / {@linkcode generateWithEviction}: spec §4.2–4.4. A trigger
+ *   after the prompt's prefill and after every forward whose first position is a multiple of
+ *   `interval` (128); when the budget B·(layers)·H is exceeded, score and evict with the first
+ *   `sinks` (4) positions and the last `window` entries of each head forced. The window is a
+ *   per-method default: 128 with the global policy for Fast KVzip (§4.3), 8 with per-head
+ *   budgets for the baselines (§4.4, whose code overrides every non-Fast-KVzip method to 8).
+ *
+ * Prompt positions: the prefix is [base, base + s), the context [base + s, base + s + n),
+ * where base is the cache's next position (0 for a fresh cache). Only the context is evicted.
+ *
+ * @module
+ */
+
+import { InputError } from "../errors.ts";
+import { generate, type GenerateOptions, type GenerateResult } from "../engine/generate.ts";
+import type { ForwardTaps, LayerTap, Model } from "../engine/model.ts";
+import type { TextTokenizer } from "../engine/tokenizer.ts";
+import type { CpuKvStore } from "../kernels/kv_store.ts";
+import { getMethod, parseMethodParams } from "./registry.ts";
+import {
+  adjustWindow,
+  describeStore,
+  evictableLayers,
+  type EvictionReport,
+  evictWithScores,
+} from "./select.ts";
+import type {
+  AnyMethodDefinition,
+  MethodContext,
+  Phase,
+  PolicySpec,
+  ScoreGrid,
+  Scorer,
+} from "./types.ts";
+
+/** Spec §3.1: eviction chunk of the chunked prefill, in tokens. */
+export const SPEC_PREFILL_CHUNK = 16_000;
+/** Spec §3.1: lagging window of the chunked prefill, in tokens. */
+export const SPEC_PREFILL_WINDOW = 4096;
+/** Spec §3.2: the window is ⌊0.02·n⌋ when the context is shorter than a chunk. */
+export const SPEC_WINDOW_RATIO = 0.02;
+/** Spec §4.1–4.2: decode-time trigger period in tokens. */
+export const SPEC_DECODE_INTERVAL = 128;
+/** Spec §4.3: first positions forced during decode-time eviction. */
+export const SPEC_DECODE_SINKS = 4;
+
+const END_OF_TIME = 2 ** 31 - 1;
+
+/** The prompt: a prefix that is never evicted, then the context. */
+export interface PromptParts {
+  prefix: Int32Array;
+  context: Int32Array;
+}
+
+/** Which method, with raw parameters (validated against its schema). */
+export interface MethodChoice {
+  method: string | AnyMethodDefinition;
+  params?: Record<string, unknown>;
+  /** Override of the method's default selection policy. */
+  policy?: PolicySpec;
+  /** Sample seed (random scores, tie-breaking). Default 0. */
+  seed?: number;
+  /** Default: the model's tokenizer, or null when it has none. */
+  tokenizer?: TextTokenizer | null;
+}
+
+/** Options of {@linkcode prefillWithEviction}. */
+export interface PrefillEvictionOptions extends MethodChoice {
+  /** Kept fraction r of the context tokens, in (0, 1]. */
+  keptRatio: number;
+  /** Lagging window of recent context tokens kept outside the budget (§3.2); default 0. */
+  window?: number;
+  /** Positions below this are forced (kept, counted); default 0. */
+  sinks?: number;
+  /** Forward chunk in tokens (compute only); default the model's. */
+  chunkSize?: number;
+  /** The store to fill; default a fresh one. */
+  cache?: CpuKvStore;
+  /** Return the scores and positions as they were before eviction (inspection). */
+  keepScores?: boolean;
+}
+
+/** Scores as they stood before an eviction, with the positions they belong to. */
+export interface ScoreSnapshot {
+  /** positions[layer][head]: the entries' absolute positions. */
+  positions: Int32Array[][];
+  scores: ScoreGrid;
+}
+
+/** What a prefill with eviction produced. */
+export interface PrefillEvictionResult {
+  cache: CpuKvStore;
+  /** Logits of the last prompt position (computed before any eviction of the last chunk). */
+  logits: Float32Array;
+  /** The final state; for chunked prefill, the sums over every eviction. */
+  report: EvictionReport;
+  /** One report per eviction (one for one-shot prefill). */
+  evictions: EvictionReport[];
+  prefillMs: number;
+  scoreMs: number;
+  scores?: ScoreSnapshot;
+}
+
+interface Resolved {
+  definition: AnyMethodDefinition;
+  params: unknown;
+  policy: PolicySpec;
+}
+
+function resolve(choice: MethodChoice, phase: Phase): Resolved {
+  const definition = typeof choice.method === "string" ? getMethod(choice.method) : choice.method;
+  const params = parseMethodParams(definition, choice.params ?? {});
+  if (definition.phases.length > 0 && !definition.phases.includes(phase)) {
+    throw new InputError(
+      `method ${definition.id}: does not act in phase "${phase}" (it acts in: ${
+        definition.phases.join(", ")
+      })`,
+    );
+  }
+  const policy = choice.policy ??
+    (phase === "decode" ? definition.decode?.policy : undefined) ??
+    definition.policy;
+  return { definition, params, policy };
+}
+
+function checkRatio(r: number): void {
+  if (!(r > 0 && r <= 1)) {
+    throw new InputError(`kept ratio: expected a number in (0, 1], got ${r}`);
+  }
+}
+
+function checkCount(name: string, value: number | undefined, min = 0): void {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < min) {
+    throw new InputError(
+      `${name}: expected ${min === 0 ? "a non-negative" : "a positive"} integer, got ${value}`,
+    );
+  }
+}
+
+function defaultTokenizer(model: Model): TextTokenizer | null {
+  try {
+    return model.tokenizer();
+  } catch {
+    return null;
+  }
+}
+
+function concat(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Taps that feed a scorer. */
+export function scorerTaps(scorer: Scorer, onFirstLayer?: (tap: LayerTap) => void): ForwardTaps {
+  return {
+    stats: (layer: number) => scorer.stats?.(layer),
+    onLayer: (tap: LayerTap) => {
+      if (tap.layer === 0) onFirstLayer?.(tap);
+      return scorer.observe?.(tap);
+    },
+  };
+}
+
+function context(
+  model: Model,
+  cache: CpuKvStore,
+  o: {
+    ids: Int32Array;
+    base: number;
+    prefix: number;
+    choice: MethodChoice;
+    phase: Phase;
+    window: number;
+  },
+): MethodContext {
+  return {
+    model,
+    config: model.config,
+    cache,
+    contextStart: o.base + o.prefix,
+    contextEnd: o.base + o.ids.length,
+    ids: o.ids,
+    idsStart: o.base,
+    tokenizer: o.choice.tokenizer === undefined ? defaultTokenizer(model) : o.choice.tokenizer,
+    seed: o.choice.seed ?? 0,
+    phase: o.phase,
+    window: o.window,
+  };
+}
+
+function snapshot(cache: CpuKvStore, scores: ScoreGrid): ScoreSnapshot {
+  const positions: Int32Array[][] = [];
+  for (let l = 0; l < cache.shape.numLayers; l++) {
+    const row: Int32Array[] = [];
+    for (let h = 0; h < cache.shape.numKvHeads; h++) {
+      row.push(cache.segment(l, h).positions.slice());
+    }
+    positions.push(row);
+  }
+  return { positions, scores: scores.map((row) => row.map((s) => s.slice())) };
+}
+
+function layerWeights(
+  r: Resolved,
+  cache: CpuKvStore,
+  population: number,
+  kept: number,
+): Float64Array | null {
+  if (r.definition.layerBudgets === undefined) return null;
+  const layers = evictableLayers(cache);
+  const compact = r.definition.layerBudgets(r.params, { layers: layers.length, population, kept });
+  if (compact === null) return null;
+  const weights = new Float64Array(cache.shape.numLayers).fill(1);
+  layers.forEach((l, i) => weights[l] = compact[i]);
+  return weights;
+}
+
+function noEviction(
+  cache: CpuKvStore,
+  o: { policy: PolicySpec; keptRatio: number | null; window: number; context: [number, number] },
+): EvictionReport {
+  return {
+    policy: o.policy,
+    keptRatioAsked: o.keptRatio,
+    entriesPerHeadAsked: null,
+    populationRatio: null,
+    window: o.window,
+    population: 0,
+    evicted: 0,
+    ...describeStore(cache, { context: { start: o.context[0], end: o.context[1] } }),
+    selectMs: 0,
+    compactMs: 0,
+  };
+}
+
+/**
+ * Prefill prefix + context, then evict once: keep r of the context (the window adjustment of
+ * §3.2 applies when `window` > 0).
+ *
+ * @example
+ * ```ts
+ * const { cache, report } = await prefillWithEviction(model, { prefix, context }, {
+ *   method: "snapkv", keptRatio: 0.3,
+ * });
+ * ```
+ */
+export async function prefillWithEviction(
+  model: Model,
+  prompt: PromptParts,
+  options: PrefillEvictionOptions,
+): Promise<PrefillEvictionResult> {
+  checkRatio(options.keptRatio);
+  checkCount("window", options.window);
+  checkCount("sinks", options.sinks);
+  checkCount("chunk size", options.chunkSize, 1);
+  const r = resolve(options, "prefill");
+  const cache = options.cache ?? model.createCache();
+  const base = cache.nextPosition;
+  const ids = concat(prompt.prefix, prompt.context);
+  const n = prompt.context.length;
+  const { window, populationRatio } = adjustWindow(options.keptRatio, n, options.window ?? 0);
+  const ctx = context(model, cache, {
+    ids,
+    base,
+    prefix: prompt.prefix.length,
+    choice: options,
+    phase: "prefill",
+    window,
+  });
+  const scorer = r.definition.createScorer(r.params, ctx);
+  const t0 = performance.now();
+  const logits = await model.prefill(ids, cache, {
+    chunkSize: options.chunkSize,
+    taps: scorerTaps(scorer),
+  });
+  const prefillMs = performance.now() - t0;
+  const contextRange: [number, number] = [ctx.contextStart, ctx.contextEnd];
+  if (options.keptRatio >= 1 || r.definition.phases.length === 0) {
+    const report = noEviction(cache, {
+      policy: r.policy,
+      keptRatio: options.keptRatio,
+      window,
+      context: contextRange,
+    });
+    return { cache, logits, report, evictions: [report], prefillMs, scoreMs: 0 };
+  }
+  const t1 = performance.now();
+  const scores = await scorer.score({
+    observed: { start: base, end: base + ids.length },
+    range: { start: ctx.contextStart, end: ctx.contextEnd - window },
+    budget: { keptRatio: options.keptRatio },
+    keptPerHead: (n - window) * populationRatio,
+  });
+  const scoreMs = performance.now() - t1;
+  const kept = snapshotIf(options.keepScores, cache, scores);
+  const m = n - window;
+  const report = evictWithScores(cache, scores, {
+    budget: { ratio: populationRatio },
+    policy: r.policy,
+    range: { start: ctx.contextStart, end: ctx.contextEnd - window },
+    sinks: options.sinks ?? 0,
+    layerWeights: layerWeights(r, cache, m, m * populationRatio),
+    context: { start: ctx.contextStart, end: ctx.contextEnd },
+    asked: { keptRatio: options.keptRatio, populationRatio },
+    window,
+    onEvict: scorer.onEvict?.bind(scorer),
+  });
+  return { cache, logits, report, evictions: [report], prefillMs, scoreMs, scores: kept };
+}
+
+function snapshotIf(
+  wanted: boolean | undefined,
+  cache: CpuKvStore,
+  scores: ScoreGrid,
+): ScoreSnapshot | undefined {
+  return wanted ? snapshot(cache, scores) : undefined;
+}
+
+/** Options of {@linkcode chunkedPrefillWithEviction}. */
+export interface ChunkedPrefillOptions extends Omit<PrefillEvictionOptions, "keepScores"> {
+  /** Eviction chunk in tokens (spec §3.1: 16 000). */
+  chunk?: number;
+  /** Lagging window (spec: 4096). */
+  window?: number;
+  /** When the context is shorter than a chunk, w = ⌊windowRatio·n⌋ (spec: 0.02); null = never. */
+  windowRatio?: number | null;
+}
+
+/**
+ * Spec §3.3: prefill in chunks, evicting after each one with decisions that are final.
+ *
+ * @example
+ * ```ts
+ * const { report } = await chunkedPrefillWithEviction(model, { prefix, context }, {
+ *   method: "expected-attention", keptRatio: 0.3,
+ * });
+ * ```
+ */
+export async function chunkedPrefillWithEviction(
+  model: Model,
+  prompt: PromptParts,
+  options: ChunkedPrefillOptions,
+): Promise<PrefillEvictionResult> {
+  checkRatio(options.keptRatio);
+  checkCount("chunk", options.chunk, 1);
+  checkCount("window", options.window);
+  checkCount("sinks", options.sinks);
+  checkCount("chunk size", options.chunkSize, 1);
+  const ratioOfWindow = options.windowRatio === undefined ? SPEC_WINDOW_RATIO : options.windowRatio;
+  if (ratioOfWindow !== null && !(ratioOfWindow >= 0 && ratioOfWindow <= 1)) {
+    throw new InputError(`window ratio: expected a number in [0, 1], got ${ratioOfWindow}`);
+  }
+  const r = resolve(options, "chunked-prefill");
+  const cache = options.cache ?? model.createCache();
+  const base = cache.nextPosition;
+  const ids = concat(prompt.prefix, prompt.context);
+  const n = prompt.context.length;
+  const c = options.chunk ?? SPEC_PREFILL_CHUNK;
+  let w = options.window ?? SPEC_PREFILL_WINDOW;
+  if (n < c && ratioOfWindow !== null) w = Math.floor(ratioOfWindow * n);
+  const { window, populationRatio } = adjustWindow(options.keptRatio, n, w);
+  const ctx = context(model, cache, {
+    ids,
+    base,
+    prefix: prompt.prefix.length,
+    choice: options,
+    phase: "chunked-prefill",
+    window,
+  });
+  const scorer = r.definition.createScorer(r.params, ctx);
+  const taps = scorerTaps(scorer);
+  const evicting = options.keptRatio < 1 && r.definition.phases.length > 0;
+  const evictions: EvictionReport[] = [];
+  let logits: Float32Array = new Float32Array(0);
+  let start = ctx.contextStart;
+  let observed = base;
+  let prefillMs = 0;
+  let scoreMs = 0;
+  for (let from = 0; from < ids.length; from += c) {
+    const to = Math.min(ids.length, from + c);
+    const t0 = performance.now();
+    logits = await model.prefill(ids.subarray(from, to), cache, {
+      chunkSize: options.chunkSize,
+      taps,
+    });
+    prefillMs += performance.now() - t0;
+    if (!evicting) continue;
+    const end = base + to - window;
+    if (end <= start) continue;
+    const t1 = performance.now();
+    const scores = await scorer.score({
+      observed: { start: observed, end: base + to },
+      range: { start, end },
+      budget: { keptRatio: options.keptRatio },
+      keptPerHead: (end - start) * populationRatio,
+    });
+    scoreMs += performance.now() - t1;
+    observed = base + to;
+    const m = end - start;
+    evictions.push(evictWithScores(cache, scores, {
+      budget: { ratio: populationRatio },
+      policy: r.policy,
+      range: { start, end },
+      sinks: options.sinks ?? 0,
+      layerWeights: layerWeights(r, cache, m, m * populationRatio),
+      context: { start: ctx.contextStart, end: ctx.contextEnd },
+      asked: { keptRatio: options.keptRatio, populationRatio },
+      window,
+      onEvict: scorer.onEvict?.bind(scorer),
+    }));
+    start = end;
+  }
+  const contextRange: [number, number] = [ctx.contextStart, ctx.contextEnd];
+  const final = noEviction(cache, {
+    policy: r.policy,
+    keptRatio: options.keptRatio,
+    window,
+    context: contextRange,
+  });
+  const report: EvictionReport = {
+    ...final,
+    populationRatio: evicting ? populationRatio : null,
+    population: evictions.reduce((a, e) => a + e.population, 0),
+    evicted: evictions.reduce((a, e) => a + e.evicted, 0),
+    selectMs: evictions.reduce((a, e) => a + e.selectMs, 0),
+    compactMs: evictions.reduce((a, e) => a + e.compactMs, 0),
+  };
+  return { cache, logits, report, evictions, prefillMs, scoreMs };
+}
+
+/** One ratio's pruned cache, handed to {@linkcode RatioSweepOptions.onRatio}. */
+export interface RatioResult {
+  keptRatio: number;
+  /** A pruned clone; the callback owns it until it returns. */
+  cache: CpuKvStore;
+  report: EvictionReport;
+  /** Logits of the last prompt position (the same for every ratio). */
+  logits: Float32Array;
+  /** Scoring time for this ratio (0 after the first for ratio-independent methods). */
+  scoreMs: number;
+}
+
+/** Options of {@linkcode prefillAtRatios}. */
+export interface RatioSweepOptions
+  extends Omit<PrefillEvictionOptions, "keptRatio" | "keepScores"> {
+  /** Kept ratios, each in (0, 1]. */
+  ratios: readonly number[];
+  onRatio: (result: RatioResult) => void | Promise<void>;
+}
+
+/**
+ * Score once, prune at many ratios (one-shot prefill only: chunked prefill makes later chunks
+ * depend on earlier evictions). The scorer is not told about the clones' evictions, so its
+ * state stays aligned with the unpruned cache for the next ratio.
+ *
+ * @example
+ * ```ts
+ * await prefillAtRatios(model, { prefix, context }, {
+ *   method: "kvzip", ratios: [0.75, 0.5, 0.3],
+ *   onRatio: async ({ cache, report }) => { await answerQueries(cache); },
+ * });
+ * ```
+ */
+export async function prefillAtRatios(
+  model: Model,
+  prompt: PromptParts,
+  options: RatioSweepOptions,
+): Promise<{ cache: CpuKvStore; prefillMs: number; scoreMs: number; reports: EvictionReport[] }> {
+  if (options.ratios.length === 0) throw new InputError("ratios: expected at least one ratio");
+  for (const ratio of options.ratios) checkRatio(ratio);
+  checkCount("window", options.window);
+  checkCount("sinks", options.sinks);
+  checkCount("chunk size", options.chunkSize, 1);
+  const r = resolve(options, "prefill");
+  const cache = options.cache ?? model.createCache();
+  const base = cache.nextPosition;
+  const ids = concat(prompt.prefix, prompt.context);
+  const n = prompt.context.length;
+  // The scorer sees the largest window any ratio uses; windows shrink only for tiny budgets.
+  const ctx = context(model, cache, {
+    ids,
+    base,
+    prefix: prompt.prefix.length,
+    choice: options,
+    phase: "prefill",
+    window: Math.min(options.window ?? 0, n),
+  });
+  const scorer = r.definition.createScorer(r.params, ctx);
+  const t0 = performance.now();
+  const logits = await model.prefill(ids, cache, {
+    chunkSize: options.chunkSize,
+    taps: scorerTaps(scorer),
+  });
+  const prefillMs = performance.now() - t0;
+  let shared: ScoreGrid | null = null;
+  let scoreMs = 0;
+  const reports: EvictionReport[] = [];
+  for (const keptRatio of options.ratios) {
+    const { window, populationRatio } = adjustWindow(keptRatio, n, options.window ?? 0);
+    const clone = cache.clone();
+    let report: EvictionReport;
+    let ratioScoreMs = 0;
+    if (keptRatio >= 1 || r.definition.phases.length === 0) {
+      report = noEviction(clone, {
+        policy: r.policy,
+        keptRatio,
+        window,
+        context: [ctx.contextStart, ctx.contextEnd],
+      });
+    } else {
+      let scores: ScoreGrid | null = shared;
+      if (scores === null) {
+        const t1 = performance.now();
+        scores = await scorer.score({
+          observed: { start: base, end: base + ids.length },
+          range: { start: ctx.contextStart, end: ctx.contextEnd - window },
+          budget: { keptRatio },
+          keptPerHead: (n - window) * populationRatio,
+        });
+        ratioScoreMs = performance.now() - t1;
+        scoreMs += ratioScoreMs;
+        if (r.definition.ratioIndependent) shared = scores;
+      }
+      const m = n - window;
+      report = evictWithScores(clone, scores, {
+        budget: { ratio: populationRatio },
+        policy: r.policy,
+        range: { start: ctx.contextStart, end: ctx.contextEnd - window },
+        sinks: options.sinks ?? 0,
+        layerWeights: layerWeights(r, clone, m, m * populationRatio),
+        context: { start: ctx.contextStart, end: ctx.contextEnd },
+        asked: { keptRatio, populationRatio },
+        window,
+      });
+    }
+    reports.push(report);
+    await options.onRatio({ keptRatio, cache: clone, report, logits, scoreMs: ratioScoreMs });
+  }
+  return { cache, prefillMs, scoreMs, reports };
+}
+
+/** Options of decode-time eviction. */
+export interface DecodeEvictionOptions extends MethodChoice {
+  /** B: average entries per (decided layer, KV head) after each eviction. */
+  entriesPerHead: number;
+  /** Trigger period in tokens (spec §4.2: 128). */
+  interval?: number;
+  /** Protected recent window; default the method's decode default (128 or 8). */
+  window?: number;
+  /** Positions below this are forced; default 4. */
+  sinks?: number;
+  /**
+   * Entries before this position are outside the budget and never evicted (e.g. a context
+   * compressed at prefill, under a query). Default: the cache's next position at creation.
+   */
+  protectBefore?: number;
+}
+
+/**
+ * Decode-time eviction for {@linkcode generate}: pass `prefillTaps`, `decodeTaps` and
+ * `beforeDecodeStep` to it, then call `finish()`. {@linkcode generateWithEviction} does that.
+ */
+export class DecodeEviction {
+  /** One report per eviction that happened. */
+  readonly reports: EvictionReport[] = [];
+  /** Triggers seen (evicting or not). */
+  triggers = 0;
+  readonly prefillTaps: ForwardTaps;
+  readonly decodeTaps: ForwardTaps;
+  readonly #cache: CpuKvStore;
+  readonly #scorer: Scorer;
+  readonly #resolved: Resolved;
+  readonly #budget: number;
+  readonly #interval: number;
+  readonly #window: number;
+  readonly #sinks: number;
+  readonly #protectBefore: number;
+  #due = false;
+  #observed: number;
+
+  constructor(
+    model: Model,
+    prompt: { cache: CpuKvStore; ids: Int32Array },
+    options: DecodeEvictionOptions,
+  ) {
+    checkCount("entries per head", options.entriesPerHead, 1);
+    checkCount("interval", options.interval, 1);
+    checkCount("window", options.window);
+    checkCount("sinks", options.sinks);
+    this.#resolved = resolve(options, "decode");
+    const def = this.#resolved.definition;
+    this.#cache = prompt.cache;
+    const base = prompt.cache.nextPosition;
+    this.#protectBefore = options.protectBefore ?? base;
+    this.#budget = options.entriesPerHead;
+    this.#interval = options.interval ?? SPEC_DECODE_INTERVAL;
+    this.#window = options.window ?? def.decode?.window ?? 0;
+    this.#sinks = options.sinks ?? SPEC_DECODE_SINKS;
+    this.#observed = base;
+    const ctx = context(model, prompt.cache, {
+      ids: prompt.ids,
+      base,
+      prefix: Math.max(0, Math.min(prompt.ids.length, this.#protectBefore - base)),
+      choice: options,
+      phase: "decode",
+      window: this.#window,
+    });
+    this.#scorer = def.createScorer(this.#resolved.params, ctx);
+    this.prefillTaps = scorerTaps(this.#scorer, () => {
+      this.#due = true;
+    });
+    this.decodeTaps = scorerTaps(this.#scorer, (tap) => {
+      if (tap.positions[0] % this.#interval === 0) this.#due = true;
+    });
+  }
+
+  /** Pass as {@linkcode GenerateOptions.beforeDecodeStep}: applies a pending trigger. */
+  async beforeDecodeStep(): Promise<void> {
+    await this.#applyPending();
+  }
+
+  /** Apply the trigger of the last forward, if any (call after generation ends). */
+  async finish(): Promise<void> {
+    await this.#applyPending();
+  }
+
+  async #applyPending(): Promise<void> {
+    if (!this.#due) return;
+    this.#due = false;
+    this.triggers++;
+    if (this.#resolved.definition.phases.length === 0) return;
+    const cache = this.#cache;
+    const layers = evictableLayers(cache);
+    const H = cache.shape.numKvHeads;
+    const policy = this.#resolved.policy.policy;
+    // The population of each decided head: entries at or after protectBefore.
+    const counts: number[][] = layers.map((l) =>
+      Array.from({ length: H }, (_, h) => {
+        const seg = cache.segment(l, h);
+        let lo = 0;
+        while (lo < seg.length && seg.positions[lo] < this.#protectBefore) lo++;
+        return seg.length - lo;
+      })
+    );
+    const B = this.#budget;
+    const total = counts.flat().reduce((a, b) => a + b, 0);
+    const over = policy === "global"
+      ? total > B * layers.length * H
+      : policy === "per-layer"
+      ? counts.some((row) => row.reduce((a, b) => a + b, 0) > B * H)
+      : counts.some((row) => row.some((c) => c > B));
+    if (!over) return;
+    const end = cache.nextPosition;
+    const scores = await this.#scorer.score({
+      observed: { start: this.#observed, end },
+      range: { start: this.#protectBefore, end: END_OF_TIME },
+      budget: { entriesPerHead: B },
+      keptPerHead: B,
+    });
+    this.#observed = end;
+    const population = total / Math.max(1, layers.length * H);
+    this.reports.push(evictWithScores(cache, scores, {
+      budget: { entriesPerHead: B },
+      policy: this.#resolved.policy,
+      range: { start: this.#protectBefore, end: END_OF_TIME },
+      sinks: this.#sinks,
+      recent: this.#window,
+      layerWeights: layerWeights(this.#resolved, cache, population, B),
+      context: { start: this.#protectBefore, end },
+      asked: { entriesPerHead: B },
+      window: this.#window,
+      onEvict: this.#scorer.onEvict?.bind(this.#scorer),
+    }));
+  }
+}
+
+/** Options of {@linkcode generateWithEviction}. */
+export interface GenerateWithEvictionOptions
+  extends Omit<GenerateOptions, "prefillTaps" | "decodeTaps" | "beforeDecodeStep"> {
+  eviction: DecodeEvictionOptions;
+  /** The store to continue from; default a fresh one. */
+  cache?: CpuKvStore;
+}
+
+/**
+ * Greedy generation with decode-time eviction (spec §4).
+ *
+ * @example
+ * ```ts
+ * const out = await generateWithEviction(model, promptIds, {
+ *   maxNewTokens: 512, eviction: { method: "snapkv", entriesPerHead: 256 },
+ * });
+ * ```
+ */
+export async function generateWithEviction(
+  model: Model,
+  promptIds: Int32Array,
+  options: GenerateWithEvictionOptions,
+): Promise<GenerateResult & { cache: CpuKvStore; evictions: EvictionReport[]; triggers: number }> {
+  const cache = options.cache ?? model.createCache();
+  const eviction = new DecodeEviction(model, { cache, ids: promptIds }, options.eviction);
+  const { eviction: _e, cache: _c, ...rest } = options;
+  const result = await generate(model, cache, promptIds, {
+    ...rest,
+    prefillTaps: eviction.prefillTaps,
+    decodeTaps: eviction.decodeTaps,
+    beforeDecodeStep: () => eviction.beforeDecodeStep(),
+  });
+  await eviction.finish();
+  return { ...result, cache, evictions: eviction.reports, triggers: eviction.triggers };
+}
