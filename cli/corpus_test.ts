@@ -1,0 +1,191 @@
+/**
+ * `evictbench corpus`: generated samples written as JSONL or text, deterministic, and never
+ * from the evaluation seed space when training data is asked for (nor the reverse).
+ */
+
+import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
+import { InputError } from "../errors.ts";
+import {
+  type CorpusCommandOptions,
+  type CorpusRecord,
+  parseLengthList,
+  parseSeedList,
+  runCorpusCommand,
+} from "./corpus.ts";
+
+const FIXTURE = new URL("../tests/fixtures/tokenizer/", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function options(overrides: Partial<CorpusCommandOptions>): CorpusCommandOptions {
+  return {
+    tasks: ["niah_single_2", "gsm_synth"],
+    tokenizer: FIXTURE,
+    split: "train",
+    n: 2,
+    format: "jsonl",
+    promptFormat: "auto",
+    skipUnfit: false,
+    list: false,
+    ...overrides,
+  };
+}
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "evictbench_corpus_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("seed and length lists", () => {
+  assertEquals(parseSeedList("1000000-1000002,1000010,1000001"), [
+    1000000,
+    1000001,
+    1000002,
+    1000010,
+  ]);
+  assertEquals(parseLengthList("512, 4k"), [512, 4096]);
+  for (const bad of ["abc", "5-3", "1-"]) {
+    try {
+      parseSeedList(bad);
+      throw new Error(`accepted ${bad}`);
+    } catch (error) {
+      assert(error instanceof InputError && error.message.startsWith("--seeds"), String(error));
+    }
+  }
+});
+
+Deno.test("corpus JSONL: one record per query, prompt plus completion, deterministic", async () => {
+  await withTemp(async (dir) => {
+    const out = `${dir}/a.jsonl`;
+    await runCorpusCommand(options({ out, seeds: "1000000-1000001", lengths: "600,900" }));
+    const text = await Deno.readTextFile(out);
+    const records = text.trim().split("\n").map((l) => JSON.parse(l) as CorpusRecord);
+    // niah: 2 lengths × 2 seeds × 2 samples; gsm (not length-fitted): 2 seeds × 2 samples.
+    assertEquals(records.length, 8 + 4);
+    for (const r of records) {
+      assertEquals(r.split, "train");
+      assert(r.seed >= 1_000_000);
+      assert(r.prompt.startsWith("<|im_start|>system"), r.prompt.slice(0, 40));
+      assert(r.completion.length > 0);
+      assert(r.tokens.context > 0 && r.tokens.prefix > 0);
+    }
+    const niah = records.filter((r) => r.task === "niah_single_2");
+    assertEquals(niah.map((r) => r.targetTokens), [600, 600, 600, 600, 900, 900, 900, 900]);
+    assert(
+      niah.every((r) =>
+        r.tokens.prefix + r.tokens.context + r.tokens.query + r.tokens.postfix <= r.targetTokens!
+      ),
+    );
+    const gsm = records.find((r) => r.task === "gsm_synth")!;
+    assert(/The answer is \d+\.$/.test(gsm.completion), gsm.completion);
+    await runCorpusCommand(
+      options({ out: `${dir}/b.jsonl`, seeds: "1000000-1000001", lengths: "600,900" }),
+    );
+    assertEquals(await Deno.readTextFile(`${dir}/b.jsonl`), text);
+  });
+});
+
+Deno.test("corpus text: prompt and completion, records separated by a blank line", async () => {
+  await withTemp(async (dir) => {
+    const out = `${dir}/c.txt`;
+    await runCorpusCommand(
+      options({
+        out,
+        tasks: ["kv_retrieval"],
+        n: 1,
+        lengths: "700",
+        format: "text",
+        promptFormat: "plain",
+      }),
+    );
+    const text = await Deno.readTextFile(out);
+    assert(text.includes("JSON data:\n{"), text.slice(0, 200));
+    assertEquals(text.split("\n\nKey: ").length - 1, 4, "four queries, four records");
+  });
+});
+
+Deno.test("corpus refuses seeds from the other split, and bad requests, before writing", async () => {
+  await withTemp(async (dir) => {
+    const out = `${dir}/x.jsonl`;
+    await assertRejects(
+      () => runCorpusCommand(options({ out, seeds: "999999-1000001" })),
+      InputError,
+      "seed 999999 belongs to the evaluation seed space",
+    );
+    await assertRejects(
+      () => runCorpusCommand(options({ out, split: "eval", seeds: "1000000" })),
+      InputError,
+      "training seed space",
+    );
+    await assertRejects(
+      () => runCorpusCommand(options({ out, model: FIXTURE })),
+      InputError,
+      "exactly one of --model",
+    );
+    await assertRejects(
+      () => runCorpusCommand(options({ out, tasks: ["niah_singel_2"] })),
+      InputError,
+      "did you mean niah_single_2",
+    );
+    await assertRejects(
+      () => runCorpusCommand(options({ out, tasks: ["repoqa"], lengths: "512" })),
+      InputError,
+      "too small",
+    );
+    await assertRejects(() => Deno.stat(out), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("the corpus subcommand through cli.ts: one error line for overlapping seeds; eval data on request", async () => {
+  const run = async (args: string[]) => {
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-sys",
+        "cli.ts",
+        "corpus",
+        ...args,
+      ],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: o.code,
+      stdout: new TextDecoder().decode(o.stdout),
+      stderr: new TextDecoder().decode(o.stderr),
+    };
+  };
+  const bad = await run(["--tokenizer", FIXTURE, "--tasks", "vt", "--seeds", "0-3"]);
+  assertEquals(bad.code, 2, bad.stderr);
+  assertEquals(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+  assert(
+    bad.stderr.startsWith("error: --seeds: seed 0 belongs to the evaluation seed space"),
+    bad.stderr,
+  );
+  const good = await run([
+    "--tokenizer",
+    FIXTURE,
+    "--tasks",
+    "vt",
+    "--split",
+    "eval",
+    "--seeds",
+    "3",
+    "-n",
+    "1",
+    "--lengths",
+    "800",
+  ]);
+  assertEquals(good.code, 0, good.stderr);
+  const record = JSON.parse(good.stdout) as CorpusRecord;
+  assertEquals([record.id, record.split], ["vt/eval/s3/i0", "eval"]);
+});

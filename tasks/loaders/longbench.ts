@@ -1,0 +1,162 @@
+/**
+ * LongBench v1 JSONL (`{input, context, answers, length, dataset, language, all_classes, _id}`,
+ * one file per dataset, LongBench-E files `*_e.jsonl` alike) for the English tasks, with the
+ * dataset's prompt template and `max_new_tokens` from LongBench's `config/dataset2prompt.json`
+ * and `dataset2maxlen.json` (THUDM/LongBench 2e00731, templates verbatim, typos included).
+ *
+ * The template is split at `{context}`: the text before it is the sample's instruction (never
+ * evicted), the row's context is the context, and the text after it, with `{input}` filled in,
+ * is the query. The whitespace that separated context and query in the template is moved to
+ * `meta.separator` (the prompt builder puts its own "\n\n" there). Query meta also records what
+ * LongBench's `pred.py` and `eval.py` do per dataset: `chatTemplate: false` for trec, triviaqa,
+ * samsum, lcc and repobench-p; `stopAtNewline` for samsum; `firstLine` for the first-line cut
+ * of trec, triviaqa and samsum; `allClasses` for classification. Middle truncation to the
+ * model's window is the runner's job (it needs the tokenizer).
+ *
+ * @module
+ */
+
+import { InputError } from "../../errors.ts";
+import { LONGBENCH_FIRST_LINE, LONGBENCH_METRICS } from "../metrics/mod.ts";
+import type { Sample } from "../types.ts";
+import { fileStem, optionalField, readJsonl, stringField, stringListField } from "./rows.ts";
+
+/** LongBench `dataset2prompt.json`, English tasks. */
+export const LONGBENCH_PROMPTS: Readonly<Record<string, string>> = {
+  narrativeqa:
+    "You are given a story, which can be either a novel or a movie script, and a question. Answer the question asconcisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nStory: {context}\n\nNow, answer the question based on the story asconcisely as you can, using a single phrase if possible. Do not provide any explanation.\n\nQuestion: {input}\n\nAnswer:",
+  qasper:
+    'You are given a scientific article and a question. Answer the question as concisely as you can, using a single phrase or sentence if possible. If the question cannot be answered based on the information in the article, write "unanswerable". If the question is a yes/no question, answer "yes", "no", or "unanswerable". Do not provide any explanation.\n\nArticle: {context}\n\n Answer the question based on the above article as concisely as you can, using a single phrase or sentence if possible. If the question cannot be answered based on the information in the article, write "unanswerable". If the question is a yes/no question, answer "yes", "no", or "unanswerable". Do not provide any explanation.\n\nQuestion: {input}\n\nAnswer:',
+  multifieldqa_en:
+    "Read the following text and answer briefly.\n\n{context}\n\nNow, answer the following question based on the above text, only give me the answer and do not output any other words.\n\nQuestion: {input}\nAnswer:",
+  hotpotqa:
+    "Answer the question based on the given passages. Only give me the answer and do not output any other words.\n\nThe following are given passages.\n{context}\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: {input}\nAnswer:",
+  "2wikimqa":
+    "Answer the question based on the given passages. Only give me the answer and do not output any other words.\n\nThe following are given passages.\n{context}\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: {input}\nAnswer:",
+  musique:
+    "Answer the question based on the given passages. Only give me the answer and do not output any other words.\n\nThe following are given passages.\n{context}\n\nAnswer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: {input}\nAnswer:",
+  gov_report:
+    "You are given a report by a government agency. Write a one-page summary of the report.\n\nReport:\n{context}\n\nNow, write a one-page summary of the report.\n\nSummary:",
+  qmsum:
+    "You are given a meeting transcript and a query containing a question or instruction. Answer the query in one or more sentences.\n\nTranscript:\n{context}\n\nNow, answer the query based on the above meeting transcript in one or more sentences.\n\nQuery: {input}\nAnswer:",
+  multi_news:
+    "You are given several news passages. Write a one-page summary of all news. \n\nNews:\n{context}\n\nNow, write a one-page summary of all the news.\n\nSummary:",
+  trec:
+    "Please determine the type of the question below. Here are some examples of questions.\n\n{context}\n{input}",
+  triviaqa:
+    "Answer the question based on the given passage. Only give me the answer and do not output any other words. The following are some examples.\n\n{context}\n\n{input}",
+  samsum:
+    "Summarize the dialogue into a few short sentences. The following are some examples.\n\n{context}\n\n{input}",
+  passage_count:
+    "There are some paragraphs below sourced from Wikipedia. Some of them may be duplicates. Please carefully read these paragraphs and determine how many unique paragraphs there are after removing duplicates. In other words, how many non-repeating paragraphs are there in total?\n\n{context}\n\nPlease enter the final count of unique paragraphs after removing duplicates. The output format should only contain the number, such as 1, 2, 3, and so on.\n\nThe final answer is: ",
+  passage_retrieval_en:
+    'Here are 30 paragraphs from Wikipedia, along with an abstract. Please determine which paragraph the abstract is from.\n\n{context}\n\nThe following is an abstract.\n\n{input}\n\nPlease enter the number of the paragraph that the abstract is from. The answer format must be like "Paragraph 1", "Paragraph 2", etc.\n\nThe answer is: ',
+  lcc: "Please complete the code given below. \n{context}Next line of code:\n",
+  "repobench-p": "Please complete the code given below. \n{context}{input}Next line of code:\n",
+};
+
+/** LongBench `dataset2maxlen.json`, English tasks. */
+export const LONGBENCH_MAX_NEW_TOKENS: Readonly<Record<string, number>> = {
+  narrativeqa: 128,
+  qasper: 128,
+  multifieldqa_en: 64,
+  hotpotqa: 32,
+  "2wikimqa": 32,
+  musique: 32,
+  gov_report: 512,
+  qmsum: 512,
+  multi_news: 512,
+  trec: 64,
+  triviaqa: 32,
+  samsum: 128,
+  passage_count: 32,
+  passage_retrieval_en: 32,
+  lcc: 64,
+  "repobench-p": 64,
+};
+
+const NO_CHAT_TEMPLATE = new Set(["trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"]);
+
+/** Options of {@linkcode loadLongbench}. */
+export interface LongbenchOptions {
+  /** Dataset name (default: the rows' `dataset` field, else the file name less "_e"). */
+  dataset?: string;
+  /** Task name on the samples (default "longbench_{dataset}"). */
+  task?: string;
+  /** Keep the first `limit` samples. */
+  limit?: number;
+}
+
+function datasetOf(name: string, where: string): string {
+  const base = name.endsWith("_e") ? name.slice(0, -2) : name;
+  if (LONGBENCH_PROMPTS[base] === undefined) {
+    throw new InputError(
+      `${where}: LongBench dataset "${name}" is not a supported English task; expected one of ${
+        Object.keys(LONGBENCH_PROMPTS).join(", ")
+      }`,
+    );
+  }
+  return base;
+}
+
+/**
+ * Load one LongBench dataset file.
+ *
+ * @example
+ * ```ts
+ * const samples = await loadLongbench("data/longbench/hotpotqa.jsonl");
+ * samples[0].queries[0].metric; // "qa_f1_score"
+ * ```
+ */
+export async function loadLongbench(
+  path: string,
+  options: LongbenchOptions = {},
+): Promise<Sample[]> {
+  const rows = await readJsonl(path);
+  const samples: Sample[] = [];
+  for (const row of rows) {
+    if (options.limit !== undefined && samples.length >= options.limit) break;
+    const rowDataset = optionalField(row, "dataset");
+    const name = options.dataset ?? (typeof rowDataset === "string" ? rowDataset : fileStem(path));
+    const dataset = datasetOf(name, row.where);
+    const task = options.task ?? `longbench_${dataset}`;
+    const template = LONGBENCH_PROMPTS[dataset];
+    const [before, after] = template.split("{context}");
+    const input = stringField(row, "input");
+    const answers = stringListField(row, "answers");
+    if (answers.length === 0) throw new InputError(`${row.where}: field "answers" is empty`);
+    const filled = after.replaceAll("{input}", input);
+    const query = filled.replace(/^\s+/, "");
+    const meta: Record<string, unknown> = {
+      separator: filled.slice(0, filled.length - query.length),
+      chatTemplate: !NO_CHAT_TEMPLATE.has(dataset),
+    };
+    if (LONGBENCH_FIRST_LINE.has(dataset)) meta.firstLine = true;
+    if (dataset === "samsum") meta.stopAtNewline = true;
+    if (LONGBENCH_METRICS[dataset] === "classification_score") {
+      meta.allClasses = stringListField(row, "all_classes");
+    }
+    samples.push({
+      id: `${task}/${samples.length}`,
+      task,
+      instruction: before,
+      context: stringField(row, "context"),
+      queries: [{
+        prompt: query,
+        answers,
+        metric: LONGBENCH_METRICS[dataset],
+        maxNewTokens: LONGBENCH_MAX_NEW_TOKENS[dataset],
+        meta,
+      }],
+      meta: {
+        source: "longbench",
+        dataset,
+        row: row.where,
+        id: optionalField(row, "_id"),
+        length: optionalField(row, "length"),
+        language: optionalField(row, "language"),
+      },
+    });
+  }
+  return samples;
+}
