@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isInputError } from "./errors.ts";
 import { runForwardCommand } from "./cli/forward.ts";
 import { runGenerateCommand } from "./cli/generate.ts";
@@ -13,6 +13,15 @@ import { runListCommand } from "./cli/list.ts";
 import { runBenchCommand } from "./cli/bench.ts";
 import { runSweepCommand } from "./cli/sweep.ts";
 import { runReportCommand } from "./cli/report.ts";
+import { runTrainGateCommand } from "./cli/train_gate.ts";
+import { runConvertGateCommand } from "./cli/convert_gate.ts";
+import { runInspectCommand } from "./cli/inspect.ts";
+import { runCorpusCommand } from "./cli/corpus.ts";
+
+/** Collect a repeatable option's values. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 /** Parse a positive integer option, naming the option on failure. */
 function positiveInt(name: string): (value: string) => number {
@@ -25,10 +34,12 @@ function positiveInt(name: string): (value: string) => number {
   };
 }
 
-function notYet(name: string, issue: string): () => void {
-  return function run(): void {
-    console.log(`evictbench ${name}: not yet available (${issue}).`);
-  };
+/** The compute backend option of the commands that run a model. */
+function backendOption(): Option {
+  return new Option(
+    "--backend <name>",
+    "compute backend (auto: WebGPU when a non-fallback adapter exists, else CPU)",
+  ).choices(["auto", "cpu", "webgpu"]).default("auto");
 }
 
 /** Build the program; exported so tests can drive it without a subprocess. */
@@ -46,6 +57,7 @@ export function buildProgram(): Command {
     .requiredOption("--out <file>", "output file")
     .option("--chunk-size <n>", "prefill chunk size in tokens", positiveInt("--chunk-size"))
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
+    .addOption(backendOption())
     .action(runForwardCommand);
 
   program.command("generate")
@@ -62,6 +74,7 @@ export function buildProgram(): Command {
     .option("--stop <strings...>", "stop strings")
     .option("--chunk-size <n>", "prefill chunk size in tokens", positiveInt("--chunk-size"))
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
+    .addOption(backendOption())
     .action(runGenerateCommand);
 
   program.command("list")
@@ -75,6 +88,10 @@ export function buildProgram(): Command {
     .option("--hf <file>", "JSON from tools/bench_hf.py to print side by side")
     .option("--keep-model <dir>", "write the random benchmark model here and keep it")
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
+    .addOption(
+      new Option("--backend <name>", "cpu: the CPU engine; webgpu: the GPU section (bench/gpu.ts)")
+        .choices(["cpu", "webgpu"]).default("cpu"),
+    )
     .action(runBenchCommand);
 
   program.command("sweep")
@@ -89,8 +106,70 @@ export function buildProgram(): Command {
     .action(runReportCommand);
 
   program.command("train-gate")
-    .description("Train Fast KVzip gates for a model.")
-    .action(notYet("train-gate", "arrives with the eviction methods work"));
+    .description("Train Fast KVzip gates for a model from KVzip targets (see methods/gates/).")
+    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--corpus <files...>", "plain-text files to distil on")
+    .requiredOption("--out <file>", "gates.safetensors to write")
+    .option("--steps <n>", "optimisation steps", positiveInt("--steps"), 5000)
+    .option("--resume", "continue from the checkpoint", false)
+    .option("--features <dir>", "features directory (default <out>.features)")
+    .option("--checkpoint <file>", "checkpoint file (default <out>.ckpt)")
+    .option("--batch-size <n>", "tokens per step", positiveInt("--batch-size"), 1000)
+    .option("--lr <x>", "base learning rate (default 0.2)")
+    .option("--seed <n>", "seed (default 0)")
+    .option("--gate-dim <n>", "gate head dimension", positiveInt("--gate-dim"), 16)
+    .option("--sinks <n>", "learned sink keys per KV head", positiveInt("--sinks"), 16)
+    .option("--chunk <n>", "reconstruction chunk in tokens", positiveInt("--chunk"), 2000)
+    .option("--sample-tokens <n>", "tokens per sample (8000)", positiveInt("--sample-tokens"))
+    .option("--feature-dtype <dtype>", "hidden states on disk: bf16 or f32 (default bf16)")
+    .option("--log-every <n>", "a progress line every n steps", positiveInt("--log-every"), 10)
+    .option("--checkpoint-every <n>", "checkpoint period", positiveInt("--checkpoint-every"), 500)
+    .option("--validation-stride <n>", "every n-th token (100)", positiveInt("--validation-stride"))
+    .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
+    .action(runTrainGateCommand);
+
+  program.command("convert-gate")
+    .description("Convert an official Fast KVzip gate checkpoint (.pt) to gates.safetensors.")
+    .requiredOption("--in <file>", "q{G}_dim16_sink16.pt")
+    .requiredOption("--out <file>", "gates.safetensors to write")
+    .option("--model <dir>", "check against this model and take its gated layers")
+    .action(runConvertGateCommand);
+
+  program.command("inspect")
+    .description(
+      "One prefill with one-shot eviction; write every head's scores and kept positions.",
+    )
+    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--method <id>", "registered method id")
+    .option("--param <key=value>", "method parameter (repeatable)", collect, [])
+    .requiredOption("--kept <r>", "kept ratio of the context, in (0, 1]")
+    .option("--policy <p>", "selection policy: per-head, per-layer or global")
+    .option("--safeguard <alpha>", "AdaKV safeguard fraction (0 = none)")
+    .option("--window <n>", "recent context tokens kept outside the budget (default 0)")
+    .option("--sinks <n>", "positions below n are always kept (default 0)")
+    .option("--prefix <n>", "the first n tokens are a protected prefix (default 0)")
+    .option("--ids <ids>", "comma-separated token ids")
+    .option("--text <string>", "text to tokenize (no special tokens added)")
+    .requiredOption("--out <file>", "JSON output file")
+    .option("--chunk-size <n>", "prefill chunk size in tokens")
+    .option("--threads <n>", "onnxruntime threads")
+    .action(runInspectCommand);
+
+  program.command("corpus")
+    .description("Write generated task samples (prompt + reference completion) as JSONL or text.")
+    .option("--tasks <names...>", "tasks or suites (long-context, code, math)")
+    .option("--model <dir>", "model directory whose tokenizer counts lengths")
+    .option("--tokenizer <dir>", "tokenizer directory (instead of --model)")
+    .option("--split <split>", "train (seeds ≥ 1000000) or eval (seeds < 1000000)", "train")
+    .option("--seeds <list>", "seeds and ranges, e.g. 1000000-1000009 (default: the split's first)")
+    .option("-n, --n <count>", "samples per task, seed and length", positiveInt("--n"), 10)
+    .option("--lengths <list>", "target prompt lengths in tokens, e.g. 512,2048,4k (default 2048)")
+    .option("--format <format>", "jsonl or text", "jsonl")
+    .option("--prompt-format <format>", "auto, chat or plain", "auto")
+    .option("--out <file>", "output file (default stdout)")
+    .option("--skip-unfit", "skip a task at a length too short for it, with a warning", false)
+    .option("--list", "list the registered tasks and exit", false)
+    .action(runCorpusCommand);
 
   return program;
 }

@@ -16,6 +16,9 @@ import { editCheckpoint } from "./tests/checkpoints.ts";
 const ROOT = new URL(".", import.meta.url).pathname;
 const DENO_ARGS = [
   "run",
+  // The test runner has set node_modules up already; concurrent spawns must not queue on its
+  // lock (Deno prints "Blocking waiting for file lock" on stderr when they do).
+  "--node-modules-dir=manual",
   "--allow-read",
   "--allow-write",
   "--allow-env",

@@ -64,3 +64,95 @@ export {
   type StatsRequest,
 } from "./kernels/kv_store.ts";
 export { OrtAttention } from "./kernels/attention_ort.ts";
+export { type KvStore } from "./kernels/kv_store.ts";
+export type { GpuModelOptions } from "./engine/model_webgpu.ts";
+export type { WeightStore } from "./engine/safetensors.ts";
+export type {
+  ChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  EncodeOptions,
+} from "./engine/tokenizer.ts";
+export type { RandomModelResult, TinyArch } from "./engine/random_model.ts";
+
+// Eviction methods: the registry (list / get / describe, as `listMethods` etc. too), the shared
+// selector and the phases. Importing methods/mod.ts registers every built-in method.
+export {
+  describeMethod as describe,
+  getMethod as get,
+  listMethods as list,
+} from "./methods/mod.ts";
+export type {
+  Budget,
+  ChunkedPrefillOptions,
+  DecodeDefaults,
+  DecodeEvictionOptions,
+  EvictionReport,
+  EvictOptions,
+  GenerateWithEvictionOptions,
+  LayerBudgetInfo,
+  MethodChoice,
+  MethodDescription,
+  ParamDescription,
+  PrefillEvictionOptions,
+  PrefillEvictionResult,
+  PromptParts,
+  RatioResult,
+  RatioSweepOptions,
+  ScoreSnapshot,
+  SelectBudget,
+  Selection,
+  SelectOptions,
+} from "./methods/mod.ts";
+export {
+  type AnyMethodDefinition,
+  chunkedPrefillWithEviction,
+  DecodeEviction,
+  describeMethod,
+  evictWithScores,
+  generateWithEviction,
+  getMethod,
+  listMethods,
+  type MethodContext,
+  type MethodDefinition,
+  type Phase,
+  type PolicySpec,
+  prefillAtRatios,
+  prefillWithEviction,
+  registerMethod,
+  type ScoreGrid,
+  type Scorer,
+  type ScoreRequest,
+  type SelectionPolicy,
+  selectKeepSets,
+  type Signal,
+} from "./methods/mod.ts";
+
+// Tasks: suites, adapters, prompts, metrics and loaders of public benchmark files.
+export type {
+  AdapterEnv,
+  AdapterSource,
+  AnyTaskAdapter,
+  PromptOptions,
+  PromptSegment,
+  QueryPrompt,
+} from "./tasks/mod.ts";
+export {
+  buildPrompt,
+  getTask,
+  listTasks,
+  type Query,
+  registerTask,
+  type Sample,
+  type SuiteName,
+  type TaskAdapter,
+} from "./tasks/mod.ts";
+export {
+  getMetric,
+  listMetrics,
+  type Metric,
+  type MetricContext,
+  type MetricSource,
+  registerMetric,
+} from "./tasks/metrics/mod.ts";
+export * as loaders from "./tasks/loaders/mod.ts";
