@@ -11,7 +11,7 @@ import { runForwardCommand } from "./cli/forward.ts";
 import { runGenerateCommand } from "./cli/generate.ts";
 import { runListCommand } from "./cli/list.ts";
 import { runBenchCommand } from "./cli/bench.ts";
-import { runSweepCommand } from "./cli/sweep.ts";
+import { runMergeCommand, runSweepCommand } from "./cli/sweep.ts";
 import { runReportCommand } from "./cli/report.ts";
 import { runTrainGateCommand } from "./cli/train_gate.ts";
 import { runConvertGateCommand } from "./cli/convert_gate.ts";
@@ -95,9 +95,32 @@ export function buildProgram(): Command {
     .action(runBenchCommand);
 
   program.command("sweep")
-    .description("Run a sweep (models × methods × budgets × tasks).")
-    .argument("[config]", "sweep config file")
+    .description(
+      "Run or resume a sweep (models × methods × budgets × tasks); prints the report's path last.",
+    )
+    .argument("[config]", "sweep config (JSON, comments allowed); default: the default sweep")
+    .option("--out <dir>", "run directory")
+    .option("--backend <name>", "auto, cpu or webgpu")
+    .option("--protocol <name>", "query-agnostic, query-aware or decode")
+    .option("--seed <n>", "seed of methods' randomness", Number)
+    .option("--models <dirs...>", "model directories")
+    .option("--methods <ids...>", "method ids")
+    .option(
+      "--budgets <r...>",
+      "kept ratios",
+      (v: string, prev: number[] = []) => [...prev, Number(v)],
+    )
+    .option("--tasks <names...>", "tasks or suites")
+    .option("--shard <i/n>", "run one deterministic slice of the plan (0-based)")
+    .option("--no-report", "skip report.html (e.g. on shards; merge renders it)")
+    .option("--schema", "print the config's JSON Schema and exit")
     .action(runSweepCommand);
+
+  program.command("merge")
+    .description("Join the run directories of a sharded sweep into one run.")
+    .argument("<out>", "merged run directory")
+    .argument("<runs...>", "shard run directories")
+    .action(runMergeCommand);
 
   program.command("report")
     .description("Render a run directory as an offline HTML report (plus cells.csv and SVGs).")

@@ -1,67 +1,86 @@
 /**
- * `evictbench sweep`. The sweep runner (configs, methods × budgets × tasks, results store,
- * reports) is not built yet; until it is, the command runs the engine end to end on a small
- * random Qwen3-architecture model it writes under .cache/: chunked prefill, greedy decoding
- * from the cache, then a real eviction of half of every head's context entries, showing the
- * memory the store gives back.
+ * `evictbench sweep [config]`: run (or resume) a sweep and render its report; the report's
+ * path is the last line of output. Without a config it runs the default sweep on the default
+ * model. CLI flags override the config file, which overrides the defaults.
+ *
+ * `evictbench merge <out> <runs...>`: join the run directories of a sharded sweep.
  *
  * @module
  */
 
-import { generate } from "../engine/generate.ts";
-import { Model } from "../engine/model.ts";
-import { makeRandomModel } from "../engine/random_model.ts";
+import { InputError } from "../errors.ts";
+import { defaultSweep } from "../sweep/default.ts";
+import { mergeRuns } from "../sweep/merge.ts";
+import { readSweepConfig, sweepJsonSchema, validateSweepConfig } from "../sweep/config.ts";
+import { runSweep, type Shard } from "../sweep/runner.ts";
 
-const DEMO_DIR = new URL("../.cache/demo-qwen3/", import.meta.url).pathname;
+/** Options of the sweep command, as commander parses them. */
+export interface SweepCommandOptions {
+  out?: string;
+  backend?: string;
+  protocol?: string;
+  seed?: number;
+  models?: string[];
+  methods?: string[];
+  budgets?: number[];
+  tasks?: string[];
+  shard?: string;
+  schema?: boolean;
+  report?: boolean;
+}
 
-/** Run the sweep command (currently the engine demo). */
-export async function runSweepCommand(config?: string): Promise<void> {
-  if (config !== undefined) {
-    console.log(`evictbench sweep: sweep configs are not supported yet (got ${config}).`);
+/** Parse "i/n" into a shard, naming the flag on failure. */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new InputError(`--shard: expected i/n with 0 ≤ i < n (e.g. 0/4), got "${text}"`);
   }
-  console.log("evictbench sweep: the sweep runner is not available yet; running the engine demo.");
-  const made = await makeRandomModel(DEMO_DIR, {
-    arch: "qwen3",
-    seed: 7,
-    overrides: {
-      hidden_size: 64,
-      intermediate_size: 160,
-      num_hidden_layers: 4,
-      max_position_embeddings: 4096,
-    },
-    reuse: true,
-  });
-  console.log(`model: random Qwen3 architecture, ${made.parameters} parameters, ${DEMO_DIR}`);
-  const model = await Model.load(DEMO_DIR);
-  const tokenizer = model.tokenizer();
-  const context = "The quick brown fox jumps over the lazy dog. ".repeat(12);
-  const prompt = tokenizer.applyChatTemplate([{ role: "user", content: context }], {
-    addGenerationPrompt: true,
-  });
-  const ids = Int32Array.from(tokenizer.encode(prompt, { addSpecialTokens: false }));
-  const cache = model.createCache();
-  const result = await generate(model, cache, ids, {
-    maxNewTokens: 16,
-    chunkSize: 64,
-    decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
-  });
-  console.log(
-    `prompt: ${ids.length} tokens, prefilled in chunks of 64 (${result.prefillMs.toFixed(1)} ms)`,
-  );
-  // A random model's tokens rarely decode to valid UTF-8, so show the ids.
-  console.log(
-    `greedy completion: ${result.tokens.length} tokens at ${
-      result.decodeMsPerToken.toFixed(2)
-    } ms/token, ids [${result.tokens.join(", ")}]`,
-  );
-  const before = cache.bytesHeld();
-  for (let l = 0; l < model.config.numLayers; l++) {
-    const keep = [...cache.lengths(l)].map((n) =>
-      Int32Array.from({ length: Math.ceil(n / 2) }, (_, i) => 2 * i)
-    );
-    cache.evict(l, keep);
+  return { index, count };
+}
+
+/** Run the sweep command. */
+export async function runSweepCommand(
+  configPath: string | undefined,
+  options: SweepCommandOptions,
+): Promise<void> {
+  if (options.schema) {
+    console.log(JSON.stringify(sweepJsonSchema(), null, 2));
+    return;
   }
+  const shard = options.shard === undefined ? undefined : parseShard(options.shard);
+  const raw: Record<string, unknown> = configPath === undefined
+    ? await defaultSweep()
+    : await readSweepConfig(configPath);
+  const overrides: Record<string, unknown> = {
+    out: options.out,
+    backend: options.backend,
+    protocol: options.protocol,
+    seed: options.seed,
+    models: options.models,
+    methods: options.methods,
+    budgets: options.budgets,
+    tasks: options.tasks,
+  };
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
+  const config = validateSweepConfig(raw, configPath ?? "default sweep");
+  const summary = await runSweep(config, { shard, report: options.report !== false });
+  const overhead = summary.computeMs > 0 ? summary.wallMs / summary.computeMs : NaN;
   console.log(
-    `KV store: ${before} bytes held before eviction, ${cache.bytesHeld()} after keeping every other entry (nominal ${cache.nominal()})`,
+    `${summary.unitsRun} units run, ${summary.unitsSkipped} already done; ${summary.rowsWritten} rows written to ${summary.dir}/rows.csv`,
   );
+  console.log(
+    `wall ${(summary.wallMs / 1000).toFixed(1)} s, model compute ${
+      (summary.computeMs / 1000).toFixed(1)
+    } s (${Number.isFinite(overhead) ? `${overhead.toFixed(2)}×` : "n/a"})`,
+  );
+  console.log(summary.report ?? `${summary.dir}/rows.csv`);
+}
+
+/** Run the merge command. */
+export async function runMergeCommand(out: string, runs: string[]): Promise<void> {
+  const merged = await mergeRuns(out, runs);
+  console.log(`${merged.rows} rows from ${runs.length} runs`);
+  console.log(merged.report);
 }

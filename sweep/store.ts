@@ -124,9 +124,17 @@ export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_ind
   return `${row.cell_id}\u0000${row.sample_id}\u0000${row.query_index}`;
 }
 
-/** Serialise rows as CSV lines (no header). */
+/** Serialise rows as CSV lines (no header); a NaN number (not applicable) is an empty field. */
 export function rowsToCsv(rows: readonly ResultRow[]): string {
-  return stringify(rows.map((r) => ROW_COLUMNS.map((c) => r[c])), { eof: true });
+  return stringify(
+    rows.map((r) =>
+      ROW_COLUMNS.map((c) => {
+        const v = r[c];
+        return typeof v === "number" && Number.isNaN(v) ? "" : v;
+      })
+    ),
+    { eof: true },
+  );
 }
 
 /** Parse rows.csv text (with its header), checking the columns. */
@@ -149,8 +157,8 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
     ROW_COLUMNS.forEach((c, j) => {
       const value = fields[j];
       if (NUMERIC.has(c)) {
-        const n = Number(value);
-        if (value === "" || !Number.isFinite(n)) {
+        const n = value === "" ? NaN : Number(value);
+        if (value !== "" && !Number.isFinite(n)) {
           throw new InputError(`${path}:${i + 2}: column ${c} should be a number, got "${value}"`);
         }
         row[c] = n;

@@ -1,0 +1,169 @@
+/**
+ * The sweep config: models × methods × budgets × tasks, one protocol, a backend, a seed and an
+ * output directory. A JSON file (comments and trailing commas allowed) validated with zod;
+ * every problem is reported with its path, and unknown method or task names suggest near
+ * matches. CLI flags override the file, which overrides the defaults.
+ *
+ * @module
+ */
+
+import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
+import { z } from "zod";
+import { InputError } from "../errors.ts";
+import { getMethod, nearMatches, parseMethodParams, SELECTION_POLICIES } from "../methods/mod.ts";
+import { getSuite, getTask, listTasks, SUITES } from "../tasks/mod.ts";
+
+/** How queries meet the compressed cache (see README / DESIGN §6). */
+export const PROTOCOLS = ["query-agnostic", "query-aware", "decode"] as const;
+/** A protocol. */
+export type Protocol = typeof PROTOCOLS[number];
+
+/** The kept ratios of the paper's sweeps, plus 0.1. */
+export const DEFAULT_KEPT_RATIOS: readonly number[] = [1, 0.75, 0.5, 0.4, 0.3, 0.2, 0.1];
+
+const methodEntry = z.object({
+  id: z.string().min(1).describe("registered method id (deno task list)"),
+  params: z.record(z.string(), z.unknown()).default({}).describe("method parameters"),
+  policy: z.enum(SELECTION_POLICIES as unknown as [string, ...string[]]).optional()
+    .describe("selection policy override"),
+  safeguard: z.number().min(0).max(1).optional().describe("AdaKV safeguard fraction α"),
+}).strict();
+
+const taskEntry = z.object({
+  task: z.string().min(1).describe("a task or a suite (long-context, code, math)"),
+  n: z.number().int().min(1).optional().describe("samples per length and seed"),
+  lengths: z.array(z.number().int().min(32)).min(1).optional()
+    .describe("target prompt lengths in tokens of the model under test"),
+  seeds: z.array(z.number().int().min(0)).min(1).optional().describe("evaluation seeds"),
+  options: z.record(z.string(), z.unknown()).default({}).describe("other adapter options"),
+}).strict();
+
+/** The config schema (also exported as JSON Schema for editors). */
+export const SweepConfigSchema = z.object({
+  $schema: z.string().optional(),
+  models: z.array(z.string().min(1)).min(1).describe("Hugging Face model directories"),
+  methods: z.array(z.union([z.string().min(1), methodEntry])).min(1)
+    .describe("method ids, or {id, params, policy, safeguard}"),
+  budgets: z.array(z.number().gt(0).lte(1)).min(1).default([...DEFAULT_KEPT_RATIOS])
+    .describe("kept ratios r of the context (0.3 = evict 70 %)"),
+  decodeBudgets: z.array(z.number().int().min(1)).min(1).default([256, 128])
+    .describe("decode protocol: average entries kept per (layer, KV head)"),
+  tasks: z.array(z.union([z.string().min(1), taskEntry])).min(1)
+    .describe("task or suite names, or {task, n, lengths, seeds, options}"),
+  protocol: z.enum(PROTOCOLS).default("query-agnostic"),
+  backend: z.enum(["auto", "cpu", "webgpu"]).default("cpu"),
+  seed: z.number().int().min(0).default(0).describe("seed of methods' randomness"),
+  out: z.string().min(1).default("runs/default").describe("run directory"),
+  chunkSize: z.number().int().min(1).optional().describe("prefill forward chunk in tokens"),
+  window: z.union([z.literal("spec"), z.number().int().min(0)]).default("spec")
+    .describe('prefill lagging window: "spec" = 2 % of the context below 16k tokens, else 4096'),
+}).strict();
+
+/** A parsed, validated sweep config with every default filled in. */
+export type SweepConfig = z.infer<typeof SweepConfigSchema>;
+
+/** A method as the planner uses it. */
+export interface MethodSpec {
+  id: string;
+  params: Record<string, unknown>;
+  policy?: string;
+  safeguard?: number;
+}
+
+/** A task entry with defaults applied. */
+export interface TaskSpec {
+  task: string;
+  n?: number;
+  lengths?: number[];
+  seeds?: number[];
+  options: Record<string, unknown>;
+}
+
+/** Methods in their object form. */
+export function methodSpecs(config: SweepConfig): MethodSpec[] {
+  return config.methods.map((m) => (typeof m === "string" ? { id: m, params: {} } : m));
+}
+
+/** Tasks in their object form. */
+export function taskSpecs(config: SweepConfig): TaskSpec[] {
+  return config.tasks.map((t) => (typeof t === "string" ? { task: t, options: {} } : t));
+}
+
+/** The JSON Schema of the config, for editors (`"$schema": "./sweep.schema.json"`). */
+export function sweepJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(SweepConfigSchema) as Record<string, unknown>;
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? "(config)" : path.map(String).join(".");
+}
+
+/**
+ * Validate a config object: the schema first, then every method id, parameter set and task
+ * name against the registries. All problems are listed, each on its own line with its path.
+ */
+export function validateSweepConfig(raw: unknown, source = "sweep config"): SweepConfig {
+  const problems: string[] = [];
+  const parsed = SweepConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issuePath(issue.path)}: ${issue.message}`);
+    }
+    throw new InputError(`${source}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
+  }
+  const config = parsed.data;
+  methodSpecs(config).forEach((m, i) => {
+    try {
+      const def = getMethod(m.id);
+      parseMethodParams(def, m.params);
+    } catch (error) {
+      problems.push(`methods.${i}: ${(error as Error).message}`);
+    }
+  });
+  const known = [...SUITES, ...listTasks().map((t) => t.name)];
+  taskSpecs(config).forEach((t, i) => {
+    if (!known.includes(t.task)) {
+      const near = nearMatches(t.task, known);
+      problems.push(
+        `tasks.${i}: unknown task or suite "${t.task}"${
+          near.length > 0 ? ` (did you mean ${near.map((n) => `"${n}"`).join(" or ")}?)` : ""
+        }`,
+      );
+    }
+  });
+  if (problems.length > 0) {
+    throw new InputError(`${source}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
+  }
+  return config;
+}
+
+/** Read a config file (JSON with comments allowed) and validate it. */
+export async function readSweepConfig(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new InputError(`${path}: cannot read the sweep config (${(error as Error).message})`);
+  }
+  const errors: ParseError[] = [];
+  const value = parseJsonc(text, errors, { allowTrailingComma: true });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const line = text.slice(0, e.offset).split("\n").length;
+      return `${path}:${line}: ${printParseErrorCode(e.error)}`;
+    });
+    throw new InputError(`${path}: not valid JSON\n  ${lines.join("\n  ")}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InputError(`${path}: expected a JSON object at the top level`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The task adapters a task entry names (a suite expands to its tasks). */
+export function resolveTaskNames(entry: TaskSpec): string[] {
+  if ((SUITES as readonly string[]).includes(entry.task)) {
+    return listTasks({ suite: getSuite(entry.task) }).map((t) => t.name);
+  }
+  return [getTask(entry.task).name];
+}

@@ -1,0 +1,275 @@
+/**
+ * The three evaluation protocols, each turning one sample × one method into an answer per
+ * budget and query (harness-anchors §4, themes "query-agnostic vs query-aware"):
+ *
+ * - `query-agnostic` (default, KVzip/Fast KVzip/SCBench): compress the context once per
+ *   budget, answer every query from the same cache, restore it between queries. Methods whose
+ *   scores do not depend on the budget are scored once and pruned at every budget.
+ * - `query-aware` (SnapKV's original setting): context and query are prefilled together, then
+ *   compressed, for every query.
+ * - `decode` (reasoning): the whole prompt is prefilled, then eviction runs during generation
+ *   under an absolute budget of entries per (layer, KV head) (spec §4).
+ *
+ * Only the context (and, query-aware, the query) is ever evicted; the prompt prefix and the
+ * assistant opener stay.
+ *
+ * @module
+ */
+
+import { generate, type GenerateResult } from "../engine/generate.ts";
+import type { Model } from "../engine/model.ts";
+import type { TextTokenizer } from "../engine/tokenizer.ts";
+import type { CpuKvStore } from "../kernels/kv_store.ts";
+import {
+  type EvictionReport,
+  generateWithEviction,
+  getMethod,
+  type MethodChoice,
+  prefillAtRatios,
+} from "../methods/mod.ts";
+import { getMetric } from "../tasks/metrics/mod.ts";
+import type { Query, Sample } from "../tasks/types.ts";
+import type { Protocol } from "./config.ts";
+
+/** A sample's prompt as token ids, split where eviction may and may not act. */
+export interface SampleIds {
+  prefix: Int32Array;
+  context: Int32Array;
+  queries: { query: Int32Array; postfix: Int32Array }[];
+}
+
+/** What one query produced at one budget. */
+export interface QueryOutcome {
+  budget: number;
+  budgetKind: "kept_ratio" | "entries_per_head";
+  queryIndex: number;
+  prediction: string;
+  score: number;
+  generatedTokens: number;
+  promptTokens: number;
+  decodeMsPerToken: number;
+  prefillMs: number;
+  scoringMs: number;
+  selectionMs: number;
+  keptRatioAchieved: number;
+  entriesKept: number;
+  bytesHeld: number;
+  bytesFull: number;
+}
+
+/** Everything a protocol needs besides the method. */
+export interface ProtocolInput {
+  model: Model;
+  tokenizer: TextTokenizer;
+  sample: Sample;
+  ids: SampleIds;
+  method: MethodChoice;
+  /** Kept ratios (query-agnostic, query-aware) or entries per head (decode). */
+  budgets: readonly number[];
+  /** Prefill lagging window: "spec" (2 % below 16k context tokens, else 4096) or tokens. */
+  window: "spec" | number;
+  chunkSize?: number;
+}
+
+function specWindow(contextTokens: number, window: "spec" | number): number {
+  if (window !== "spec") return window;
+  return contextTokens < 16_000 ? Math.floor(0.02 * contextTokens) : 4096;
+}
+
+function concat(...parts: Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function entriesHeld(report: EvictionReport): number {
+  return report.entries.reduce((n, layer) => n + layer.reduce((a, b) => a + b, 0), 0);
+}
+
+/** Greedy answer to one query on top of `cache`, decoded without special tokens and graded. */
+async function answer(
+  model: Model,
+  cache: CpuKvStore,
+  input: ProtocolInput,
+  index: number,
+  ids: Int32Array,
+): Promise<{ result: GenerateResult; prediction: string; score: number }> {
+  const query: Query = input.sample.queries[index];
+  const result = await generate(model, cache, ids, {
+    maxNewTokens: query.maxNewTokens,
+    chunkSize: input.chunkSize,
+    decode: (t) => decodeKnown(input.tokenizer, t),
+  });
+  const prediction = result.text ?? "";
+  const score = getMetric(query.metric).score(prediction, query.answers, { meta: query.meta });
+  return { result, prediction, score };
+}
+
+/** Decode, skipping ids the tokenizer does not know (padding rows of the embedding). */
+function decodeKnown(tokenizer: TextTokenizer, ids: number[]): string {
+  return tokenizer.decode(ids.filter((id) => tokenizer.token(id) !== null), {
+    skipSpecialTokens: true,
+  });
+}
+
+async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
+  const { model, ids } = input;
+  const outcomes: QueryOutcome[] = [];
+  const ratios = [...input.budgets].sort((a, b) => b - a);
+  const { prefillMs } = await prefillAtRatios(model, { prefix: ids.prefix, context: ids.context }, {
+    ...input.method,
+    ratios,
+    window: specWindow(ids.context.length, input.window),
+    chunkSize: input.chunkSize,
+    onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
+      const mark = cache.mark();
+      for (let q = 0; q < ids.queries.length; q++) {
+        const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
+        const { result, prediction, score } = await answer(model, cache, input, q, qIds);
+        outcomes.push({
+          budget: keptRatio,
+          budgetKind: "kept_ratio",
+          queryIndex: q,
+          prediction,
+          score,
+          generatedTokens: result.tokens.length,
+          promptTokens: ids.prefix.length + ids.context.length + qIds.length,
+          decodeMsPerToken: result.decodeMsPerToken,
+          prefillMs: NaN, // filled in below: the prefill is shared by every ratio
+          scoringMs: scoreMs,
+          selectionMs: report.selectMs + report.compactMs,
+          keptRatioAchieved: report.keptRatioAchieved,
+          entriesKept: entriesHeld(report),
+          bytesHeld: report.bytesHeld,
+          bytesFull: report.nominalBytes,
+        });
+        cache.restore(mark);
+      }
+    },
+  });
+  for (const o of outcomes) o.prefillMs = prefillMs;
+  return outcomes;
+}
+
+async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
+  const { model, ids } = input;
+  const outcomes: QueryOutcome[] = [];
+  const ratios = [...input.budgets].sort((a, b) => b - a);
+  for (let q = 0; q < ids.queries.length; q++) {
+    // The query joins the evictable part; the assistant opener stays outside the budget.
+    const evictable = concat(ids.context, ids.queries[q].query);
+    const perQuery: QueryOutcome[] = [];
+    const { prefillMs } = await prefillAtRatios(model, { prefix: ids.prefix, context: evictable }, {
+      ...input.method,
+      ratios,
+      window: specWindow(evictable.length, input.window),
+      chunkSize: input.chunkSize,
+      onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
+        const { result, prediction, score } = await answer(
+          model,
+          cache,
+          input,
+          q,
+          ids.queries[q].postfix,
+        );
+        perQuery.push({
+          budget: keptRatio,
+          budgetKind: "kept_ratio",
+          queryIndex: q,
+          prediction,
+          score,
+          generatedTokens: result.tokens.length,
+          promptTokens: ids.prefix.length + evictable.length + ids.queries[q].postfix.length,
+          decodeMsPerToken: result.decodeMsPerToken,
+          prefillMs: NaN,
+          scoringMs: scoreMs,
+          selectionMs: report.selectMs + report.compactMs,
+          keptRatioAchieved: report.keptRatioAchieved,
+          entriesKept: entriesHeld(report),
+          bytesHeld: report.bytesHeld,
+          bytesFull: report.nominalBytes,
+        });
+      },
+    });
+    for (const o of perQuery) o.prefillMs = prefillMs;
+    outcomes.push(...perQuery);
+  }
+  return outcomes;
+}
+
+async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
+  const { model, ids } = input;
+  const definition = getMethod(
+    typeof input.method.method === "string" ? input.method.method : input.method.method.id,
+  );
+  const outcomes: QueryOutcome[] = [];
+  for (const budget of input.budgets) {
+    for (let q = 0; q < ids.queries.length; q++) {
+      const prompt = concat(ids.prefix, ids.context, ids.queries[q].query, ids.queries[q].postfix);
+      const query = input.sample.queries[q];
+      const decode = (t: number[]) => decodeKnown(input.tokenizer, t);
+      let result: GenerateResult;
+      let cache: CpuKvStore;
+      let selectionMs = 0;
+      let report: EvictionReport | null = null;
+      if (definition.phases.length === 0) {
+        cache = model.createCache();
+        result = await generate(model, cache, prompt, {
+          maxNewTokens: query.maxNewTokens,
+          chunkSize: input.chunkSize,
+          decode,
+        });
+      } else {
+        const out = await generateWithEviction(model, prompt, {
+          maxNewTokens: query.maxNewTokens,
+          chunkSize: input.chunkSize,
+          decode,
+          eviction: { ...input.method, entriesPerHead: budget },
+        });
+        result = out;
+        cache = out.cache;
+        selectionMs = out.evictions.reduce((t, e) => t + e.selectMs + e.compactMs, 0);
+        report = out.evictions.at(-1) ?? null;
+      }
+      const prediction = result.text ?? "";
+      const score = getMetric(query.metric).score(prediction, query.answers, { meta: query.meta });
+      const bytesFull = cache.nominal();
+      outcomes.push({
+        budget,
+        budgetKind: "entries_per_head",
+        queryIndex: q,
+        prediction,
+        score,
+        generatedTokens: result.tokens.length,
+        promptTokens: prompt.length,
+        decodeMsPerToken: result.decodeMsPerToken,
+        prefillMs: result.prefillMs,
+        scoringMs: 0,
+        selectionMs,
+        keptRatioAchieved: bytesFull > 0 ? cache.bytesUsed() / bytesFull : 1,
+        entriesKept: report === null
+          ? Math.round(cache.bytesUsed() / (cache.shape.headDim * 8 + 4))
+          : entriesHeld(report),
+        bytesHeld: cache.bytesHeld(),
+        bytesFull,
+      });
+    }
+  }
+  return outcomes;
+}
+
+/** Run `protocol` for one sample and one method over every budget. */
+export function runProtocol(protocol: Protocol, input: ProtocolInput): Promise<QueryOutcome[]> {
+  switch (protocol) {
+    case "query-agnostic":
+      return queryAgnostic(input);
+    case "query-aware":
+      return queryAware(input);
+    case "decode":
+      return decodeProtocol(input);
+  }
+}

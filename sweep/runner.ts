@@ -1,0 +1,323 @@
+/**
+ * The sweep runner: plans work units deterministically (model → task, length, seed → sample →
+ * method), skips units whose rows are already committed (resume), runs the protocol for each,
+ * appends its rows as one committed batch, and finally aggregates and renders the report.
+ * `shard: {index, count}` runs the units whose position in the plan is ≡ index (mod count).
+ *
+ * @module
+ */
+
+import os from "node:os";
+import { Model } from "../engine/model.ts";
+import { loadTokenizer } from "../engine/tokenizer.ts";
+import type { MethodChoice } from "../methods/mod.ts";
+import { renderSamplePrompt } from "../tasks/prompt.ts";
+import { getTask, parseTaskOptions, taskSamples } from "../tasks/registry.ts";
+import type { Sample } from "../tasks/types.ts";
+import { writeReport } from "../reports/render.ts";
+import {
+  type MethodSpec,
+  methodSpecs,
+  resolveTaskNames,
+  type SweepConfig,
+  taskSpecs,
+} from "./config.ts";
+import { Progress } from "./progress.ts";
+import { runProtocol, type SampleIds } from "./protocols.ts";
+import { type ResultRow, ResultsStore, writeJsonAtomic } from "./store.ts";
+
+/** One slice of a sharded sweep. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Options of {@linkcode runSweep}. */
+export interface RunSweepOptions {
+  shard?: Shard;
+  /** Write report.html at the end (default true). */
+  report?: boolean;
+  /** Progress display; default one on stdout. */
+  progress?: boolean;
+}
+
+/** What a sweep did. */
+export interface SweepSummary {
+  dir: string;
+  rowsWritten: number;
+  unitsRun: number;
+  unitsSkipped: number;
+  /** Wall time of the units' model work (prefill, scoring, generation), summed. */
+  computeMs: number;
+  wallMs: number;
+  report: string | null;
+}
+
+interface TaskUnit {
+  task: string;
+  /** Parsed adapter options (n, targetTokens, seed, …): part of the cell id. */
+  options: Record<string, unknown>;
+}
+
+/** Canonical JSON: keys sorted at every level, so equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
+}
+
+async function shortHash(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
+}
+
+function taskUnits(config: SweepConfig): TaskUnit[] {
+  const units: TaskUnit[] = [];
+  for (const spec of taskSpecs(config)) {
+    for (const task of resolveTaskNames(spec)) {
+      const adapter = getTask(task);
+      for (const seed of spec.seeds ?? [undefined]) {
+        for (const length of spec.lengths ?? [undefined]) {
+          const raw: Record<string, unknown> = { ...spec.options };
+          if (spec.n !== undefined) raw.n = spec.n;
+          if (seed !== undefined) raw.seed = seed;
+          if (length !== undefined && adapter.lengthControlled) raw.targetTokens = length;
+          units.push({ task, options: parseTaskOptions(adapter, raw) });
+        }
+      }
+    }
+  }
+  return units;
+}
+
+function budgetsFor(config: SweepConfig, method: MethodSpec): number[] {
+  const evicts = method.id !== "full";
+  if (config.protocol === "decode") {
+    return evicts ? config.decodeBudgets : [Number.MAX_SAFE_INTEGER];
+  }
+  return evicts ? config.budgets : [1];
+}
+
+async function gitRevision(): Promise<string | null> {
+  try {
+    const out = await new Deno.Command("git", {
+      args: ["rev-parse", "HEAD"],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function dependencyVersions(): Promise<Record<string, string>> {
+  const denoJson = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { imports: Record<string, string> };
+  return Object.fromEntries(
+    Object.entries(denoJson.imports).map(([name, spec]) => [name, spec.replace(/^npm:/, "")]),
+  );
+}
+
+/**
+ * Run (or resume) a sweep. Rows already committed in `config.out` are skipped, never redone.
+ *
+ * @example
+ * ```ts
+ * const summary = await runSweep(validateSweepConfig(json));
+ * console.log(summary.report);
+ * ```
+ */
+export async function runSweep(
+  config: SweepConfig,
+  options: RunSweepOptions = {},
+): Promise<SweepSummary> {
+  const t0 = performance.now();
+  const store = await ResultsStore.open(config.out); // fails before any work if unwritable
+  const runJson = `${config.out}/run.json`;
+  const started = new Date().toISOString();
+  const provenance = {
+    config,
+    shard: options.shard ?? null,
+    git: await gitRevision(),
+    deno: Deno.version,
+    dependencies: await dependencyVersions(),
+    cpu: `${os.cpus()[0]?.model.trim() ?? "unknown"} × ${os.cpus().length}`,
+    memoryBytes: os.totalmem(),
+    started,
+    ended: null as string | null,
+    peakRssBytes: null as number | null,
+  };
+  await writeJsonAtomic(runJson, provenance);
+
+  const methods = methodSpecs(config);
+  const tasks = taskUnits(config);
+  const perModel = tasks.reduce((n, t) => n + (t.options.n as number) * methods.length, 0);
+  const progress = options.progress === false
+    ? null
+    : new Progress(perModel * config.models.length);
+  let unit = -1;
+  let rowsWritten = 0;
+  let unitsRun = 0;
+  let unitsSkipped = 0;
+  let computeMs = 0;
+  let peakRss = Deno.memoryUsage().rss;
+
+  for (const modelDir of config.models) {
+    // The tokenizer is enough to plan and to find finished units; the model loads on demand.
+    const tokenizer = await loadTokenizer(modelDir);
+    let model: Model | null = null;
+    for (const taskUnit of tasks) {
+      const adapter = getTask(taskUnit.task);
+      const n = taskUnit.options.n as number;
+      let samples: Sample[] | null = null;
+      for (let s = 0; s < n; s++) {
+        for (const method of methods) {
+          unit++;
+          const label = `${modelDir} · ${taskUnit.task} · sample ${s + 1}/${n} · ${method.id}`;
+          if (options.shard && unit % options.shard.count !== options.shard.index) continue;
+          const cellIds = new Map<number, string>();
+          for (const budget of budgetsFor(config, method)) {
+            cellIds.set(budget, await cellId(modelDir, method, budget, taskUnit, config));
+          }
+          samples ??= await collect(taskSamples(taskUnit.task, taskUnit.options, { tokenizer }));
+          const sample = samples[s];
+          const done = sample.queries.every((_, q) =>
+            [...cellIds.values()].every((id) =>
+              store.has({ cell_id: id, sample_id: sample.id, query_index: q })
+            )
+          );
+          if (done) {
+            unitsSkipped++;
+            progress?.tick(`${label} (done)`);
+            continue;
+          }
+          // Methods run on the CPU store; the WebGPU backend serves forward/generate for now.
+          model ??= await Model.load(modelDir, { backend: "cpu" });
+          const m: Model = model;
+          const prompt = renderSamplePrompt(tokenizer, sample);
+          const ids: SampleIds = {
+            prefix: Int32Array.from(prompt.prefix.ids),
+            context: Int32Array.from(prompt.context.ids),
+            queries: prompt.queries.map((q) => ({
+              query: Int32Array.from(q.query.ids),
+              postfix: Int32Array.from(q.postfix.ids),
+            })),
+          };
+          const choice: MethodChoice = {
+            method: method.id,
+            params: method.params,
+            policy: method.policy === undefined
+              ? undefined
+              : { policy: method.policy as never, safeguard: method.safeguard },
+            seed: config.seed,
+            tokenizer,
+          };
+          const t1 = performance.now();
+          const outcomes = await runProtocol(config.protocol, {
+            model: m,
+            tokenizer,
+            sample,
+            ids,
+            method: choice,
+            budgets: [...cellIds.keys()],
+            window: config.window,
+            chunkSize: config.chunkSize,
+          });
+          computeMs += performance.now() - t1;
+          const rows: ResultRow[] = outcomes.map((o) => {
+            const query = sample.queries[o.queryIndex];
+            return {
+              cell_id: cellIds.get(o.budget)!,
+              model: modelDir,
+              method: method.id,
+              params: canonicalJson(method.params),
+              policy: method.policy ?? "default",
+              protocol: config.protocol,
+              suite: adapter.suite,
+              task: taskUnit.task,
+              budget_kind: o.budgetKind,
+              budget: o.budget,
+              seed: config.seed,
+              sample_id: sample.id,
+              query_index: o.queryIndex,
+              metric: query.metric,
+              score: o.score,
+              kept_ratio_asked: o.budgetKind === "kept_ratio" ? o.budget : NaN,
+              kept_ratio_achieved: o.keptRatioAchieved,
+              entries_kept: o.entriesKept,
+              kv_bytes_held: o.bytesHeld,
+              kv_bytes_full: o.bytesFull,
+              context_tokens: ids.context.length,
+              prompt_tokens: o.promptTokens,
+              generated_tokens: o.generatedTokens,
+              prediction: o.prediction,
+              reference: JSON.stringify(query.answers),
+              prefill_ms: round(o.prefillMs),
+              decode_ms_per_token: round(o.decodeMsPerToken),
+              scoring_ms: round(o.scoringMs),
+              selection_ms: round(o.selectionMs),
+            };
+          });
+          rowsWritten += await store.append(rows);
+          unitsRun++;
+          peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+          progress?.tick(label);
+        }
+      }
+    }
+  }
+  provenance.ended = new Date().toISOString();
+  provenance.peakRssBytes = peakRss;
+  await writeJsonAtomic(runJson, provenance);
+  const report = options.report === false ? null : (await writeReport(config.out)).html;
+  return {
+    dir: config.out,
+    rowsWritten,
+    unitsRun,
+    unitsSkipped,
+    computeMs,
+    wallMs: performance.now() - t0,
+    report,
+  };
+}
+
+function round(ms: number): number {
+  return Number.isFinite(ms) ? Math.round(ms * 1000) / 1000 : 0;
+}
+
+async function cellId(
+  model: string,
+  method: MethodSpec,
+  budget: number,
+  task: TaskUnit,
+  config: SweepConfig,
+): Promise<string> {
+  return await shortHash(canonicalJson({
+    model,
+    method: method.id,
+    params: method.params,
+    policy: method.policy ?? null,
+    safeguard: method.safeguard ?? null,
+    budget,
+    task: task.task,
+    options: task.options,
+    protocol: config.protocol,
+    window: config.window,
+    seed: config.seed,
+  }));
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}

@@ -1,0 +1,216 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
+import { InputError } from "../errors.ts";
+import { makeRandomModel } from "../engine/random_model.ts";
+import { seededRandom } from "../kernels/random.ts";
+import { validateSweepConfig } from "./config.ts";
+import { mergeRuns } from "./merge.ts";
+import { runSweep } from "./runner.ts";
+import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MODEL = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-" });
+await makeRandomModel(MODEL, {
+  arch: "qwen3",
+  seed: 3,
+  overrides: { max_position_embeddings: 4096 },
+});
+
+function config(out: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    models: [MODEL],
+    methods: ["full", "snapkv", { id: "random", params: { seed: 1 } }],
+    budgets: [1, 0.5, 0.25],
+    tasks: [{ task: "niah_single_1", n: 2, lengths: [400] }, { task: "vt", n: 1, lengths: [400] }],
+    out,
+    ...extra,
+  };
+}
+
+/** Rows without timing columns, in key order: what two runs of one config must share. */
+function comparable(rows: ResultRow[]): string[] {
+  return rows
+    .map((r) => {
+      const copy: Record<string, unknown> = { ...r };
+      for (const c of TIMING_COLUMNS) delete copy[c];
+      return JSON.stringify(copy);
+    })
+    .sort();
+}
+
+function withoutTiming(csv: string): string {
+  // The timing columns are the last four of every record.
+  return (csv.match(/(?:[^\n"]|"(?:[^"]|"")*")+/g) ?? [])
+    .map((line) => line.split(",").slice(0, -4).join(","))
+    .join("\n");
+}
+
+Deno.test("invalid configs fail with every problem listed, each with its path", () => {
+  const error = assertThrows(
+    () =>
+      validateSweepConfig({
+        models: [],
+        methods: ["snapvk", { id: "h2o", params: { window: -3 } }],
+        budgets: [1.5],
+        tasks: ["niah_singel_1"],
+        protocol: "sometimes",
+        extra: true,
+      }),
+    InputError,
+  );
+  for (const expected of ["models", "budgets.0", "protocol", "extra"]) {
+    assert(error.message.includes(expected), `missing "${expected}" in: ${error.message}`);
+  }
+  const names = assertThrows(
+    () => validateSweepConfig({ models: ["m"], methods: ["snapvk"], tasks: ["niah_singel_1"] }),
+    InputError,
+  );
+  assert(names.message.includes('did you mean "snapkv"'), names.message);
+  assert(names.message.includes("niah_single_1"), names.message);
+  assert(names.message.includes("2 problem(s)"), names.message);
+});
+
+Deno.test("an unwritable output directory fails before any work starts", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/file`, "");
+  const started = performance.now();
+  await assertRejects(
+    () => runSweep(validateSweepConfig(config(`${dir}/file/run`)), { progress: false }),
+    InputError,
+    "cannot write the run directory",
+  );
+  assert(performance.now() - started < 2000, "the check must come before loading anything");
+});
+
+Deno.test("two runs of one config give identical rows.csv apart from timing columns", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  await runSweep(validateSweepConfig(config(a)), { progress: false, report: false });
+  await runSweep(validateSweepConfig(config(b)), { progress: false, report: false });
+  const rowsA = await Deno.readTextFile(`${a}/rows.csv`);
+  const rowsB = await Deno.readTextFile(`${b}/rows.csv`);
+  assertEquals(withoutTiming(rowsA), withoutTiming(rowsB));
+  const rows = await readRunRows(a);
+  // 2 + 1 samples × (full at 1 budget + 2 methods × 3 budgets) × 1 query each.
+  assertEquals(rows.length, 3 * 7);
+  assert(rows.every((r) => r.protocol === "query-agnostic"));
+});
+
+Deno.test("two shards merged equal the unsharded run", async () => {
+  const whole = await Deno.makeTempDir();
+  const s0 = await Deno.makeTempDir();
+  const s1 = await Deno.makeTempDir();
+  const merged = await Deno.makeTempDir();
+  await runSweep(validateSweepConfig(config(whole)), { progress: false, report: false });
+  await runSweep(validateSweepConfig(config(s0)), {
+    shard: { index: 0, count: 2 },
+    progress: false,
+    report: false,
+  });
+  await runSweep(validateSweepConfig(config(s1)), {
+    shard: { index: 1, count: 2 },
+    progress: false,
+    report: false,
+  });
+  const [rows0, rows1] = [await readRunRows(s0), await readRunRows(s1)];
+  assert(rows0.length > 0 && rows1.length > 0, "both shards must do some of the work");
+  await mergeRuns(merged, [s0, s1]);
+  assertEquals(comparable(await readRunRows(merged)), comparable(await readRunRows(whole)));
+});
+
+Deno.test("kill test: SIGKILL at random points, then resume, gives the uninterrupted rows", async () => {
+  const reference = await Deno.makeTempDir();
+  await runSweep(validateSweepConfig(config(reference)), { progress: false, report: false });
+  const want = comparable(await readRunRows(reference));
+
+  const killed = await Deno.makeTempDir();
+  const configPath = `${killed}.json`;
+  await Deno.writeTextFile(configPath, JSON.stringify(config(killed)));
+  const rand = seededRandom(2026);
+  let kills = 0;
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--node-modules-dir=manual",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-sys",
+        "--allow-run",
+        "cli.ts",
+        "sweep",
+        configPath,
+        "--no-report",
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const finish = child.status;
+    // Let it run a random while (startup alone takes ~1 s), then kill it hard.
+    const delay = 1200 + Math.floor(rand() * 2500);
+    const timer = setTimeout(() => child.kill("SIGKILL"), delay);
+    const status = await finish;
+    clearTimeout(timer);
+    await child.stderr.cancel();
+    if (status.signal === "SIGKILL") kills++;
+    else {
+      assertEquals(status.code, 0, "an uninterrupted resume must succeed");
+      if (kills >= 5) break;
+      // It finished before the kill: start over so the test kills at least 5 times.
+      await Deno.remove(killed, { recursive: true });
+      await Deno.mkdir(killed);
+    }
+  }
+  assert(kills >= 5, `the sweep was killed only ${kills} times`);
+  assertEquals(comparable(await readRunRows(killed)), want);
+});
+
+Deno.test("both protocols run end to end with full and one eviction method, recording the protocol", async () => {
+  for (const protocol of ["query-agnostic", "query-aware"] as const) {
+    const out = await Deno.makeTempDir();
+    await runSweep(
+      validateSweepConfig(config(out, {
+        protocol,
+        methods: ["full", "streamingllm"],
+        budgets: [0.5],
+        tasks: [{ task: "kv_retrieval", n: 1, lengths: [640] }],
+      })),
+      { progress: false, report: false },
+    );
+    const rows = await readRunRows(out);
+    // kv_retrieval asks several queries of one context.
+    const queries = new Set(rows.map((r) => r.query_index)).size;
+    assert(queries > 1, "the sample should carry several queries");
+    assertEquals(rows.length, 2 * queries);
+    assert(rows.every((r) => r.protocol === protocol));
+    const evicted = rows.filter((r) => r.method === "streamingllm");
+    assert(evicted.every((r) => r.kv_bytes_held < r.kv_bytes_full), "eviction must free memory");
+    assert(
+      evicted.every((r) => Math.abs(r.kept_ratio_achieved - 0.5) < 0.05),
+      `achieved ${evicted[0].kept_ratio_achieved}`,
+    );
+  }
+});
+
+Deno.test("the decode protocol evicts during generation under an absolute budget", async () => {
+  const out = await Deno.makeTempDir();
+  await runSweep(
+    validateSweepConfig(config(out, {
+      protocol: "decode",
+      methods: ["full", "streamingllm"],
+      decodeBudgets: [64],
+      tasks: [{ task: "vt", n: 1, lengths: [400] }],
+    })),
+    { progress: false, report: false },
+  );
+  const rows = await readRunRows(out);
+  assertEquals(rows.length, 2);
+  assert(rows.every((r) => r.protocol === "decode"));
+  const evicted = rows.find((r) => r.method === "streamingllm")!;
+  const full = rows.find((r) => r.method === "full")!;
+  assertEquals([evicted.budget_kind, evicted.budget], ["entries_per_head", 64]);
+  assert(evicted.kv_bytes_held < full.kv_bytes_held, "the decode budget must bound the cache");
+});
