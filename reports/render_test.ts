@@ -9,12 +9,12 @@ Deno.test("the report renders every chart as inline SVG with marks and needs no 
   await writeJsonAtomic(`${dir}/run.json`, { config: { title: "</script><b>x" }, backend: "cpu" });
   const files = await writeReport(dir);
   const html = await Deno.readTextFile(files.html);
-  assertEquals(files.svgs.length, 7);
+  assertEquals(files.svgs.length, 5);
   for (const svg of files.svgs) {
     const text = await Deno.readTextFile(svg);
     assert(/class="mark-(line|rect|symbol|area)/.test(text), `${svg} has no marks`);
   }
-  assertEquals((html.match(/<svg/g) ?? []).length, 7);
+  assertEquals((html.match(/<svg/g) ?? []).length, 5);
   assert(
     !/<script|<link|src=|url\(/i.test(html.replace(/<svg[\s\S]*?<\/svg>/g, "")),
     "report must not reference external resources",
