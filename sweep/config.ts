@@ -9,8 +9,8 @@
 
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
-import { InputError } from "../errors.ts";
-import { getMethod, nearMatches, parseMethodParams, SELECTION_POLICIES } from "../methods/mod.ts";
+import { InputError, nearMatches } from "../errors.ts";
+import { getMethod, parseMethodParams, SELECTION_POLICIES } from "../methods/mod.ts";
 import { getSuite, getTask, listTasks, SUITES } from "../tasks/mod.ts";
 
 /** How queries meet the compressed cache (see README / DESIGN §6). */

@@ -14,7 +14,7 @@
  */
 
 import { z } from "zod";
-import { InputError } from "../errors.ts";
+import { InputError, nearMatches } from "../errors.ts";
 import { GENERATORS } from "./generators/mod.ts";
 import { checkSeeds } from "./generators/seeds.ts";
 import {
@@ -46,32 +46,7 @@ export function registerTask(adapter: AnyTaskAdapter): void {
   registry.set(adapter.name, adapter);
 }
 
-/** Levenshtein distance (for suggestions). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
-
-/** Names in `candidates` close to `name`: a small edit distance, or one contains the other. */
-export function nearMatches(name: string, candidates: Iterable<string>, limit = 3): string[] {
-  const wanted = name.toLowerCase();
-  return [...candidates]
-    .map((c) => ({ c, d: editDistance(wanted, c.toLowerCase()) }))
-    .filter(({ c, d }) =>
-      d <= Math.max(2, Math.floor(wanted.length / 3)) ||
-      (wanted.length >= 3 && (c.includes(wanted) || wanted.includes(c)))
-    )
-    .sort((a, b) => a.d - b.d || (a.c < b.c ? -1 : 1))
-    .slice(0, limit)
-    .map(({ c }) => c);
-}
+export { nearMatches };
 
 function suggestion(name: string, candidates: Iterable<string>): string {
   const near = nearMatches(name, candidates);

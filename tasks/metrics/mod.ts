@@ -20,7 +20,7 @@
  * @module
  */
 
-import { InputError } from "../../errors.ts";
+import { InputError, nearMatches } from "../../errors.ts";
 import { mathEqualMetric } from "./math.ts";
 import {
   classificationScoreMetric,
@@ -98,33 +98,7 @@ export function listMetricNames(): string[] {
   return listMetrics().map((m) => m.name);
 }
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const curr = [i];
-    for (let j = 1; j <= b.length; j++) {
-      curr[j] = Math.min(
-        prev[j] + 1,
-        curr[j - 1] + 1,
-        prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    prev = curr;
-  }
-  return prev[b.length];
-}
-
-/** Up to three names within a third of their length in edits of `name`, or containing it. */
-export function nearMatches(name: string, names: readonly string[]): string[] {
-  return names
-    .map((candidate) => ({ candidate, d: editDistance(name, candidate) }))
-    .filter(({ candidate, d }) =>
-      d <= Math.max(2, Math.floor(candidate.length / 3)) || candidate.includes(name)
-    )
-    .sort((x, y) => x.d - y.d || (x.candidate < y.candidate ? -1 : 1))
-    .slice(0, 3)
-    .map(({ candidate }) => candidate);
-}
+export { nearMatches };
 
 for (
   const metric of [
