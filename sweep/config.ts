@@ -11,7 +11,7 @@ import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc
 import { z } from "zod";
 import { InputError, nearMatches } from "../errors.ts";
 import { getMethod, parseMethodParams, SELECTION_POLICIES } from "../methods/mod.ts";
-import { getSuite, getTask, listTasks, SUITES } from "../tasks/mod.ts";
+import { listTasks, resolveTasks, SUITES } from "../tasks/mod.ts";
 
 /** How queries meet the compressed cache (see README / DESIGN §6). */
 export const PROTOCOLS = ["query-agnostic", "query-aware", "decode"] as const;
@@ -160,10 +160,7 @@ export async function readSweepConfig(path: string): Promise<Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-/** The task adapters a task entry names (a suite expands to its tasks). */
+/** The task adapters a task entry names (a suite expands to its generators). */
 export function resolveTaskNames(entry: TaskSpec): string[] {
-  if ((SUITES as readonly string[]).includes(entry.task)) {
-    return listTasks({ suite: getSuite(entry.task) }).map((t) => t.name);
-  }
-  return [getTask(entry.task).name];
+  return resolveTasks([entry.task]).map((t) => t.name);
 }

@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { InputError, nearMatches } from "../errors.ts";
 import { GENERATORS } from "./generators/mod.ts";
+import { LOADER_TASKS } from "./loaders/adapters.ts";
 import { checkSeeds } from "./generators/seeds.ts";
 import {
   type AdapterEnv,
@@ -96,7 +97,10 @@ export function resolveTasks(names: readonly string[]): AnyTaskAdapter[] {
   const out = new Map<string, AnyTaskAdapter>();
   for (const name of names) {
     if ((SUITES as readonly string[]).includes(name) && !registry.has(name)) {
-      for (const t of listTasks({ suite: name as SuiteName })) out.set(t.name, t);
+      // A suite means its generators; file loaders need a path, so they are named one by one.
+      for (const t of listTasks({ suite: name as SuiteName })) {
+        if (t.source === "generator") out.set(t.name, t);
+      }
     } else {
       const t = getTask(name);
       out.set(t.name, t);
@@ -155,3 +159,4 @@ export async function* taskSamples(
 }
 
 for (const generator of GENERATORS) registerTask(generator);
+for (const loader of LOADER_TASKS) registerTask(loader);

@@ -1,0 +1,109 @@
+/**
+ * The public-file loaders as registered tasks, so a sweep names them like any generator:
+ * `{ "task": "squad_file", "options": { "path": "data/squad/train-v1.1.json", "n": 100 } }`.
+ * Each takes the file's `path` (required) and `n`, the number of samples to keep; the loader's
+ * other options pass through. Samples come in file order.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { AnyTaskAdapter, Sample, SuiteName, TaskAdapter } from "../types.ts";
+import { loadLongbench } from "./longbench.ts";
+import { loadMath } from "./math.ts";
+import { loadMrcr } from "./mrcr.ts";
+import { loadRuler } from "./ruler.ts";
+import { loadScbench } from "./scbench.ts";
+import { loadSquad } from "./squad.ts";
+
+const base = {
+  path: z.string().min(1).describe("the benchmark file (its published format)"),
+  n: z.number().int().min(1).default(100).describe("samples to keep, in file order"),
+};
+
+function fileTask<S extends z.ZodRawShape>(spec: {
+  name: string;
+  suite: SuiteName;
+  description: string;
+  extra: S;
+  load: (
+    options: z.infer<z.ZodObject<typeof base & S>>,
+    env: Parameters<AnyTaskAdapter["samples"]>[1],
+  ) => Promise<Sample[]>;
+}): TaskAdapter<z.infer<z.ZodObject<typeof base & S>>> {
+  const options = z.object({ ...base, ...spec.extra }).strict();
+  return {
+    name: spec.name,
+    suite: spec.suite,
+    description: spec.description,
+    version: 1,
+    source: "loader",
+    lengthControlled: false,
+    options: options as never,
+    async *samples(parsed, env) {
+      yield* await spec.load(parsed as never, env);
+    },
+  };
+}
+
+/** Every loader as a task adapter. */
+export const LOADER_TASKS: AnyTaskAdapter[] = [
+  fileTask({
+    name: "squad_file",
+    suite: "long-context",
+    description: "SQuAD v1.1 JSON (or HF rows as JSONL/parquet), questions grouped by context",
+    extra: {},
+    load: (o) => loadSquad(o.path, { limit: o.n }),
+  }),
+  fileTask({
+    name: "scbench_file",
+    suite: "long-context",
+    description: "SCBench / SCBench-preprocessed parquet or JSONL: a context and several queries",
+    extra: { dataset: z.string().optional().describe("set name, default from the file name") },
+    load: (o) => loadScbench(o.path, { limit: o.n, dataset: o.dataset }),
+  }),
+  fileTask({
+    name: "longbench_file",
+    suite: "long-context",
+    description: "LongBench v1 JSONL (English tasks, with their prompts and lengths)",
+    extra: { dataset: z.string().optional().describe("dataset name, default from the rows") },
+    load: (o) => loadLongbench(o.path, { limit: o.n, dataset: o.dataset }),
+  }),
+  fileTask({
+    name: "ruler_file",
+    suite: "long-context",
+    description: "RULER JSONL as its prepare script writes it",
+    extra: { rulerTask: z.string().optional().describe("RULER task, default from the folder") },
+    load: (o) => loadRuler(o.path, { limit: o.n, task: o.rulerTask }),
+  }),
+  fileTask({
+    name: "mrcr_file",
+    suite: "long-context",
+    description: "OpenAI MRCR rows (messages, answer, random prefix), contexts up to maxTokens",
+    extra: { maxTokens: z.number().int().min(1).default(128_000) },
+    load: (o, env) =>
+      loadMrcr(o.path, {
+        limit: o.n,
+        maxTokens: o.maxTokens,
+        countTokens: (text) => env.tokenizer.encode(text, { addSpecialTokens: false }).length,
+      }),
+  }),
+  ...(["gsm8k", "math500", "aime"] as const).map((set) =>
+    fileTask({
+      name: `${set}_file`,
+      suite: "math",
+      description: `${set} JSONL (chain-of-thought decoding, \\boxed{} answers)`,
+      extra: {
+        layout: z.enum(["reasoning", "fastkvzip-gsm"]).default("reasoning"),
+        maxNewTokens: z.number().int().min(1).optional(),
+      },
+      load: (o, env) =>
+        loadMath(o.path, set, {
+          limit: o.n,
+          layout: o.layout,
+          maxNewTokens: o.maxNewTokens,
+          countTokens: (text) => env.tokenizer.encode(text, { addSpecialTokens: false }).length,
+        }),
+    })
+  ),
+];
