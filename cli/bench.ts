@@ -12,6 +12,11 @@
  *    the time after evicting to 30 % kept.
  * 4. With --hf <python>, tools/bench_hf.py runs HF transformers on the same weights, same
  *    threads, side by side.
+ * 5. With --methods, what eviction costs on the same model at 8192 tokens (methods/bench.ts):
+ *    Fast KVzip's gate scoring, SnapKV's and H2O's statistics, Expected Attention's scoring,
+ *    KVzip's cost and the selection and compaction of each eviction, each as a ratio to the
+ *    full-cache prefill measured in the same run (interleaved runs, medians of 3). Long: about
+ *    a quarter of an hour per repeat on two cores.
  *
  * @module
  */
@@ -26,6 +31,10 @@ import {
 } from "../bench/ceilings.ts";
 import { makeRandomModel, QWEN3_0_6B_SHAPE } from "../engine/random_model.ts";
 import { runGpuBench } from "../bench/gpu.ts";
+import { Model } from "../engine/model.ts";
+import { OrtAttention } from "../kernels/attention_ort.ts";
+import "../methods/mod.ts";
+import { benchMethods, type MethodsBenchResult, TimedAttention } from "../methods/bench.ts";
 
 /** Options of the bench command, as commander parses them. */
 export interface BenchCommandOptions {
@@ -36,6 +45,8 @@ export interface BenchCommandOptions {
   threads?: number;
   /** "webgpu" runs the GPU section (bench/gpu.ts) instead of the CPU engine's. */
   backend?: "cpu" | "webgpu";
+  /** Also time the eviction methods against the full prefill (CPU engine). */
+  methods?: boolean;
 }
 
 function line(label: string, value: string): void {
@@ -190,6 +201,11 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
     );
   }
 
+  let methods: MethodsBenchResult | null = null;
+  if (options.methods === true) {
+    methods = await runMethodsSection(dir, { quick, threads });
+  }
+
   if (options.out !== undefined) {
     const result = {
       threads,
@@ -205,10 +221,83 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
       decodeFloorMs: floorMs,
       attention: attn,
       hf,
+      methods,
     };
     await Deno.writeTextFile(options.out, JSON.stringify(result, null, 2) + "\n");
   }
   if (options.keepModel === undefined) await Deno.remove(dir, { recursive: true });
+}
+
+/** Context of the methods section, in tokens (--quick: 1024 on the small shape). */
+export const METHODS_BENCH_TOKENS = 8192;
+
+/** The methods section: prints one line per figure, returns everything measured. */
+async function runMethodsSection(
+  dir: string,
+  o: { quick: boolean; threads: number },
+): Promise<MethodsBenchResult> {
+  const tokens = o.quick ? 1024 : METHODS_BENCH_TOKENS;
+  const repeats = o.quick ? 1 : 3;
+  console.log(
+    `\nmethods: one-shot prefill of ${tokens} tokens, kept 0.3, median of ${repeats} interleaved run${
+      repeats > 1 ? "s" : ""
+    }`,
+  );
+  const attention = new TimedAttention(new OrtAttention({ threads: o.threads }));
+  const model = await Model.load(dir, { attention, threads: o.threads });
+  const ids = Int32Array.from(
+    { length: tokens },
+    (_, i) => (i * 7919 + 13) % model.config.vocabSize,
+  );
+  // Progress on stderr: the section runs for a long while.
+  const r = await benchMethods(model, ids, {
+    attention,
+    repeats,
+    onRun: (what) => console.error(`  … ${what}`),
+  });
+  const full = r.full.prefillMs;
+  const share = (ms: number) => `${((100 * ms) / full).toFixed(1)} %`;
+  line(
+    "full-cache prefill (no taps)",
+    `${(full / 1000).toFixed(1)} s, attention ${(r.full.attentionMs / 1000).toFixed(1)} s`,
+  );
+  const targets: Record<string, string> = {
+    gated: " (target ≤ 2 %)",
+    snapkv: " (target ≤ 5 %)",
+    h2o: " (target ≤ 5 %)",
+  };
+  const labels: Record<string, string> = {
+    gated: "Fast KVzip gate scoring",
+    snapkv: "SnapKV window statistics + scoring",
+    h2o: "H2O statistics",
+    "expected-attention": "Expected Attention scoring",
+  };
+  for (const m of r.methods) {
+    if (m.method === "kvzip") {
+      line(
+        "KVzip cost (prefill + reconstruction)",
+        `${m.costRatio.toFixed(2)}× the prefill (reconstruction ${(m.scoreMs / full).toFixed(2)}×)`,
+      );
+      continue;
+    }
+    line(
+      labels[m.method] ?? m.method,
+      `${share(full * m.directOverhead)} of the prefill${targets[m.method] ?? ""} [taps ${
+        share(m.observeMs)
+      }, Δattention ${share(m.attentionDeltaMs)}, score ${share(m.scoreMs)}; end to end ${
+        (100 * m.overhead).toFixed(1)
+      } %]`,
+    );
+  }
+  for (const m of r.methods) {
+    line(
+      `  select + compact, ${m.method} (${m.policy})`,
+      `${m.selectMs.toFixed(1)} + ${m.compactMs.toFixed(1)} ms per eviction = ${
+        share(m.selectMs + m.compactMs)
+      } of the prefill`,
+    );
+  }
+  return r;
 }
 
 async function runHfReference(

@@ -84,10 +84,29 @@ export function entryBytes(headDim: number): number {
   return headDim * 4 * 2 + 4;
 }
 
+/** Entries [from, to) of one (layer, KV head) segment, by index; absent bounds = all. */
+export interface EntryRange {
+  layer: number;
+  head: number;
+  from?: number;
+  to?: number;
+}
+
+/** Whose L2 norms {@linkcode KvStore.entryNorms} computes. */
+export type NormOf = "keys" | "values";
+
 /**
- * What every backend's store offers (CpuKvStore here, GpuKvStore in kernels/webgpu). Reading
- * a segment's keys and values is backend-specific: `segment()` on the CPU, the async
- * `readSegment()` on the GPU (tests and debugging only).
+ * What every backend's store offers (CpuKvStore here, GpuKvStore in kernels/webgpu).
+ *
+ * Eviction methods read the store through three accessors only, so they run on every backend:
+ * - `positions()`: host data everywhere (the GPU store mirrors them), free to read;
+ * - `entryNorms()`: a reduction computed where the entries live (n floats per head come back);
+ * - `readEntries()`: raw keys and values. On the GPU this is an explicit read-back (one
+ *   submission and one wait for all the ranges asked): only methods that need raw keys use it
+ *   (SnapKV's observation window, Expected Attention, KVzip's scratch stores).
+ *
+ * `segment()` on the CPU and the async `readSegment()` on the GPU remain for tests and
+ * debugging.
  */
 export interface KvStore {
   readonly shape: Readonly<Required<KvStoreShape>>;
@@ -102,6 +121,19 @@ export interface KvStore {
   ): Promise<AttendResult>;
   evict(layer: number, keep: readonly Int32Array[]): void;
   lengths(layer: number): Int32Array;
+  /**
+   * Original positions of one segment's entries, ascending. Read-only, and valid until the
+   * store next changes (a view on the CPU, a copy of the host mirror on the GPU).
+   */
+  positions(layer: number, head: number): Int32Array;
+  /**
+   * Keys and values ([count, headDim] each) and positions of the entries each range asks for,
+   * in request order. Read-only and valid until the store next changes: views on the CPU (no
+   * copy), one read-back on the GPU.
+   */
+  readEntries(ranges: readonly EntryRange[]): Promise<HeadSegment[]>;
+  /** ‖k‖₂ (or ‖v‖₂) of every entry of each KV head of `layer`, computed where entries live. */
+  entryNorms(layer: number, of: NormOf): Promise<Float32Array[]>;
   mark(): KvMark;
   restore(mark: KvMark): void;
   bytesHeld(): number;
@@ -283,6 +315,48 @@ export class CpuKvStore implements KvStore {
     };
   }
 
+  /** Positions of one segment (a view, valid until the store next changes). */
+  positions(layer: number, head: number): Int32Array {
+    const s = this.#segments[layer][head];
+    return s.positions.subarray(0, s.length);
+  }
+
+  /** Entries of each range as views of the store (no copy); see {@linkcode KvStore.readEntries}. */
+  readEntries(ranges: readonly EntryRange[]): Promise<HeadSegment[]> {
+    const d = this.shape.headDim;
+    let views: HeadSegment[];
+    try {
+      views = ranges.map((r) => {
+        const s = this.#segments[r.layer][r.head];
+        const [from, to] = checkRange(r, s.length);
+        return {
+          keys: s.keys.subarray(from * d, to * d),
+          values: s.values.subarray(from * d, to * d),
+          positions: s.positions.subarray(from, to),
+          length: to - from,
+        };
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve(views);
+  }
+
+  /** L2 norms per entry (f64 sums of the f32 squares, rounded once to f32). */
+  entryNorms(layer: number, of: NormOf): Promise<Float32Array[]> {
+    const d = this.shape.headDim;
+    return Promise.resolve(this.#segments[layer].map((s) => {
+      const data = of === "keys" ? s.keys : s.values;
+      const out = new Float32Array(s.length);
+      for (let i = 0; i < s.length; i++) {
+        let sum = 0;
+        for (let j = 0; j < d; j++) sum += data[i * d + j] ** 2;
+        out[i] = Math.sqrt(sum);
+      }
+      return out;
+    }));
+  }
+
   /** Remember the current lengths so `restore` can drop everything appended afterwards. */
   mark(): KvMark {
     const { numLayers, numKvHeads } = this.shape;
@@ -414,6 +488,20 @@ export class CpuKvStore implements KvStore {
       this.#segments[layer][h] = gather(seg, keep, headDim);
     }
   }
+}
+
+/** A range's [from, to) within a segment of `length` entries, or an error naming it. */
+export function checkRange(r: EntryRange, length: number): [number, number] {
+  const from = r.from ?? 0;
+  const to = r.to ?? length;
+  if (
+    !(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= length)
+  ) {
+    throw new Error(
+      `readEntries(layer ${r.layer}, head ${r.head}): range [${from}, ${to}) is not within the segment's [0, ${length})`,
+    );
+  }
+  return [from, to];
 }
 
 function emptySegment(): HeadSegment {

@@ -21,7 +21,7 @@
  */
 
 import { z } from "zod";
-import { gridFrom } from "./entry_scores.ts";
+import { gridFromLayers } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
 import { BASELINE_DECODE, type MethodDefinition } from "./types.ts";
 
@@ -50,33 +50,39 @@ export const keydiff: MethodDefinition<KeyDiffParams> = {
   decode: BASELINE_DECODE,
   createScorer(p, ctx) {
     const d = ctx.config.headDim;
+    const H = ctx.config.numKvHeads;
     return {
+      // Raw keys come through readEntries: views on the CPU, one read-back on the GPU.
       score: () =>
-        gridFrom(ctx.cache, (layer, head) => {
-          const { keys, length } = ctx.cache.segment(layer, head);
-          // Normalise every key, then average the unit vectors.
-          const unit = new Float64Array(length * d);
-          const mean = new Float64Array(d);
-          for (let i = 0; i < length; i++) {
-            let norm = 0;
-            for (let j = 0; j < d; j++) norm += keys[i * d + j] ** 2;
-            norm = Math.sqrt(norm) + p.epsilon;
-            for (let j = 0; j < d; j++) {
-              unit[i * d + j] = keys[i * d + j] / norm;
-              mean[j] += unit[i * d + j] / length;
+        gridFromLayers(ctx.cache, async (layer) => {
+          const heads = await ctx.cache.readEntries(
+            Array.from({ length: H }, (_, head) => ({ layer, head })),
+          );
+          return heads.map(({ keys, length }) => {
+            // Normalise every key, then average the unit vectors.
+            const unit = new Float64Array(length * d);
+            const mean = new Float64Array(d);
+            for (let i = 0; i < length; i++) {
+              let norm = 0;
+              for (let j = 0; j < d; j++) norm += keys[i * d + j] ** 2;
+              norm = Math.sqrt(norm) + p.epsilon;
+              for (let j = 0; j < d; j++) {
+                unit[i * d + j] = keys[i * d + j] / norm;
+                mean[j] += unit[i * d + j] / length;
+              }
             }
-          }
-          let meanNorm = 0;
-          for (let j = 0; j < d; j++) meanNorm += mean[j] ** 2;
-          meanNorm = Math.sqrt(meanNorm) + p.epsilon;
-          // −cos(k, mean): the more a key differs from the average, the higher it scores.
-          const scores = new Float32Array(length);
-          for (let i = 0; i < length; i++) {
-            let cos = 0;
-            for (let j = 0; j < d; j++) cos += unit[i * d + j] * mean[j];
-            scores[i] = -cos / meanNorm;
-          }
-          return scores;
+            let meanNorm = 0;
+            for (let j = 0; j < d; j++) meanNorm += mean[j] ** 2;
+            meanNorm = Math.sqrt(meanNorm) + p.epsilon;
+            // −cos(k, mean): the more a key differs from the average, the higher it scores.
+            const scores = new Float32Array(length);
+            for (let i = 0; i < length; i++) {
+              let cos = 0;
+              for (let j = 0; j < d; j++) cos += unit[i * d + j] * mean[j];
+              scores[i] = -cos / meanNorm;
+            }
+            return scores;
+          });
         }),
     };
   },

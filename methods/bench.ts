@@ -1,184 +1,303 @@
 /**
- * Timing helpers for `deno task bench`: what eviction costs on top of a full-cache prefill.
- * Each takes a loaded model and token ids, uses the same prefill chunking for every run it
- * compares, and returns plain numbers (milliseconds and ratios) for the bench to print or
- * store. They run each measurement once per `repeats` and keep the fastest, so they stay cheap
- * to call; warm-up is the caller's business (the first forward builds ORT sessions).
+ * What eviction costs on top of a full-cache prefill, for `deno task bench --methods`: each
+ * method's one-shot prefill with eviction against plain prefills of the same ids, measured in
+ * the same run, runs interleaved (full, then each method, repeated) and medians kept, so a
+ * machine that slows down mid-run weighs on both sides.
+ *
+ * Per method the figures split the cost where it arises:
+ * - `observeMs`: inside the scorer's taps during the prefill (Fast KVzip's gate calls, query
+ *   buffers, Expected Attention's query statistics);
+ * - `attentionMs`: inside the attention executor during the prefill, which includes the fused
+ *   statistics (H2O's column sums, SnapKV's window means); compare with the full prefill's;
+ * - `scoreMs`: the scoring call after the prefill (KVzip: its reconstruction passes);
+ * - `selectMs` and `compactMs`: the one eviction.
+ * `overhead` = (prefill with the method − full prefill + scoring) / full prefill, end to end,
+ * paired run by run (each method run with the full prefill just before it), then the median.
+ *
+ * Attention is timed by wrapping the model's executor ({@linkcode TimedAttention}), so load
+ * the model with one (CPU backend).
+ *
+ * @example
+ * ```ts
+ * const attention = new TimedAttention(new OrtAttention());
+ * const model = await Model.load(dir, { attention });
+ * const result = await benchMethods(model, ids, { attention, methods: ["snapkv", "h2o"] });
+ * ```
  *
  * @module
  */
 
 import type { Model } from "../engine/model.ts";
+import type {
+  AttendOptions,
+  AttendResult,
+  AttentionExecutor,
+  HeadSegment,
+  KvStore,
+} from "../kernels/kv_store.ts";
 import { prefillWithEviction } from "./phases.ts";
 import { getMethod } from "./registry.ts";
-import { evictWithScores } from "./select.ts";
-import { hashUniform } from "./score_kernels.ts";
-import { gridFrom } from "./entry_scores.ts";
-import type { PolicySpec } from "./types.ts";
+import type { AnyMethodDefinition, Scorer } from "./types.ts";
 
-/** Options shared by the helpers. */
-export interface BenchOptions {
+/** An attention executor that adds up the wall time spent in the one it wraps. */
+export class TimedAttention implements AttentionExecutor {
+  readonly inner: AttentionExecutor;
+  /** Milliseconds spent in `attend` since creation. */
+  ms = 0;
+
+  constructor(inner: AttentionExecutor) {
+    this.inner = inner;
+  }
+
+  async attend(
+    segments: readonly HeadSegment[],
+    query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
+    options: AttendOptions,
+  ): Promise<AttendResult> {
+    const t0 = performance.now();
+    try {
+      return await this.inner.attend(segments, query, options);
+    } finally {
+      this.ms += performance.now() - t0;
+    }
+  }
+}
+
+/** Options of {@linkcode benchMethods}. */
+export interface MethodsBenchOptions {
+  /** Method ids, default {@linkcode BENCH_METHODS}. */
+  methods?: readonly string[];
+  /** The executor the model was loaded with, to split attention time out (optional). */
+  attention?: TimedAttention;
   /** Prefill chunk in tokens (default the model's). */
   chunkSize?: number;
-  /** Runs per measurement; the fastest is kept. Default 1. */
+  /** Interleaved repeats; medians are kept. Default 3. */
   repeats?: number;
-  /** Kept ratio for the evicting runs. Default 0.3 (spec §9's headline). */
+  /** Kept ratio of the eviction. Default 0.3 (spec §9's headline). */
   keptRatio?: number;
+  /**
+   * Tokens of each method's untimed warm-up run, which builds its sessions. Default 600. (The
+   * full prefill warms up at full length: the first long run of a session grows its memory
+   * arena, a cost no later run pays.)
+   */
+  warmupTokens?: number;
+  /** Raw parameters per method id, over what `conformanceParams` gives (gate files). */
+  params?: Readonly<Record<string, Record<string, unknown>>>;
+  /** Called with one line per finished run (progress on long benches). */
+  onRun?: (line: string) => void;
 }
 
-/** One method's cost relative to a full-cache prefill of the same ids. */
-export interface ScoringCost {
-  method: string;
-  /** Prefill with the method's taps (fused statistics, query buffers) and no eviction yet. */
+/** The methods the bench times by default: the four figures of issue 4 plus EA. */
+export const BENCH_METHODS: readonly string[] = [
+  "gated",
+  "snapkv",
+  "h2o",
+  "expected-attention",
+  "kvzip",
+];
+
+/** One run's timings. */
+export interface RunTimes {
   prefillMs: number;
-  /** The method's scoring after the prefill (KVzip: its reconstruction passes). */
+  attentionMs: number;
+  observeMs: number;
   scoreMs: number;
-  /** Selection and compaction of the one eviction. */
   selectMs: number;
   compactMs: number;
-  /** The plain prefill: no taps, no statistics. */
-  fullPrefillMs: number;
-  /** (prefill + score + select + compact) / full prefill. */
+}
+
+/** One method's cost: medians over the repeats, and every run. */
+export interface MethodCost extends RunTimes {
+  method: string;
+  /** The method's default policy, as "per-head", "global", "per-layer+adakv". */
+  policy: string;
+  /** Median over repeats of (prefill − full prefill + score) / full prefill, paired by repeat. */
+  overhead: number;
+  /** Median over repeats of attention time minus the paired full prefill's (fused statistics). */
+  attentionDeltaMs: number;
+  /**
+   * The method's own work over the full prefill: (taps + Δattention + score) / full prefill.
+   * Less noisy than `overhead`, which also carries the run-to-run drift of the whole prefill.
+   */
+  directOverhead: number;
+  /** (prefill + score) / full prefill, paired medians: what a prefill with the method costs. */
   costRatio: number;
+  runs: RunTimes[];
 }
 
-async function fastest<T extends { total: number }>(
-  repeats: number,
-  run: () => Promise<T>,
-): Promise<T> {
-  let best: T | null = null;
-  for (let i = 0; i < Math.max(1, repeats); i++) {
-    const r = await run();
-    if (best === null || r.total < best.total) best = r;
-  }
-  return best!;
+/** What {@linkcode benchMethods} measured. */
+export interface MethodsBenchResult {
+  tokens: number;
+  keptRatio: number;
+  repeats: number;
+  /** The full-cache prefill (no taps): medians and every run. */
+  full: { prefillMs: number; attentionMs: number; runs: RunTimes[] };
+  methods: MethodCost[];
 }
 
-/** Wall time of a full-cache prefill of `ids` (no taps). */
-export async function timeFullPrefill(
-  model: Model,
-  ids: Int32Array,
-  options: BenchOptions = {},
-): Promise<number> {
-  const r = await fastest(options.repeats ?? 1, async () => {
-    const t0 = performance.now();
-    await model.prefill(ids, model.createCache(), { chunkSize: options.chunkSize });
-    return { total: performance.now() - t0 };
-  });
-  return r.total;
+/** Median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/**
- * Cost of each method's scoring against the full-cache prefill (SnapKV's and H2O's fused
- * statistics, KVzip's reconstruction), one-shot prefill at `keptRatio`.
- *
- * @example
- * ```ts
- * const rows = await timeScoringCost(model, ids, ["snapkv", "h2o", "kvzip"]);
- * ```
- */
-export async function timeScoringCost(
-  model: Model,
-  ids: Int32Array,
-  methods: readonly string[],
-  options: BenchOptions = {},
-): Promise<ScoringCost[]> {
-  const fullPrefillMs = await timeFullPrefill(model, ids, options);
-  const out: ScoringCost[] = [];
-  for (const id of methods) {
-    const method = getMethod(id);
-    const best = await fastest(options.repeats ?? 1, async () => {
-      const r = await prefillWithEviction(model, { prefix: new Int32Array(0), context: ids }, {
-        method,
-        keptRatio: method.phases.length === 0 ? 1 : options.keptRatio ?? 0.3,
-        chunkSize: options.chunkSize,
-      });
-      const total = r.prefillMs + r.scoreMs + r.report.selectMs + r.report.compactMs;
-      return { total, r };
-    });
-    out.push({
-      method: id,
-      prefillMs: best.r.prefillMs,
-      scoreMs: best.r.scoreMs,
-      selectMs: best.r.report.selectMs,
-      compactMs: best.r.report.compactMs,
-      fullPrefillMs,
-      costRatio: best.total / fullPrefillMs,
-    });
-  }
-  return out;
-}
-
-/** KVzip's cost over a plain prefill: (prefill + reconstruction scoring) / prefill. */
-export async function timeKvzipCostRatio(
-  model: Model,
-  ids: Int32Array,
-  options: BenchOptions = {},
-): Promise<{ prefillMs: number; scoreMs: number; fullPrefillMs: number; costRatio: number }> {
-  const [row] = await timeScoringCost(model, ids, ["kvzip"], options);
+function medians(runs: readonly RunTimes[]): RunTimes {
+  const pick = (key: keyof RunTimes) => median(runs.map((r) => r[key]));
   return {
-    prefillMs: row.prefillMs,
-    scoreMs: row.scoreMs,
-    fullPrefillMs: row.fullPrefillMs,
-    costRatio: (row.prefillMs + row.scoreMs) / row.fullPrefillMs,
+    prefillMs: pick("prefillMs"),
+    attentionMs: pick("attentionMs"),
+    observeMs: pick("observeMs"),
+    scoreMs: pick("scoreMs"),
+    selectMs: pick("selectMs"),
+    compactMs: pick("compactMs"),
   };
 }
 
-/** Selection and compaction time of one eviction, per policy. */
-export interface SelectionCost {
-  policy: PolicySpec;
-  entriesBefore: number;
-  entriesAfter: number;
-  selectMs: number;
-  compactMs: number;
+/** Tap and scoring timers of one run. */
+interface Timers {
+  observeMs: number;
+  /** The executor's counter when scoring began (NaN until then). */
+  attentionAtScore: number;
+}
+
+/** The definition with its scorer's callbacks timed. */
+function instrumented(
+  def: AnyMethodDefinition,
+  timers: Timers,
+  attention: TimedAttention | undefined,
+): AnyMethodDefinition {
+  return {
+    ...def,
+    createScorer(params, ctx): Scorer {
+      const inner = def.createScorer(params, ctx);
+      return {
+        stats: inner.stats ? (layer) => inner.stats!(layer) : undefined,
+        observe: inner.observe
+          ? async (tap) => {
+            const t0 = performance.now();
+            await inner.observe!(tap);
+            timers.observeMs += performance.now() - t0;
+          }
+          : undefined,
+        score(request) {
+          timers.attentionAtScore = attention?.ms ?? NaN;
+          return inner.score(request);
+        },
+        onEvict: inner.onEvict ? (layer, keep) => inner.onEvict!(layer, keep) : undefined,
+      };
+    },
+  };
+}
+
+function policyName(def: AnyMethodDefinition): string {
+  return `${def.policy.policy}${def.policy.safeguard ? "+adakv" : ""}`;
+}
+
+/** One full-cache prefill of `ids`. */
+async function fullRun(
+  model: Model<KvStore>,
+  ids: Int32Array,
+  o: MethodsBenchOptions,
+): Promise<RunTimes> {
+  const attentionBefore = o.attention?.ms ?? 0;
+  const t0 = performance.now();
+  await model.prefill(ids, model.createCache(), { chunkSize: o.chunkSize });
+  return {
+    prefillMs: performance.now() - t0,
+    attentionMs: (o.attention?.ms ?? NaN) - attentionBefore,
+    observeMs: 0,
+    scoreMs: 0,
+    selectMs: 0,
+    compactMs: 0,
+  };
+}
+
+/** One prefill with eviction by `def` (instrumented) at the bench's kept ratio. */
+async function methodRun(
+  model: Model<KvStore>,
+  ids: Int32Array,
+  o: MethodsBenchOptions & { def: AnyMethodDefinition; raw: Record<string, unknown> },
+): Promise<RunTimes> {
+  const timers: Timers = { observeMs: 0, attentionAtScore: NaN };
+  const attentionBefore = o.attention?.ms ?? 0;
+  const r = await prefillWithEviction(model, { prefix: new Int32Array(0), context: ids }, {
+    method: instrumented(o.def, timers, o.attention),
+    params: o.raw,
+    keptRatio: o.keptRatio ?? 0.3,
+    chunkSize: o.chunkSize,
+  });
+  return {
+    prefillMs: r.prefillMs,
+    attentionMs: timers.attentionAtScore - attentionBefore,
+    observeMs: timers.observeMs,
+    scoreMs: r.scoreMs,
+    selectMs: r.report.selectMs,
+    compactMs: r.report.compactMs,
+  };
 }
 
 /**
- * Time the shared selector and the store's compaction on a prefilled cache with seeded random
- * scores (tie-free), once per policy, each on its own clone.
+ * Time every method against the full-cache prefill of `ids`, interleaved and repeated. Methods
+ * that need model-specific files (Fast KVzip's gates) get them from `conformanceParams`
+ * (random gates of the model's shape).
  */
-export async function timeSelection(
-  model: Model,
+export async function benchMethods(
+  model: Model<KvStore>,
   ids: Int32Array,
-  options: BenchOptions & { policies?: readonly PolicySpec[] } = {},
-): Promise<SelectionCost[]> {
-  const cache = model.createCache();
-  await model.prefill(ids, cache, { chunkSize: options.chunkSize });
-  const scores = gridFrom(
-    cache,
-    (l, h) => Float32Array.from(cache.segment(l, h).positions, (p) => hashUniform(7, l, h, p)),
-  );
-  const policies = options.policies ?? [
-    { policy: "per-head" },
-    { policy: "per-layer", safeguard: 0.2 },
-    { policy: "global" },
-  ];
-  let entriesBefore = 0;
-  for (let l = 0; l < cache.shape.numLayers; l++) {
-    for (const n of cache.lengths(l)) entriesBefore += n;
+  options: MethodsBenchOptions = {},
+): Promise<MethodsBenchResult> {
+  const repeats = options.repeats ?? 3;
+  const defs = (options.methods ?? BENCH_METHODS).map((id) => getMethod(id));
+  const params = new Map<string, Record<string, unknown>>();
+  for (const def of defs) {
+    const fixture = (await def.conformanceParams?.(model)) ?? {};
+    params.set(def.id, { ...fixture, ...options.params?.[def.id] });
   }
-  const out: SelectionCost[] = [];
-  for (const policy of policies) {
-    const best = await fastest(options.repeats ?? 1, () => {
-      const clone = cache.clone();
-      const report = evictWithScores(clone, scores, {
-        budget: { ratio: options.keptRatio ?? 0.3 },
-        policy,
-        range: { start: 0, end: ids.length },
-        context: { start: 0, end: ids.length },
-        asked: { keptRatio: options.keptRatio ?? 0.3 },
-      });
-      let entriesAfter = 0;
-      for (const row of report.entries) for (const n of row) entriesAfter += n;
-      return Promise.resolve({ total: report.selectMs + report.compactMs, report, entriesAfter });
-    });
-    out.push({
-      policy,
-      entriesBefore,
-      entriesAfter: best.entriesAfter,
-      selectMs: best.report.selectMs,
-      compactMs: best.report.compactMs,
-    });
+  // Warm-up: every session (attention variants with statistics, gates, scoring graphs).
+  const warm = ids.subarray(0, Math.min(ids.length, options.warmupTokens ?? 600));
+  await fullRun(model, ids, options);
+  for (const def of defs) {
+    await methodRun(model, warm, { ...options, def, raw: params.get(def.id)! });
   }
-  return out;
+  const fullRuns: RunTimes[] = [];
+  const methodRuns = new Map<string, RunTimes[]>(defs.map((d) => [d.id, []]));
+  for (let r = 0; r < repeats; r++) {
+    const full = await fullRun(model, ids, options);
+    fullRuns.push(full);
+    options.onRun?.(`full prefill ${full.prefillMs.toFixed(0)} ms (run ${r + 1}/${repeats})`);
+    for (const def of defs) {
+      const run = await methodRun(model, ids, { ...options, def, raw: params.get(def.id)! });
+      methodRuns.get(def.id)!.push(run);
+      options.onRun?.(
+        `${def.id}: prefill ${run.prefillMs.toFixed(0)} ms, score ${
+          run.scoreMs.toFixed(0)
+        } ms (run ${r + 1}/${repeats})`,
+      );
+    }
+  }
+  const full = medians(fullRuns);
+  return {
+    tokens: ids.length,
+    keptRatio: options.keptRatio ?? 0.3,
+    repeats,
+    full: { prefillMs: full.prefillMs, attentionMs: full.attentionMs, runs: fullRuns },
+    methods: defs.map((def) => {
+      const runs = methodRuns.get(def.id)!;
+      const m = medians(runs);
+      const paired = (f: (run: RunTimes, full: RunTimes) => number) =>
+        median(runs.map((run, r) => f(run, fullRuns[r])));
+      const attentionDeltaMs = paired((run, f) => run.attentionMs - f.attentionMs);
+      return {
+        method: def.id,
+        policy: policyName(def),
+        ...m,
+        overhead: paired((run, f) => (run.prefillMs - f.prefillMs + run.scoreMs) / f.prefillMs),
+        attentionDeltaMs,
+        directOverhead: (m.observeMs + attentionDeltaMs + m.scoreMs) / full.prefillMs,
+        costRatio: paired((run, f) => (run.prefillMs + run.scoreMs) / f.prefillMs),
+        runs,
+      };
+    }),
+  };
 }

@@ -1,24 +1,38 @@
-/** The bench helpers return consistent numbers on a tiny model (a smoke test, not a benchmark). */
+/** The methods bench returns consistent numbers on a tiny model (a smoke test, not a benchmark). */
 
 import { assert, assertEquals } from "../tests/assert.ts";
 import { Model } from "../engine/model.ts";
 import { referenceAttention } from "../kernels/kv_store.ts";
 import "./mod.ts";
-import { timeKvzipCostRatio, timeScoringCost, timeSelection } from "./bench.ts";
+import { benchMethods, median, TimedAttention } from "./bench.ts";
 import { withTinyModel } from "./testing.ts";
 
-Deno.test("bench helpers: scoring cost per method, KVzip's cost ratio, selection per policy", async () => {
+Deno.test("median: middle value, or the mean of the two middle ones", () => {
+  assertEquals(median([3, 1, 2]), 2);
+  assertEquals(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test("benchMethods: interleaved runs per method, attention and taps split out", async () => {
   await withTinyModel({ arch: "qwen3", seed: 51 }, async (dir) => {
-    const model = await Model.load(dir, { attention: referenceAttention, threads: 1 });
+    const attention = new TimedAttention(referenceAttention);
+    const model = await Model.load(dir, { attention, threads: 1 });
     const ids = Int32Array.from({ length: 40 }, (_, i) => (i * 7) % 250);
-    const rows = await timeScoringCost(model, ids, ["full", "snapkv", "h2o"], { chunkSize: 16 });
-    assertEquals(rows.map((r) => r.method), ["full", "snapkv", "h2o"]);
-    for (const r of rows) assert(r.fullPrefillMs > 0 && r.costRatio > 0, JSON.stringify(r));
-    assertEquals(rows[0].scoreMs, 0, "full never scores");
-    const kvzip = await timeKvzipCostRatio(model, ids);
-    assert(kvzip.scoreMs > 0 && kvzip.costRatio > 1, JSON.stringify(kvzip));
-    const selection = await timeSelection(model, ids, { keptRatio: 0.5 });
-    assertEquals(selection.length, 3);
-    for (const s of selection) assert(s.entriesAfter < s.entriesBefore && s.selectMs >= 0);
+    const result = await benchMethods(model, ids, {
+      attention,
+      methods: ["full", "h2o", "gated", "kvzip"],
+      repeats: 2,
+      chunkSize: 16,
+      warmupTokens: 20,
+    });
+    assertEquals(result.full.runs.length, 2);
+    assert(result.full.prefillMs > 0 && result.full.attentionMs > 0, JSON.stringify(result.full));
+    assertEquals(result.methods.map((m) => m.method), ["full", "h2o", "gated", "kvzip"]);
+    const [full, h2o, gated, kvzip] = result.methods;
+    assertEquals(full.scoreMs, 0, "full never scores");
+    assertEquals(full.selectMs, 0, "full never evicts");
+    assert(h2o.attentionMs > 0 && h2o.selectMs >= 0 && h2o.runs.length === 2);
+    assert(gated.observeMs > 0, "the gate runs in the taps");
+    assert(kvzip.scoreMs > 0 && kvzip.policy === "global", JSON.stringify(kvzip));
+    for (const m of result.methods) assert(Number.isFinite(m.overhead), m.method);
   });
 });

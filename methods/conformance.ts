@@ -1,7 +1,8 @@
 /**
  * The method conformance suite: what every registered method must do, checked on tiny random
- * models of every architecture, for one attention executor at a time (so a GPU executor is
- * one more call). `conformance_test.ts` runs it for the reference and onnxruntime executors.
+ * models of every architecture, for one backend at a time: the CPU engine with a given
+ * attention executor, or the WebGPU engine. `conformance_test.ts` runs it for the reference
+ * and onnxruntime executors and, on a small budget, for WebGPU.
  *
  * For each method and each phase it declares:
  * - every selection policy (and the AdaKV safeguard) gives keep-sets that an independent
@@ -25,7 +26,7 @@ import { assert, assertEquals } from "../tests/assert.ts";
 import { generate } from "../engine/generate.ts";
 import { Model } from "../engine/model.ts";
 import { makeRandomModel, type TinyArch } from "../engine/random_model.ts";
-import type { AttentionExecutor, CpuKvStore } from "../kernels/kv_store.ts";
+import type { AttentionExecutor, KvStore } from "../kernels/kv_store.ts";
 import {
   chunkedPrefillWithEviction,
   generateWithEviction,
@@ -43,18 +44,46 @@ import type {
   SelectionPolicy,
 } from "./types.ts";
 
-/** An attention executor under test. */
-export interface ConformanceExecutor {
+/** A backend under test: how to load a tiny model, and how to register a test for it. */
+export interface ConformanceBackend {
+  /** Shown in test names ("reference attention", "webgpu"). */
   name: string;
-  create(): AttentionExecutor;
+  /** Load the tiny model written to `dir`. */
+  load(dir: string): Promise<Model<KvStore>>;
+  /** Release what `load` made (device memory). Default: nothing. */
+  unload?(model: Model<KvStore>): void;
+  /**
+   * Register one test (e.g. through `gpuTest`, which ignores it without an adapter and fails
+   * under CI=true). Default: `Deno.test` without the resource sanitizer.
+   */
+  register?(name: string, fn: (t: Deno.TestContext) => Promise<void>): void;
+}
+
+/**
+ * The CPU engine with one attention executor (single-threaded ORT sessions).
+ *
+ * @example
+ * ```ts
+ * defineConformanceTests(cpuBackend("reference", () => referenceAttention));
+ * ```
+ */
+export function cpuBackend(name: string, create: () => AttentionExecutor): ConformanceBackend {
+  return {
+    name: `${name} attention`,
+    load: (dir) => Model.load(dir, { attention: create(), threads: 1 }),
+  };
 }
 
 /** Options of {@linkcode defineConformanceTests}. */
 export interface ConformanceOptions {
   /** Architectures to run (default all four). */
   archs?: readonly TinyArch[];
-  /** The architecture on which every policy is tried (default "qwen3"); others use the default. */
-  policyArch?: TinyArch;
+  /**
+   * The architecture on which every policy is tried (default "qwen3"); others use the
+   * method's default. Null: the default policy everywhere (selection is host code that the
+   * CPU runs already cover, so a slow backend can skip the policy matrix).
+   */
+  policyArch?: TinyArch | null;
   /** Method ids (default: every registered method, at the time the tests run). */
   methods?: readonly string[];
 }
@@ -89,12 +118,12 @@ interface SpyEvent {
   after: Int32Array[][];
 }
 
-function positionsOf(cache: CpuKvStore): Int32Array[][] {
+function positionsOf(cache: KvStore): Int32Array[][] {
   const out: Int32Array[][] = [];
   for (let l = 0; l < cache.shape.numLayers; l++) {
     const row: Int32Array[] = [];
     for (let h = 0; h < cache.shape.numKvHeads; h++) {
-      row.push(cache.segment(l, h).positions.slice());
+      row.push(cache.positions(l, h).slice());
     }
     out.push(row);
   }
@@ -125,7 +154,7 @@ function spy(def: AnyMethodDefinition): { def: AnyMethodDefinition; events: SpyE
         onEvict(layer, keep) {
           const last = events[events.length - 1];
           for (let h = 0; h < keep.length; h++) {
-            last.after[layer][h] = ctx.cache.segment(layer, h).positions.slice();
+            last.after[layer][h] = ctx.cache.positions(layer, h).slice();
           }
           inner.onEvict?.(layer, keep);
         },
@@ -274,22 +303,22 @@ function checkEviction(e: SpyEvent, layers: number[], s: EvictionSettings, label
 }
 
 /** Every prefix, sink and window position is still held by every decided head. */
-function checkProtected(cache: CpuKvStore, positions: number[], label: string): void {
+function checkProtected(cache: KvStore, positions: number[], label: string): void {
   for (const l of evictableLayers(cache)) {
     for (let h = 0; h < cache.shape.numKvHeads; h++) {
-      const held = new Set(cache.segment(l, h).positions);
+      const held = new Set(cache.positions(l, h));
       for (const p of positions) assert(held.has(p), `${label}: protected position ${p} is gone`);
     }
   }
 }
 
-async function loadTiny(arch: TinyArch, executor: AttentionExecutor, seed: number): Promise<{
-  model: Model;
+async function loadTiny(arch: TinyArch, backend: ConformanceBackend, seed: number): Promise<{
+  model: Model<KvStore>;
   dir: string;
 }> {
   const dir = await Deno.makeTempDir({ prefix: `evictbench_conformance_${arch}_` });
   await makeRandomModel(dir, { arch, seed });
-  return { model: await Model.load(dir, { attention: executor, threads: 1 }), dir };
+  return { model: await backend.load(dir), dir };
 }
 
 function range(a: number, b: number): number[] {
@@ -297,7 +326,7 @@ function range(a: number, b: number): number[] {
 }
 
 /** The keep-sets and the next-token logits a cache gives (for leak and identity checks). */
-async function fingerprint(model: Model, cache: CpuKvStore): Promise<{
+async function fingerprint(model: Model<KvStore>, cache: KvStore): Promise<{
   positions: Int32Array[][];
   logits: Float32Array;
 }> {
@@ -307,7 +336,7 @@ async function fingerprint(model: Model, cache: CpuKvStore): Promise<{
 }
 
 async function checkPrefill(
-  model: Model,
+  model: Model<KvStore>,
   def: AnyMethodDefinition,
   o: {
     policies: readonly (PolicySpec | undefined)[];
@@ -388,7 +417,7 @@ async function checkPrefill(
 function weightsFor(
   def: AnyMethodDefinition,
   params: Record<string, unknown>,
-  result: PrefillEvictionResult,
+  result: PrefillEvictionResult<KvStore>,
   population: number,
   ratio: number,
 ): Float64Array | null {
@@ -405,7 +434,7 @@ function weightsFor(
   return out;
 }
 
-function checkAchieved(result: PrefillEvictionResult, label: string): void {
+function checkAchieved(result: PrefillEvictionResult<KvStore>, label: string): void {
   const cache = result.cache;
   const layers = evictableLayers(cache);
   const ctxStart = 5;
@@ -413,7 +442,7 @@ function checkAchieved(result: PrefillEvictionResult, label: string): void {
   let held = 0;
   for (const l of layers) {
     for (let h = 0; h < cache.shape.numKvHeads; h++) {
-      for (const p of cache.segment(l, h).positions) if (p >= ctxStart && p < ctxEnd) held++;
+      for (const p of cache.positions(l, h)) if (p >= ctxStart && p < ctxEnd) held++;
     }
   }
   const want = held / ((ctxEnd - ctxStart) * layers.length * cache.shape.numKvHeads);
@@ -422,7 +451,7 @@ function checkAchieved(result: PrefillEvictionResult, label: string): void {
 }
 
 async function checkDecode(
-  model: Model,
+  model: Model<KvStore>,
   def: AnyMethodDefinition,
   o: {
     policies: readonly (PolicySpec | undefined)[];
@@ -477,7 +506,7 @@ async function checkDecode(
 }
 
 async function checkIdentity(
-  model: Model,
+  model: Model<KvStore>,
   def: AnyMethodDefinition,
   o: { label: string; params: Record<string, unknown> },
 ): Promise<void> {
@@ -526,7 +555,7 @@ async function checkIdentity(
 }
 
 async function checkNoLeak(
-  model: Model,
+  model: Model<KvStore>,
   def: AnyMethodDefinition,
   o: { label: string; params: Record<string, unknown> },
 ): Promise<void> {
@@ -573,55 +602,56 @@ async function checkNoLeak(
 }
 
 /**
- * Define one Deno test per (method, architecture) for `executor`. Methods are read from the
+ * Define one Deno test per (method, architecture) for `backend`. Methods are read from the
  * registry when the tests run, so methods registered later are covered too.
  */
 export function defineConformanceTests(
-  executor: ConformanceExecutor,
+  backend: ConformanceBackend,
   options: ConformanceOptions = {},
 ): void {
   const archs = options.archs ?? ARCHS;
-  const policyArch = options.policyArch ?? "qwen3";
+  const policyArch = options.policyArch === undefined ? "qwen3" : options.policyArch;
+  const register = backend.register ??
+    ((name: string, fn: (t: Deno.TestContext) => Promise<void>) =>
+      Deno.test({ name, sanitizeResources: false, fn }));
   for (const [i, arch] of archs.entries()) {
-    Deno.test({
-      name: `conformance (${executor.name} attention, ${arch}): ${
-        options.methods?.join(", ") ?? "every registered method"
-      }`,
-      sanitizeResources: false,
-      async fn(t) {
-        const { model, dir } = await loadTiny(arch, executor.create(), 90 + i);
-        try {
-          const methods = options.methods === undefined
-            ? listMethods()
-            : listMethods().filter((m) => options.methods!.includes(m.id));
-          for (const def of methods) {
-            const label = `${def.id} (${arch}, ${executor.name})`;
-            const all = arch === policyArch;
-            await t.step(def.id, async () => {
-              const params = (await def.conformanceParams?.(model)) ?? {};
-              await checkPrefill(model, def, {
-                policies: all ? [undefined, ...POLICIES] : [undefined],
-                label,
-                params,
-              });
-              await checkDecode(model, def, {
-                policies: all
-                  ? [
-                    undefined,
-                    ...(["per-head", "global"] as SelectionPolicy[]).map((p) => ({ policy: p })),
-                  ]
-                  : [undefined],
-                label,
-                params,
-              });
-              await checkIdentity(model, def, { label, params });
-              await checkNoLeak(model, def, { label, params });
+    const name = `conformance (${backend.name}, ${arch}): ${
+      options.methods?.join(", ") ?? "every registered method"
+    }`;
+    register(name, async (t) => {
+      const { model, dir } = await loadTiny(arch, backend, 90 + i);
+      try {
+        const methods = options.methods === undefined
+          ? listMethods()
+          : listMethods().filter((m) => options.methods!.includes(m.id));
+        for (const def of methods) {
+          const label = `${def.id} (${arch}, ${backend.name})`;
+          const all = arch === policyArch;
+          await t.step(def.id, async () => {
+            const params = (await def.conformanceParams?.(model)) ?? {};
+            await checkPrefill(model, def, {
+              policies: all ? [undefined, ...POLICIES] : [undefined],
+              label,
+              params,
             });
-          }
-        } finally {
-          await Deno.remove(dir, { recursive: true });
+            await checkDecode(model, def, {
+              policies: all
+                ? [
+                  undefined,
+                  ...(["per-head", "global"] as SelectionPolicy[]).map((p) => ({ policy: p })),
+                ]
+                : [undefined],
+              label,
+              params,
+            });
+            await checkIdentity(model, def, { label, params });
+            await checkNoLeak(model, def, { label, params });
+          });
         }
-      },
+      } finally {
+        backend.unload?.(model);
+        await Deno.remove(dir, { recursive: true });
+      }
     });
   }
 }

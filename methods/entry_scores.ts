@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { KvStore } from "../kernels/kv_store.ts";
 import type { ScoreGrid } from "./types.ts";
 
 interface Column {
@@ -64,12 +64,12 @@ export class EntryScores {
    * Values aligned with the store's current entries ([layer][head], NaN where nothing was
    * recorded). Positions the store no longer holds are dropped from the state.
    */
-  aligned(cache: CpuKvStore): ScoreGrid {
+  aligned(cache: KvStore): ScoreGrid {
     const grid: ScoreGrid = [];
     for (let l = 0; l < this.#columns.length; l++) {
       const row: Float32Array[] = [];
       for (let h = 0; h < this.#columns[l].length; h++) {
-        const pos = cache.segment(l, h).positions;
+        const pos = cache.positions(l, h);
         const c = this.#columns[l][h];
         const out = new Float32Array(pos.length).fill(NaN);
         const kept = new Int32Array(Math.min(c.length, pos.length));
@@ -110,6 +110,18 @@ export class EntryScores {
       c.length += n;
       return;
     }
+    // Accumulating over a growing store (H2O's column sums): what is held is a prefix of the
+    // new positions. Update in place and append the tail, without a merge copy.
+    if (c.length <= n && startsWith(positions, c.positions, c.length)) {
+      for (let i = 0; i < c.length; i++) {
+        c.values[i] = accumulate ? c.values[i] + values[i] : values[i];
+      }
+      grow(c, n);
+      c.positions.set(positions.subarray(c.length), c.length);
+      for (let i = c.length; i < n; i++) c.values[i] = values[i];
+      c.length = n;
+      return;
+    }
     const outPos = new Int32Array(c.length + n);
     const outVal = new Float64Array(c.length + n);
     let i = 0;
@@ -133,6 +145,12 @@ export class EntryScores {
     c.values = outVal;
     c.length = k;
   }
+}
+
+/** Whether a[0..length) equals b[0..length). */
+function startsWith(a: Int32Array, b: Int32Array, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function grow(c: Column, needed: number): void {
@@ -180,20 +198,45 @@ export function alignValues(
  * head's scores, or null for layers the selector never decides (empty array).
  */
 export function gridFrom(
-  cache: CpuKvStore,
+  cache: KvStore,
   score: (layer: number, head: number) => Float32Array | null,
 ): ScoreGrid {
   const grid: ScoreGrid = [];
   for (let l = 0; l < cache.shape.numLayers; l++) {
     const row: Float32Array[] = [];
+    const lengths = cache.lengths(l);
     for (let h = 0; h < cache.shape.numKvHeads; h++) {
       row.push(
         cache.shape.slidingWindows[l] === null
           ? score(l, h) ?? new Float32Array(0)
-          : new Float32Array(cache.segment(l, h).length).fill(NaN),
+          : new Float32Array(lengths[h]).fill(NaN),
       );
     }
     grid.push(row);
+  }
+  return grid;
+}
+
+/**
+ * {@linkcode gridFrom} for scorers that read the store asynchronously (entry norms, raw
+ * entries): `score(layer)` returns the decided layer's rows, one per KV head.
+ *
+ * @example
+ * ```ts
+ * const grid = await gridFromLayers(cache, async (l) => await cache.entryNorms(l, "keys"));
+ * ```
+ */
+export async function gridFromLayers(
+  cache: KvStore,
+  score: (layer: number) => Promise<Float32Array[]>,
+): Promise<ScoreGrid> {
+  const grid: ScoreGrid = [];
+  for (let l = 0; l < cache.shape.numLayers; l++) {
+    if (cache.shape.slidingWindows[l] === null) {
+      grid.push(await score(l));
+    } else {
+      grid.push(Array.from(cache.lengths(l), (n) => new Float32Array(n).fill(NaN)));
+    }
   }
   return grid;
 }

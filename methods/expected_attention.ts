@@ -22,7 +22,10 @@
  *
  * Per chunk, per query head: μ and Σ of the pre-RoPE queries, rotated by the averaged RoPE R̄
  * (μ′ = R̄μ, Σ′ = R̄ΣR̄ᵀ); per key of the chunk: logit = μ′·k/√d + kᵀΣ′k/(2d), softmax over
- * the chunk's keys (f64), mean over the GQA group, score = (p + ε)·‖v‖.
+ * the chunk's keys (f32, spec §5), mean over the GQA group, score = (p + ε)·‖v‖. The d×d work
+ * runs on onnxruntime (score_ort.ts): each forward's queries are reduced to a mean and a
+ * scatter (merged in f64 across forwards), and each chunk's keys and values, read with
+ * `cache.readEntries` (a read-back on the GPU backend), are scored in one call per layer.
  *
  * Query source: the post-RoPE queries of the tap, un-rotated (score_kernels `unrotate`). That
  * gives exactly the pre-RoPE queries the model computed, q/k norms (Qwen3, Gemma3) and biases
@@ -36,10 +39,16 @@
 
 import { z } from "zod";
 import type { LayerTap } from "../engine/model.ts";
-import { ropeFrequencies } from "../engine/rope.ts";
+import {
+  type RopeFrequencies,
+  ropeFrequencies,
+  type RopeTables,
+  ropeTables,
+} from "../engine/rope.ts";
 import { EntryScores } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
 import { averageRotation, positionRange, unrotate } from "./score_kernels.ts";
+import { expectedAttention as expectedAttentionScores, QueryMoments } from "./score_ort.ts";
 import type { MethodDefinition } from "./types.ts";
 
 /** Settings after merging the preset with the overrides. */
@@ -112,10 +121,8 @@ export type ExpectedAttentionParams = z.infer<typeof params>;
 interface LayerAccumulator {
   /** Queries of the current chunk seen so far (dropped ones included). */
   tokens: number;
-  /** Queries accumulated (index ≥ dropFirst). */
-  count: number;
-  sum: Float64Array;
-  outer: Float64Array;
+  /** Mean and scatter of the queries accumulated (index ≥ dropFirst). */
+  moments: QueryMoments;
   /** The first dropFirst pre-RoPE queries of the chunk, in case the chunk is that short. */
   first: Float32Array[];
 }
@@ -143,13 +150,25 @@ export const expectedAttention: MethodDefinition<ExpectedAttentionParams> = {
     }
     const { numLayers, numKvHeads, group, headDim: d } = ctx.cache.shape;
     const heads = numKvHeads * group;
-    const freqs = ctx.config.layers.map((layer) => ropeFrequencies(d, layer.rope));
+    // Layers sharing a RoPE spec share one frequency object, so each forward's tables
+    // (for un-rotating its queries) are built once, not once per layer.
+    const bySpec = new Map<string, RopeFrequencies>();
+    const freqs = ctx.config.layers.map((layer) => {
+      const key = JSON.stringify(layer.rope);
+      if (!bySpec.has(key)) bySpec.set(key, ropeFrequencies(d, layer.rope));
+      return bySpec.get(key)!;
+    });
+    let tables: { freqs: RopeFrequencies; positions: Int32Array; tables: RopeTables } | null = null;
+    const tablesFor = (f: RopeFrequencies, positions: Int32Array): RopeTables => {
+      if (tables === null || tables.freqs !== f || tables.positions !== positions) {
+        tables = { freqs: f, positions, tables: ropeTables(f, positions) };
+      }
+      return tables.tables;
+    };
     const global = (l: number) => ctx.cache.shape.slidingWindows[l] === null;
     const fresh = (): LayerAccumulator => ({
       tokens: 0,
-      count: 0,
-      sum: new Float64Array(heads * d),
-      outer: new Float64Array(heads * d * d),
+      moments: new QueryMoments(heads, d),
       first: [],
     });
     const acc: (LayerAccumulator | null)[] = Array.from(
@@ -159,49 +178,32 @@ export const expectedAttention: MethodDefinition<ExpectedAttentionParams> = {
     const stored = new EntryScores(numLayers, numKvHeads);
     let scoredUpTo = -1;
 
-    const accumulate = (a: LayerAccumulator, q: Float32Array, off: number): void => {
-      a.count++;
-      for (let j = 0; j < heads; j++) {
-        const base = off + j * d;
-        for (let x = 0; x < d; x++) {
-          const qx = q[base + x];
-          a.sum[j * d + x] += qx;
-          const row = (j * d + x) * d;
-          for (let y = 0; y < d; y++) a.outer[row + y] += qx * q[base + y];
-        }
-      }
-    };
-
-    const scoreLayer = (
+    const scoreLayer = async (
       l: number,
       a: LayerAccumulator,
       observed: { start: number; end: number },
-    ) => {
+    ): Promise<void> => {
       // Short chunks: drop only min(dropFirst, q − 1) queries.
       const drop = Math.min(s.dropFirst, Math.max(0, a.tokens - 1));
-      for (let i = drop; i < a.first.length; i++) accumulate(a, a.first[i], 0);
-      const N = a.count;
+      for (let i = drop; i < a.first.length; i++) a.moments.addRow(a.first[i]);
+      const N = a.moments.count;
       if (N === 0) return;
       const start = s.ropeStart === "absolute" ? observed.end : observed.end - observed.start;
       const rot = averageRotation(freqs[l], start, s.nFuture);
       const half = d / 2;
-      const mus: Float64Array[] = [];
-      const covs: Float64Array[] = [];
+      const div = s.covDivisor === "heads" ? heads : N;
+      // Per KV head: μ′/√d [G, d] and Σ′/(2d) [G, d, d] of its group, in f32 for the graph.
+      const mus = Array.from({ length: numKvHeads }, () => new Float32Array(group * d));
+      const covs = Array.from({ length: numKvHeads }, () => new Float32Array(group * d * d));
       for (let j = 0; j < heads; j++) {
-        const mu = new Float64Array(d);
-        for (let x = 0; x < d; x++) mu[x] = a.sum[j * d + x] / N;
+        const mu = a.moments.mean.subarray(j * d, (j + 1) * d);
         const cov = new Float64Array(d * d);
-        const div = s.covDivisor === "heads" ? heads : N;
-        for (let x = 0; x < d; x++) {
-          for (let y = 0; y < d; y++) {
-            cov[x * d + y] = (a.outer[(j * d + x) * d + y] - N * mu[x] * mu[y]) / div;
-          }
-        }
+        for (let x = 0; x < d * d; x++) cov[x] = a.moments.scatter[j * d * d + x] / div;
         // μ′ = R̄μ, Σ′ = R̄ΣR̄ᵀ, R̄ rotating each pair (i, i + d/2) by the averaged cos/sin.
-        const muR = new Float64Array(d);
+        const muR = mus[Math.floor(j / group)].subarray((j % group) * d, (j % group + 1) * d);
         for (let i = 0; i < half; i++) {
-          muR[i] = rot.cos[i] * mu[i] - rot.sin[i] * mu[i + half];
-          muR[i + half] = rot.sin[i] * mu[i] + rot.cos[i] * mu[i + half];
+          muR[i] = (rot.cos[i] * mu[i] - rot.sin[i] * mu[i + half]) / Math.sqrt(d);
+          muR[i + half] = (rot.sin[i] * mu[i] + rot.cos[i] * mu[i + half]) / Math.sqrt(d);
         }
         const tmp = new Float64Array(d * d);
         for (let i = 0; i < half; i++) {
@@ -211,100 +213,69 @@ export const expectedAttention: MethodDefinition<ExpectedAttentionParams> = {
               rot.cos[i] * cov[(i + half) * d + y];
           }
         }
-        const covR = new Float64Array(d * d);
+        const covR = covs[Math.floor(j / group)].subarray(
+          (j % group) * d * d,
+          (j % group + 1) * d * d,
+        );
         for (let x = 0; x < d; x++) {
           for (let i = 0; i < half; i++) {
-            covR[x * d + i] = rot.cos[i] * tmp[x * d + i] - rot.sin[i] * tmp[x * d + i + half];
-            covR[x * d + i + half] = rot.sin[i] * tmp[x * d + i] +
-              rot.cos[i] * tmp[x * d + i + half];
+            covR[x * d + i] = (rot.cos[i] * tmp[x * d + i] - rot.sin[i] * tmp[x * d + i + half]) /
+              (2 * d);
+            covR[x * d + i + half] = (rot.sin[i] * tmp[x * d + i] +
+              rot.cos[i] * tmp[x * d + i + half]) / (2 * d);
           }
         }
-        mus.push(muR);
-        covs.push(covR);
       }
-      const perHead: { positions: Int32Array; scores: Float64Array; sinks: number }[] = [];
-      let layerMax = -Infinity;
-      for (let h = 0; h < numKvHeads; h++) {
-        const seg = ctx.cache.segment(l, h);
-        const [lo, hi] = positionRange(seg, observed.start, observed.end);
+      // The chunk's entries of each head; the first nSink of them are not scored.
+      const spans = Array.from({ length: numKvHeads }, (_, h) => {
+        const positions = ctx.cache.positions(l, h);
+        const [lo, hi] = positionRange(positions, observed.start, observed.end);
         const sinks = Math.min(s.nSink, hi - lo);
-        const k0 = lo + sinks;
-        const n = hi - k0;
-        const probs = new Float64Array(n);
-        const logits = new Float64Array(n);
-        const kv = new Float64Array(d);
-        for (let g = 0; g < group; g++) {
-          const mu = mus[h * group + g];
-          const cov = covs[h * group + g];
-          let max = -Infinity;
-          for (let j = 0; j < n; j++) {
-            const kOff = (k0 + j) * d;
-            let dot = 0;
-            for (let x = 0; x < d; x++) dot += mu[x] * seg.keys[kOff + x];
-            let quad = 0;
-            if (s.covariance) {
-              for (let x = 0; x < d; x++) {
-                let row = 0;
-                for (let y = 0; y < d; y++) row += cov[x * d + y] * seg.keys[kOff + y];
-                kv[x] = row;
-              }
-              for (let x = 0; x < d; x++) quad += seg.keys[kOff + x] * kv[x];
-            }
-            logits[j] = dot / Math.sqrt(d) + quad / (2 * d);
-            if (logits[j] > max) max = logits[j];
-          }
-          let sum = 0;
-          for (let j = 0; j < n; j++) {
-            logits[j] = Math.exp(logits[j] - max);
-            sum += logits[j];
-          }
-          for (let j = 0; j < n; j++) probs[j] += logits[j] / sum / group;
-        }
-        for (let j = 0; j < n; j++) {
-          let norm = 1;
-          if (s.valueNorm) {
-            let v2 = 0;
-            const vOff = (k0 + j) * d;
-            for (let x = 0; x < d; x++) v2 += seg.values[vOff + x] ** 2;
-            norm = Math.sqrt(v2);
-          }
-          probs[j] = (probs[j] + s.epsilon) * norm;
-          if (probs[j] > layerMax) layerMax = probs[j];
-        }
-        perHead.push({ positions: seg.positions.slice(lo, hi), scores: probs, sinks });
-      }
-      for (let h = 0; h < numKvHeads; h++) {
-        const { positions, scores, sinks } = perHead[h];
+        return { positions: positions.slice(lo, hi), from: lo + sinks, to: hi, sinks };
+      });
+      const entries = await ctx.cache.readEntries(
+        spans.map((span, h) => ({ layer: l, head: h, from: span.from, to: span.to })),
+      );
+      const scores = await expectedAttentionScores(
+        entries.map((e, h) => ({ keys: e.keys, values: e.values, mu: mus[h], cov: covs[h] })),
+        { group, headDim: d, covariance: s.covariance, valueNorm: s.valueNorm, epsilon: s.epsilon },
+      );
+      let layerMax = -Infinity;
+      for (const row of scores) for (const x of row) if (x > layerMax) layerMax = x;
+      spans.forEach(({ positions, sinks }, h) => {
         const all = new Float64Array(positions.length);
         all.fill(layerMax, 0, sinks);
-        all.set(scores, sinks);
+        all.set(scores[h], sinks);
         stored.put(l, h, positions, all);
-      }
+      });
     };
 
     return {
-      observe(tap: LayerTap) {
+      async observe(tap: LayerTap) {
         const a = acc[tap.layer];
         if (a === null) return;
         const pre = unrotate(tap.queries, tap.positions, {
           freqs: freqs[tap.layer],
           heads,
           headDim: d,
+          tables: tablesFor(freqs[tap.layer], tap.positions),
         });
         const row = heads * d;
-        for (let t = 0; t < tap.positions.length; t++) {
-          if (a.tokens < s.dropFirst) a.first.push(pre.slice(t * row, (t + 1) * row));
-          else accumulate(a, pre, t * row);
-          a.tokens++;
+        const T = tap.positions.length;
+        let t = 0;
+        for (; t < T && a.tokens < s.dropFirst; t++, a.tokens++) {
+          a.first.push(pre.slice(t * row, (t + 1) * row));
         }
+        await a.moments.addBatch(pre.subarray(t * row), T - t);
+        a.tokens += T - t;
       },
-      score(request) {
+      async score(request) {
         // Each chunk's keys are scored once, from that chunk's queries.
         if (request.observed.end > scoredUpTo) {
           for (let l = 0; l < numLayers; l++) {
             const a = acc[l];
             if (a === null) continue;
-            scoreLayer(l, a, request.observed);
+            await scoreLayer(l, a, request.observed);
             acc[l] = fresh();
           }
           scoredUpTo = request.observed.end;

@@ -35,7 +35,7 @@ export const full: MethodDefinition<FullParams> = {
   createScorer(_params, ctx) {
     return {
       score: () =>
-        gridFrom(ctx.cache, (l, h) => new Float32Array(ctx.cache.segment(l, h).length).fill(1)),
+        gridFrom(ctx.cache, (l, h) => new Float32Array(ctx.cache.positions(l, h).length).fill(1)),
     };
   },
 };

@@ -76,7 +76,7 @@ export const h2o: MethodDefinition<H2oParams> = {
           sums.add(
             tap.layer,
             h,
-            ctx.cache.segment(tap.layer, h).positions,
+            ctx.cache.positions(tap.layer, h),
             tap.stats[h].columnSum!,
           );
         }
@@ -85,14 +85,14 @@ export const h2o: MethodDefinition<H2oParams> = {
         const grid = sums.aligned(ctx.cache);
         const recent = Math.floor(p.recentShare * request.keptPerHead);
         return gridFrom(ctx.cache, (l, h) => {
-          const seg = ctx.cache.segment(l, h);
+          const positions = ctx.cache.positions(l, h);
           const s = grid[l][h];
           if (p.normalize) {
             for (let i = 0; i < s.length; i++) {
-              s[i] /= Math.max(1, endQuery - Math.max(firstQuery, seg.positions[i]));
+              s[i] /= Math.max(1, endQuery - Math.max(firstQuery, positions[i]));
             }
           }
-          const [lo, hi] = positionRange(seg, request.range.start, request.range.end);
+          const [lo, hi] = positionRange(positions, request.range.start, request.range.end);
           for (let i = Math.max(lo, hi - recent); i < hi; i++) s[i] = Infinity;
           return s;
         });

@@ -7,15 +7,15 @@
  *
  * Parameters: none.
  *
- * Scores are read from the post-RoPE keys the store holds, so they are ratio-independent and
- * need no tap. Defaults: per-head budgets, as kvpress's ScorerPress; decode as the baselines of
+ * Scores are the norms of the post-RoPE keys the store holds (`cache.entryNorms`, a reduction
+ * on the device for the GPU backend), so they are ratio-independent and need no tap. Defaults: per-head budgets, as kvpress's ScorerPress; decode as the baselines of
  * spec §4.4 (window 8, per-head).
  *
  * @module
  */
 
 import { z } from "zod";
-import { gridFrom } from "./entry_scores.ts";
+import { gridFromLayers } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
 import { BASELINE_DECODE, type MethodDefinition } from "./types.ts";
 
@@ -40,18 +40,12 @@ export const knorm: MethodDefinition<KnormParams> = {
   policy: { policy: "per-head" },
   decode: BASELINE_DECODE,
   createScorer(_params, ctx) {
-    const d = ctx.config.headDim;
     return {
+      // The store reduces its keys to norms where they live (on the GPU: only n floats back).
       score: () =>
-        gridFrom(ctx.cache, (l, h) => {
-          const seg = ctx.cache.segment(l, h);
-          const out = new Float32Array(seg.length);
-          for (let i = 0; i < seg.length; i++) {
-            let s = 0;
-            for (let j = 0; j < d; j++) s += seg.keys[i * d + j] ** 2;
-            out[i] = -Math.sqrt(s);
-          }
-          return out;
+        gridFromLayers(ctx.cache, async (l) => {
+          const norms = await ctx.cache.entryNorms(l, "keys");
+          return norms.map((row) => row.map((x) => -x));
         }),
     };
   },

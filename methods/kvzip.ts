@@ -22,7 +22,9 @@
  * set prefix ++ C_i ++ R_i (causal); score[l,h,t] = max over R_i's queries and the G heads of
  * the group of that softmax (the store's fused `columnMax` statistic with GQA max), t ∈ C_i.
  * The softmax runs in f32 (the official runs in bf16) with the model's attention scale. Scores
- * are ratio-independent and computed once. Default policy: global (spec §3.4 `pair`).
+ * are ratio-independent and computed once. Default policy: global (spec §3.4 `pair`). On the
+ * GPU backend the scratch stores live on the device too; each layer's restricted entries are
+ * read back and uploaded again (`cache.readEntries`), once per pass.
  *
  * @module
  */
@@ -31,7 +33,7 @@ import { z } from "zod";
 import { InputError } from "../errors.ts";
 import type { LayerTap } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { KvStore } from "../kernels/kv_store.ts";
 import { EntryScores } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
 import type { MethodContext, MethodDefinition } from "./types.ts";
@@ -97,15 +99,19 @@ export function reconstructionPasses(
 
 /**
  * Entries of `layer` at positions < prefixEnd, in [chunkStart, chunkEnd) or ≥ passStart, as
- * [T, kvHeads, d] arrays (every head holds the same positions: the cache is unevicted).
+ * [T, kvHeads, d] arrays (every head holds the same positions: the cache is unevicted). One
+ * `readEntries` of the layer: views on the CPU, a read-back on the GPU.
  */
-function restrictedEntries(
-  cache: CpuKvStore,
+async function restrictedEntries(
+  cache: KvStore,
   layer: number,
   o: { prefixEnd: number; chunkStart: number; chunkEnd: number; passStart: number },
-): { keys: Float32Array; values: Float32Array; positions: Int32Array } {
+): Promise<{ keys: Float32Array; values: Float32Array; positions: Int32Array }> {
   const { numKvHeads: H, headDim: d } = cache.shape;
-  const ref = cache.segment(layer, 0);
+  const segments = await cache.readEntries(
+    Array.from({ length: H }, (_, head) => ({ layer, head })),
+  );
+  const ref = segments[0];
   const pick: number[] = [];
   for (let i = 0; i < ref.length; i++) {
     const p = ref.positions[i];
@@ -114,7 +120,7 @@ function restrictedEntries(
   const keys = new Float32Array(pick.length * H * d);
   const values = new Float32Array(pick.length * H * d);
   for (let h = 0; h < H; h++) {
-    const seg = cache.segment(layer, h);
+    const seg = segments[h];
     if (
       seg.length !== ref.length || seg.positions[seg.length - 1] !== ref.positions[ref.length - 1]
     ) {
@@ -156,7 +162,7 @@ export const kvzip: MethodDefinition<KvzipParams> = {
         const onLayer = async (tap: LayerTap): Promise<void> => {
           const l = tap.layer;
           if (cache.shape.slidingWindows[l] !== null) return;
-          const e = restrictedEntries(cache, l, {
+          const e = await restrictedEntries(cache, l, {
             prefixEnd: ctx.contextStart,
             chunkStart: pass.chunkStart,
             chunkEnd: pass.chunkEnd,

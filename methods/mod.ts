@@ -78,7 +78,16 @@ export {
   SPEC_PREFILL_WINDOW,
   SPEC_WINDOW_RATIO,
 } from "./phases.ts";
-export { alignValues, EntryScores, gridFrom } from "./entry_scores.ts";
+export { alignValues, EntryScores, gridFrom, gridFromLayers } from "./entry_scores.ts";
+export {
+  expectedAttention as expectedAttentionScores,
+  type ExpectedHead,
+  QueryMoments,
+  releaseScoringSessions,
+  windowAttention,
+  type WindowGqa,
+  type WindowHead,
+} from "./score_ort.ts";
 export {
   type AnyMethodDefinition,
   BASELINE_DECODE,

@@ -24,6 +24,9 @@
  * Prompt positions: the prefix is [base, base + s), the context [base + s, base + s + n),
  * where base is the cache's next position (0 for a fresh cache). Only the context is evicted.
  *
+ * Every phase runs on either backend: the type parameter S is the model's store (CpuKvStore
+ * by default, GpuKvStore for a WebGPU model).
+ *
  * @module
  */
 
@@ -31,7 +34,7 @@ import { InputError } from "../errors.ts";
 import { generate, type GenerateOptions, type GenerateResult } from "../engine/generate.ts";
 import type { ForwardTaps, LayerTap, Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import { getMethod, parseMethodParams } from "./registry.ts";
 import {
   adjustWindow,
@@ -80,8 +83,8 @@ export interface MethodChoice {
   tokenizer?: TextTokenizer | null;
 }
 
-/** Options of {@linkcode prefillWithEviction}. */
-export interface PrefillEvictionOptions extends MethodChoice {
+/** Options of {@linkcode prefillWithEviction}; S is the model's store type. */
+export interface PrefillEvictionOptions<S extends KvStore = CpuKvStore> extends MethodChoice {
   /** Kept fraction r of the context tokens, in (0, 1]. */
   keptRatio: number;
   /** Lagging window of recent context tokens kept outside the budget (§3.2); default 0. */
@@ -91,7 +94,7 @@ export interface PrefillEvictionOptions extends MethodChoice {
   /** Forward chunk in tokens (compute only); default the model's. */
   chunkSize?: number;
   /** The store to fill; default a fresh one. */
-  cache?: CpuKvStore;
+  cache?: S;
   /** Return the scores and positions as they were before eviction (inspection). */
   keepScores?: boolean;
 }
@@ -104,8 +107,8 @@ export interface ScoreSnapshot {
 }
 
 /** What a prefill with eviction produced. */
-export interface PrefillEvictionResult {
-  cache: CpuKvStore;
+export interface PrefillEvictionResult<S extends KvStore = CpuKvStore> {
+  cache: S;
   /** Logits of the last prompt position (computed before any eviction of the last chunk). */
   logits: Float32Array;
   /** The final state; for chunked prefill, the sums over every eviction. */
@@ -154,7 +157,7 @@ function checkCount(name: string, value: number | undefined, min = 0): void {
   }
 }
 
-function defaultTokenizer(model: Model): TextTokenizer | null {
+function defaultTokenizer(model: Model<KvStore>): TextTokenizer | null {
   try {
     return model.tokenizer();
   } catch {
@@ -181,8 +184,8 @@ export function scorerTaps(scorer: Scorer, onFirstLayer?: (tap: LayerTap) => voi
 }
 
 function context(
-  model: Model,
-  cache: CpuKvStore,
+  model: Model<KvStore>,
+  cache: KvStore,
   o: {
     ids: Int32Array;
     base: number;
@@ -207,12 +210,12 @@ function context(
   };
 }
 
-function snapshot(cache: CpuKvStore, scores: ScoreGrid): ScoreSnapshot {
+function snapshot(cache: KvStore, scores: ScoreGrid): ScoreSnapshot {
   const positions: Int32Array[][] = [];
   for (let l = 0; l < cache.shape.numLayers; l++) {
     const row: Int32Array[] = [];
     for (let h = 0; h < cache.shape.numKvHeads; h++) {
-      row.push(cache.segment(l, h).positions.slice());
+      row.push(cache.positions(l, h).slice());
     }
     positions.push(row);
   }
@@ -221,7 +224,7 @@ function snapshot(cache: CpuKvStore, scores: ScoreGrid): ScoreSnapshot {
 
 function layerWeights(
   r: Resolved,
-  cache: CpuKvStore,
+  cache: KvStore,
   population: number,
   kept: number,
 ): Float64Array | null {
@@ -235,7 +238,7 @@ function layerWeights(
 }
 
 function noEviction(
-  cache: CpuKvStore,
+  cache: KvStore,
   o: { policy: PolicySpec; keptRatio: number | null; window: number; context: [number, number] },
 ): EvictionReport {
   return {
@@ -263,11 +266,11 @@ function noEviction(
  * });
  * ```
  */
-export async function prefillWithEviction(
-  model: Model,
+export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
+  model: Model<S>,
   prompt: PromptParts,
-  options: PrefillEvictionOptions,
-): Promise<PrefillEvictionResult> {
+  options: PrefillEvictionOptions<S>,
+): Promise<PrefillEvictionResult<S>> {
   checkRatio(options.keptRatio);
   checkCount("window", options.window);
   checkCount("sinks", options.sinks);
@@ -329,14 +332,15 @@ export async function prefillWithEviction(
 
 function snapshotIf(
   wanted: boolean | undefined,
-  cache: CpuKvStore,
+  cache: KvStore,
   scores: ScoreGrid,
 ): ScoreSnapshot | undefined {
   return wanted ? snapshot(cache, scores) : undefined;
 }
 
 /** Options of {@linkcode chunkedPrefillWithEviction}. */
-export interface ChunkedPrefillOptions extends Omit<PrefillEvictionOptions, "keepScores"> {
+export interface ChunkedPrefillOptions<S extends KvStore = CpuKvStore>
+  extends Omit<PrefillEvictionOptions<S>, "keepScores"> {
   /** Eviction chunk in tokens (spec §3.1: 16 000). */
   chunk?: number;
   /** Lagging window (spec: 4096). */
@@ -355,11 +359,11 @@ export interface ChunkedPrefillOptions extends Omit<PrefillEvictionOptions, "kee
  * });
  * ```
  */
-export async function chunkedPrefillWithEviction(
-  model: Model,
+export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>(
+  model: Model<S>,
   prompt: PromptParts,
-  options: ChunkedPrefillOptions,
-): Promise<PrefillEvictionResult> {
+  options: ChunkedPrefillOptions<S>,
+): Promise<PrefillEvictionResult<S>> {
   checkRatio(options.keptRatio);
   checkCount("chunk", options.chunk, 1);
   checkCount("window", options.window);
@@ -448,10 +452,10 @@ export async function chunkedPrefillWithEviction(
 }
 
 /** One ratio's pruned cache, handed to {@linkcode RatioSweepOptions.onRatio}. */
-export interface RatioResult {
+export interface RatioResult<S extends KvStore = CpuKvStore> {
   keptRatio: number;
   /** A pruned clone; the callback owns it until it returns. */
-  cache: CpuKvStore;
+  cache: S;
   report: EvictionReport;
   /** Logits of the last prompt position (the same for every ratio). */
   logits: Float32Array;
@@ -460,11 +464,11 @@ export interface RatioResult {
 }
 
 /** Options of {@linkcode prefillAtRatios}. */
-export interface RatioSweepOptions
-  extends Omit<PrefillEvictionOptions, "keptRatio" | "keepScores"> {
+export interface RatioSweepOptions<S extends KvStore = CpuKvStore>
+  extends Omit<PrefillEvictionOptions<S>, "keptRatio" | "keepScores"> {
   /** Kept ratios, each in (0, 1]. */
   ratios: readonly number[];
-  onRatio: (result: RatioResult) => void | Promise<void>;
+  onRatio: (result: RatioResult<S>) => void | Promise<void>;
 }
 
 /**
@@ -480,11 +484,11 @@ export interface RatioSweepOptions
  * });
  * ```
  */
-export async function prefillAtRatios(
-  model: Model,
+export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
+  model: Model<S>,
   prompt: PromptParts,
-  options: RatioSweepOptions,
-): Promise<{ cache: CpuKvStore; prefillMs: number; scoreMs: number; reports: EvictionReport[] }> {
+  options: RatioSweepOptions<S>,
+): Promise<{ cache: S; prefillMs: number; scoreMs: number; reports: EvictionReport[] }> {
   if (options.ratios.length === 0) throw new InputError("ratios: expected at least one ratio");
   for (const ratio of options.ratios) checkRatio(ratio);
   checkCount("window", options.window);
@@ -516,7 +520,7 @@ export async function prefillAtRatios(
   const reports: EvictionReport[] = [];
   for (const keptRatio of options.ratios) {
     const { window, populationRatio } = adjustWindow(keptRatio, n, options.window ?? 0);
-    const clone = cache.clone();
+    const clone = cache.clone() as S;
     let report: EvictionReport;
     let ratioScoreMs = 0;
     if (keptRatio >= 1 || r.definition.phases.length === 0) {
@@ -579,14 +583,14 @@ export interface DecodeEvictionOptions extends MethodChoice {
  * Decode-time eviction for {@linkcode generate}: pass `prefillTaps`, `decodeTaps` and
  * `beforeDecodeStep` to it, then call `finish()`. {@linkcode generateWithEviction} does that.
  */
-export class DecodeEviction {
+export class DecodeEviction<S extends KvStore = CpuKvStore> {
   /** One report per eviction that happened. */
   readonly reports: EvictionReport[] = [];
   /** Triggers seen (evicting or not). */
   triggers = 0;
   readonly prefillTaps: ForwardTaps;
   readonly decodeTaps: ForwardTaps;
-  readonly #cache: CpuKvStore;
+  readonly #cache: S;
   readonly #scorer: Scorer;
   readonly #resolved: Resolved;
   readonly #budget: number;
@@ -598,8 +602,8 @@ export class DecodeEviction {
   #observed: number;
 
   constructor(
-    model: Model,
-    prompt: { cache: CpuKvStore; ids: Int32Array },
+    model: Model<S>,
+    prompt: { cache: S; ids: Int32Array },
     options: DecodeEvictionOptions,
   ) {
     checkCount("entries per head", options.entriesPerHead, 1);
@@ -655,10 +659,10 @@ export class DecodeEviction {
     // The population of each decided head: entries at or after protectBefore.
     const counts: number[][] = layers.map((l) =>
       Array.from({ length: H }, (_, h) => {
-        const seg = cache.segment(l, h);
+        const positions = cache.positions(l, h);
         let lo = 0;
-        while (lo < seg.length && seg.positions[lo] < this.#protectBefore) lo++;
-        return seg.length - lo;
+        while (lo < positions.length && positions[lo] < this.#protectBefore) lo++;
+        return positions.length - lo;
       })
     );
     const B = this.#budget;
@@ -694,11 +698,11 @@ export class DecodeEviction {
 }
 
 /** Options of {@linkcode generateWithEviction}. */
-export interface GenerateWithEvictionOptions
-  extends Omit<GenerateOptions, "prefillTaps" | "decodeTaps" | "beforeDecodeStep"> {
+export interface GenerateWithEvictionOptions<S extends KvStore = CpuKvStore>
+  extends Omit<GenerateOptions<S>, "prefillTaps" | "decodeTaps" | "beforeDecodeStep"> {
   eviction: DecodeEvictionOptions;
   /** The store to continue from; default a fresh one. */
-  cache?: CpuKvStore;
+  cache?: S;
 }
 
 /**
@@ -711,13 +715,13 @@ export interface GenerateWithEvictionOptions
  * });
  * ```
  */
-export async function generateWithEviction(
-  model: Model,
+export async function generateWithEviction<S extends KvStore = CpuKvStore>(
+  model: Model<S>,
   promptIds: Int32Array,
-  options: GenerateWithEvictionOptions,
-): Promise<GenerateResult & { cache: CpuKvStore; evictions: EvictionReport[]; triggers: number }> {
+  options: GenerateWithEvictionOptions<S>,
+): Promise<GenerateResult & { cache: S; evictions: EvictionReport[]; triggers: number }> {
   const cache = options.cache ?? model.createCache();
-  const eviction = new DecodeEviction(model, { cache, ids: promptIds }, options.eviction);
+  const eviction = new DecodeEviction<S>(model, { cache, ids: promptIds }, options.eviction);
   const { eviction: _e, cache: _c, ...rest } = options;
   const result = await generate(model, cache, promptIds, {
     ...rest,

@@ -42,7 +42,7 @@ export const random: MethodDefinition<RandomParams> = {
     return {
       score: () =>
         gridFrom(ctx.cache, (l, h) => {
-          const pos = ctx.cache.segment(l, h).positions;
+          const pos = ctx.cache.positions(l, h);
           return Float32Array.from(pos, (x) => hashUniform(ctx.seed, p.seed, l, h, x));
         }),
     };

@@ -1,40 +1,48 @@
 /**
  * Small numeric building blocks the method files share: RoPE un-rotation and averaging, 1-D
- * pooling, the observation-window attention of SnapKV-like methods, a rolling buffer of recent
- * queries, position ranges inside a segment and a seeded hash. Pure functions of typed arrays.
+ * pooling, a rolling buffer of recent queries, position ranges inside a segment and a seeded
+ * hash. Pure functions of typed arrays (the heavy, onnxruntime-backed ones are in
+ * score_ort.ts).
  *
  * @module
  */
 
-import type { HeadSegment } from "../kernels/kv_store.ts";
-import { type RopeFrequencies, ropeTables } from "../engine/rope.ts";
+import { type RopeFrequencies, type RopeTables, ropeTables } from "../engine/rope.ts";
 
 /**
  * Undo RoPE on post-RoPE vectors [T, heads, headDim] at `positions`, giving the pre-RoPE
  * vectors the model computed (after q/k norms). Exact up to f32 rounding: each (i, i + d/2)
  * pair was rotated by an angle and scaled by the attention scaling s (YaRN), so
- * a = (a′·C + b′·S) / (C² + S²) and b = (b′·C − a′·S) / (C² + S²) with C = s·cos, S = s·sin.
+ * a = a′·C/N + b′·S/N and b = b′·C/N − a′·S/N with C = s·cos, S = s·sin, N = C² + S².
+ * Pass `tables` (ropeTables of the same positions) to reuse them across layers.
  */
 export function unrotate(
   x: Float32Array,
   positions: Int32Array,
-  o: { freqs: RopeFrequencies; heads: number; headDim: number },
+  o: { freqs: RopeFrequencies; heads: number; headDim: number; tables?: RopeTables },
 ): Float32Array {
   const { heads, headDim } = o;
   const half = headDim / 2;
-  const tables = ropeTables(o.freqs, positions);
+  const tables = o.tables ?? ropeTables(o.freqs, positions);
   const out = new Float32Array(x.length);
+  // C/N and S/N once per (token, frequency), for every head.
+  const c = new Float64Array(half);
+  const s = new Float64Array(half);
   for (let t = 0; t < positions.length; t++) {
+    for (let i = 0; i < half; i++) {
+      const ct = tables.cos[t * half + i];
+      const st = tables.sin[t * half + i];
+      const norm = ct * ct + st * st;
+      c[i] = ct / norm;
+      s[i] = st / norm;
+    }
     for (let h = 0; h < heads; h++) {
       const base = (t * heads + h) * headDim;
       for (let i = 0; i < half; i++) {
-        const c = tables.cos[t * half + i];
-        const s = tables.sin[t * half + i];
-        const norm = c * c + s * s;
         const a = x[base + i];
         const b = x[base + half + i];
-        out[base + i] = (a * c + b * s) / norm;
-        out[base + half + i] = (b * c - a * s) / norm;
+        out[base + i] = a * c[i] + b * s[i];
+        out[base + half + i] = b * c[i] - a * s[i];
       }
     }
   }
@@ -93,12 +101,12 @@ export function pool1d(
   return out;
 }
 
-/** Indices [lo, hi) of the entries of `seg` whose positions lie in [start, end). */
-export function positionRange(seg: HeadSegment, start: number, end: number): [number, number] {
-  const pos = seg.positions;
+/** Indices [lo, hi) of the entries at ascending `positions` that lie in [start, end). */
+export function positionRange(positions: Int32Array, start: number, end: number): [number, number] {
+  const pos = positions;
   const lb = (x: number): number => {
     let lo = 0;
-    let hi = seg.length;
+    let hi = pos.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (pos[mid] < x) lo = mid + 1;
@@ -108,73 +116,6 @@ export function positionRange(seg: HeadSegment, start: number, end: number): [nu
   };
   const lo = lb(start);
   return [lo, Math.max(lo, lb(end))];
-}
-
-/** How the query heads of a GQA group combine in {@linkcode windowAttention}. */
-export type WindowGqa = "max-logits" | "mean-probs";
-
-/**
- * Mean attention of a window of queries over a subset of one KV head's entries:
- * for each query t, softmax (f64) over the listed keys it may see (key position ≤ query
- * position) of scale·q·k, then the mean over the window's queries. `max-logits` takes the max
- * over the group's query heads on the logits before the softmax (official SnapKV, spec §5);
- * `mean-probs` averages the group's probabilities (kvpress SnapKV, spec §10).
- */
-export function windowAttention(
-  window: { queries: Float32Array; positions: Int32Array },
-  o: {
-    seg: HeadSegment;
-    keys: Int32Array;
-    head: number;
-    group: number;
-    headDim: number;
-    scale: number;
-    gqa: WindowGqa;
-  },
-): Float64Array {
-  const { seg, keys, head, group, headDim, scale } = o;
-  const W = window.positions.length;
-  const heads = window.queries.length / (W * headDim);
-  const n = keys.length;
-  const out = new Float64Array(n);
-  const logits = new Float64Array(n);
-  const rowsPerQuery = o.gqa === "max-logits" ? 1 : group;
-  for (let t = 0; t < W; t++) {
-    const qPos = window.positions[t];
-    for (let r = 0; r < rowsPerQuery; r++) {
-      let max = -Infinity;
-      for (let j = 0; j < n; j++) {
-        const e = keys[j];
-        if (seg.positions[e] > qPos) {
-          logits[j] = -Infinity;
-          continue;
-        }
-        let best = -Infinity;
-        const gFrom = o.gqa === "max-logits" ? 0 : r;
-        const gTo = o.gqa === "max-logits" ? group : r + 1;
-        for (let g = gFrom; g < gTo; g++) {
-          const qOff = (t * heads + head * group + g) * headDim;
-          let dot = 0;
-          for (let i = 0; i < headDim; i++) {
-            dot += window.queries[qOff + i] * seg.keys[e * headDim + i];
-          }
-          if (dot > best) best = dot;
-        }
-        logits[j] = best * scale;
-        if (logits[j] > max) max = logits[j];
-      }
-      if (max === -Infinity) continue;
-      let sum = 0;
-      for (let j = 0; j < n; j++) {
-        const p = logits[j] === -Infinity ? 0 : Math.exp(logits[j] - max);
-        logits[j] = p;
-        sum += p;
-      }
-      const w = 1 / (sum * W * rowsPerQuery);
-      for (let j = 0; j < n; j++) out[j] += logits[j] * w;
-    }
-  }
-  return out;
 }
 
 /** The last `capacity` query rows seen for one layer, across forwards. */

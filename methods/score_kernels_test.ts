@@ -51,3 +51,13 @@ Deno.test("EntryScores: put, add, out-of-order merges and alignment with an evic
   cache.append(0, new Float32Array(1), new Float32Array(1), Int32Array.of(6));
   assert(Number.isNaN(s.aligned(cache)[0][0][4]), "unscored entries are NaN");
 });
+
+Deno.test("EntryScores: accumulating over a growing store (held positions a prefix) adds in place", () => {
+  const s = new EntryScores(1, 1);
+  s.add(0, 0, Int32Array.of(0, 1, 2), [1, 1, 1]);
+  s.add(0, 0, Int32Array.of(0, 1, 2, 3), [1, 2, 3, 4]);
+  s.add(0, 0, Int32Array.of(0, 1, 2, 3, 4), [1, 1, 1, 1, 1]);
+  assertEquals([0, 1, 2, 3, 4].map((p) => s.get(0, 0, p)), [3, 4, 5, 5, 1]);
+  s.put(0, 0, Int32Array.of(0, 1, 2, 3, 4, 5), [0, 0, 0, 0, 0, 9]);
+  assertEquals([0, 4, 5].map((p) => s.get(0, 0, p)), [0, 0, 9]);
+});

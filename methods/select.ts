@@ -28,7 +28,7 @@
  * @module
  */
 
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { KvStore } from "../kernels/kv_store.ts";
 import type { PolicySpec, ScoreGrid } from "./types.ts";
 
 /** The budget as the selector applies it. */
@@ -65,7 +65,7 @@ export interface Selection {
 }
 
 /** Layers the selector decides by default: those without a sliding window. */
-export function evictableLayers(cache: CpuKvStore): number[] {
+export function evictableLayers(cache: KvStore): number[] {
   const out: number[] = [];
   cache.shape.slidingWindows.forEach((w, l) => {
     if (w === null) out.push(l);
@@ -117,7 +117,7 @@ interface HeadPlan {
  * competing entry's score is NaN.
  */
 export function selectKeepSets(
-  cache: CpuKvStore,
+  cache: KvStore,
   scores: ScoreGrid,
   options: SelectOptions,
 ): Selection {
@@ -197,7 +197,7 @@ export function selectKeepSets(
 }
 
 function planHead(
-  cache: CpuKvStore,
+  cache: KvStore,
   grid: ScoreGrid,
   o: {
     layer: number;
@@ -208,15 +208,14 @@ function planHead(
   },
 ): HeadPlan {
   const { layer, head } = o;
-  const seg = cache.segment(layer, head);
-  const n = seg.length;
+  const pos = cache.positions(layer, head);
+  const n = pos.length;
   const scores = grid[layer]?.[head];
   if (scores === undefined || scores.length !== n) {
     throw new Error(
       `selector: scores of layer ${layer} head ${head} have ${scores?.length} entries; the store holds ${n}`,
     );
   }
-  const pos = seg.positions;
   const lo = lowerBound(pos, o.range.start);
   const hi = Math.max(lo, lowerBound(pos, o.range.end));
   const u0 = Math.min(hi, Math.max(lo, lowerBound(pos, o.sinks)));
@@ -510,7 +509,7 @@ export interface EvictOptions extends SelectOptions {
  * ```
  */
 export function evictWithScores(
-  cache: CpuKvStore,
+  cache: KvStore,
   scores: ScoreGrid,
   options: EvictOptions,
 ): EvictionReport {
@@ -543,7 +542,7 @@ export function evictWithScores(
 
 /** The accounting part of a report, for a store as it is (e.g. nothing evicted). */
 export function describeStore(
-  cache: CpuKvStore,
+  cache: KvStore,
   o: { layers?: readonly number[]; context: { start: number; end: number } },
 ): Pick<
   EvictionReport,
@@ -554,7 +553,7 @@ export function describeStore(
   let held = 0;
   for (const l of layers) {
     for (let h = 0; h < numKvHeads; h++) {
-      const pos = cache.segment(l, h).positions;
+      const pos = cache.positions(l, h);
       held += lowerBound(pos, o.context.end) - lowerBound(pos, o.context.start);
     }
   }

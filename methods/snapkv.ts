@@ -24,23 +24,21 @@
  * With `keys: "all"` and `gqa: "mean-probs"` the window's probabilities come from the store's
  * fused `lastWindowMean` statistic (exact when the last forward held the whole window; else
  * they are recomputed from the buffered queries). During decoding (spec §4.4) the window is the
- * phase's (8): its queries against every entry but the last 8, softmax in f64, mean, pooling;
- * the sinks are forced by the phase. Ratio-independent. Defaults: per-head (spec §5 pair-head).
+ * phase's (8): its queries against every entry but the last 8, softmax, mean, pooling; the sinks
+ * are forced by the phase. The window attention runs on onnxruntime (score_ort.ts: f32
+ * softmax, as the official code's), one call per layer, over keys read with
+ * `cache.readEntries` (a read-back on the GPU backend). Ratio-independent. Defaults: per-head
+ * (spec §5 pair-head).
  *
  * @module
  */
 
 import { z } from "zod";
 import type { LayerTap } from "../engine/model.ts";
-import { alignValues, EntryScores, gridFrom } from "./entry_scores.ts";
+import { alignValues, EntryScores, gridFromLayers } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
-import {
-  pool1d,
-  positionRange,
-  QueryWindow,
-  windowAttention,
-  type WindowGqa,
-} from "./score_kernels.ts";
+import { pool1d, positionRange, QueryWindow } from "./score_kernels.ts";
+import { windowAttention, type WindowGqa } from "./score_ort.ts";
 import {
   BASELINE_DECODE,
   type MethodContext,
@@ -126,6 +124,15 @@ export function resolveSnap(
   return out;
 }
 
+/** Which entries of one KV head a window attends to: sinks [0, sinks), keys [from, to). */
+interface HeadPlan {
+  /** Window rows (the most recent queries). */
+  rows: number;
+  sinks: number;
+  from: number;
+  to: number;
+}
+
 /** A SnapKV scorer with resolved settings (also PyramidKV's). */
 export function snapScorer(s: SnapSettings, ctx: MethodContext): Scorer {
   const { numLayers, numKvHeads, group, headDim } = ctx.cache.shape;
@@ -142,21 +149,37 @@ export function snapScorer(s: SnapSettings, ctx: MethodContext): Scorer {
     new Array(numLayers).fill(null);
   const global = (l: number) => ctx.cache.shape.slidingWindows[l] === null;
   const scale = ctx.config.attnScale;
+  const shortOr = (n: number) => (s.shortWindow > 0 && n < s.shortKeys ? s.shortWindow : s.window);
 
-  /** Mean window attention over `keys` of head h, with the given window size. */
-  const attention = (l: number, h: number, keys: Int32Array, w: number): Float64Array => {
-    const seg = ctx.cache.segment(l, h);
+  /**
+   * Mean window attention of every KV head of layer l over its planned keys (sinks first):
+   * one read of the entries and one onnxruntime call for the layer.
+   */
+  const attention = async (l: number, plan: HeadPlan[]): Promise<Float64Array[]> => {
+    const entries = await ctx.cache.readEntries(
+      plan.flatMap((p, h) => [
+        { layer: l, head: h, from: 0, to: p.sinks },
+        { layer: l, head: h, from: p.from, to: p.to },
+      ]),
+    );
     const rows = windows[l].rows();
-    const from = Math.max(0, rows.positions.length - w);
-    const win = {
-      queries: rows.queries.subarray(from * heads * headDim),
-      positions: rows.positions.subarray(from),
-    };
-    return windowAttention(win, { seg, keys, head: h, group, headDim, scale, gqa: s.gqa });
+    return await windowAttention(
+      plan.map((p, h) => {
+        const from = Math.max(0, rows.positions.length - p.rows);
+        return {
+          window: {
+            queries: rows.queries.subarray(from * heads * headDim),
+            positions: rows.positions.subarray(from),
+          },
+          sinkKeys: entries[2 * h].keys,
+          sinkPositions: entries[2 * h].positions,
+          keys: entries[2 * h + 1].keys,
+          positions: entries[2 * h + 1].positions,
+        };
+      }),
+      { group, headDim, scale, gqa: s.gqa },
+    );
   };
-
-  const range = (a: number, b: number): Int32Array =>
-    Int32Array.from({ length: b - a }, (_, i) => a + i);
 
   return {
     stats: (
@@ -170,66 +193,75 @@ export function snapScorer(s: SnapSettings, ctx: MethodContext): Scorer {
           rows: tap.stats.map((st) => st.lastWindowMean!),
           positions: Array.from(
             { length: numKvHeads },
-            (_, h) => ctx.cache.segment(tap.layer, h).positions.slice(),
+            (_, h) => ctx.cache.positions(tap.layer, h).slice(),
           ),
           tokens: tap.positions.length,
         };
       }
     },
-    score(request) {
+    async score(request) {
       if (decoding) {
-        return gridFrom(ctx.cache, (l, h) => {
-          const n = ctx.cache.segment(l, h).length;
-          const w = Math.min(ctx.window, n);
-          const out = new Float32Array(n).fill(Infinity);
-          if (n - w > 0) out.set(pool1d(attention(l, h, range(0, n - w), w), s.kernel, s.pool));
-          return out;
+        // Spec §4.4: the phase window's queries over every entry but the last w of the head.
+        return await gridFromLayers(ctx.cache, async (l) => {
+          const lengths = ctx.cache.lengths(l);
+          const plan = Array.from(lengths, (n): HeadPlan => {
+            const w = Math.min(ctx.window, n);
+            return { rows: w, sinks: 0, from: 0, to: n - w };
+          });
+          const probs = await attention(l, plan);
+          return plan.map((p, h) => {
+            const out = new Float32Array(lengths[h]).fill(Infinity);
+            if (p.to > 0) out.set(pool1d(probs[h], s.kernel, s.pool));
+            return out;
+          });
         });
       }
       for (let l = 0; l < numLayers; l++) {
         if (!global(l)) continue;
+        const positions = Array.from({ length: numKvHeads }, (_, h) => ctx.cache.positions(l, h));
         if (s.keys === "chunk") {
-          for (let h = 0; h < numKvHeads; h++) {
-            const seg = ctx.cache.segment(l, h);
-            const [lo, hi] = positionRange(seg, request.observed.start, request.observed.end);
-            if (hi === lo) continue;
-            const sinks = Math.min(s.sinkKeys, lo);
-            const keys = new Int32Array(sinks + hi - lo);
-            keys.set(range(0, sinks));
-            keys.set(range(lo, hi), sinks);
-            const w = s.shortWindow > 0 && seg.length < s.shortKeys ? s.shortWindow : s.window;
-            const probs = attention(l, h, keys, w).subarray(sinks);
-            stored.put(l, h, seg.positions.subarray(lo, hi), pool1d(probs, s.kernel, s.pool));
-          }
+          const plan = positions.map((pos): HeadPlan => {
+            const [lo, hi] = positionRange(pos, request.observed.start, request.observed.end);
+            return { rows: shortOr(pos.length), sinks: Math.min(s.sinkKeys, lo), from: lo, to: hi };
+          });
+          if (plan.every((p) => p.to === p.from)) continue;
+          const probs = await attention(l, plan);
+          plan.forEach((p, h) => {
+            if (p.to === p.from) return;
+            const pooled = pool1d(probs[h].subarray(p.sinks), s.kernel, s.pool);
+            stored.put(l, h, positions[h].subarray(p.from, p.to), pooled);
+          });
           continue;
         }
         // keys = "all": score every entry but the window's own, which take the layer maximum.
+        const last = lastStats[l];
+        const windowOf = (n: number) => Math.min(n, shortOr(n));
+        const fromStats = positions.map((pos) =>
+          fused && last !== null && last.tokens >= windowOf(pos.length) &&
+          windowOf(pos.length) === s.window
+        );
+        const plan = positions.map((pos, h): HeadPlan =>
+          fromStats[h]
+            ? { rows: 0, sinks: 0, from: 0, to: 0 }
+            : { rows: windowOf(pos.length), sinks: 0, from: 0, to: pos.length }
+        );
+        const probs = fromStats.every((x) => x) ? [] : await attention(l, plan);
         const pooled: Float32Array[] = [];
         let max = -Infinity;
         for (let h = 0; h < numKvHeads; h++) {
-          const seg = ctx.cache.segment(l, h);
-          const w = Math.min(
-            seg.length,
-            s.shortWindow > 0 && seg.length < s.shortKeys ? s.shortWindow : s.window,
-          );
-          const last = lastStats[l];
-          let probs: Float32Array | Float64Array;
-          if (fused && last !== null && last.tokens >= w && w === s.window) {
-            probs = alignValues(seg.positions, last.positions[h], last.rows[h]);
-          } else {
-            probs = attention(l, h, range(0, seg.length), w);
-          }
-          const cols = pool1d(probs.subarray(0, seg.length - w), s.kernel, s.pool);
+          const pos = positions[h];
+          const w = windowOf(pos.length);
+          const row = fromStats[h] ? alignValues(pos, last!.positions[h], last!.rows[h]) : probs[h];
+          const cols = pool1d(row.subarray(0, pos.length - w), s.kernel, s.pool);
           for (const x of cols) if (x > max) max = x;
-          const out = new Float32Array(seg.length).fill(NaN);
+          const out = new Float32Array(pos.length).fill(NaN);
           out.set(cols);
           pooled.push(out);
         }
         for (let h = 0; h < numKvHeads; h++) {
-          const seg = ctx.cache.segment(l, h);
           const out = pooled[h];
           for (let i = 0; i < out.length; i++) if (Number.isNaN(out[i])) out[i] = max;
-          stored.put(l, h, seg.positions, out);
+          stored.put(l, h, positions[h], out);
         }
       }
       return stored.aligned(ctx.cache);

@@ -67,7 +67,7 @@ async function feed(
   });
 }
 
-Deno.test("snapkv official: max over the group on logits, f64 softmax over sinks + chunk, mean, max-pool", async () => {
+Deno.test("snapkv official: max over the group on logits, f32 softmax over sinks + chunk, mean, max-pool", async () => {
   const cache = storeFor(config);
   const p = parseMethodParams(snapkv, { window: 3, shortWindow: 0, kernel: 3, sinkKeys: 2 });
   const scorer = snapkv.createScorer(p, handContext(cache, config));

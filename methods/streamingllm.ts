@@ -45,7 +45,7 @@ export const streamingllm: MethodDefinition<StreamingLlmParams> = {
     return {
       score: () =>
         gridFrom(ctx.cache, (l, h) => {
-          const pos = ctx.cache.segment(l, h).positions;
+          const pos = ctx.cache.positions(l, h);
           return Float32Array.from(pos, (x) => (x < p.sinks ? Infinity : x));
         }),
     };

@@ -8,7 +8,7 @@ import { assertClose } from "../tests/assert.ts";
 import "./mod.ts";
 import { keydiff } from "./_template.ts";
 import { referenceAttention } from "../kernels/kv_store.ts";
-import { defineConformanceTests } from "./conformance.ts";
+import { cpuBackend, defineConformanceTests } from "./conformance.ts";
 import { getMethod } from "./registry.ts";
 import { handConfig, handContext, positions, storeFor } from "./testing.ts";
 
@@ -30,7 +30,7 @@ Deno.test("template: keydiff scores −cos(k, mean of unit keys)", async () => {
   assertClose(s[0][0], [-mean[0] / m, -mean[1] / m, -(r * mean[0] + r * mean[1]) / m], 1e-6);
 });
 
-defineConformanceTests({ name: "reference", create: () => referenceAttention }, {
+defineConformanceTests(cpuBackend("reference", () => referenceAttention), {
   archs: ["qwen3", "gemma3"],
   methods: ["keydiff"],
 });

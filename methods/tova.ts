@@ -55,7 +55,7 @@ export const tova: MethodDefinition<TovaParams> = {
       observe(tap: LayerTap) {
         if (tap.stats === null) return;
         for (let h = 0; h < numKvHeads; h++) {
-          rows.put(tap.layer, h, ctx.cache.segment(tap.layer, h).positions, tap.stats[h].lastRow!);
+          rows.put(tap.layer, h, ctx.cache.positions(tap.layer, h), tap.stats[h].lastRow!);
         }
         lastPosition[tap.layer] = tap.positions[tap.positions.length - 1];
       },
@@ -64,12 +64,12 @@ export const tova: MethodDefinition<TovaParams> = {
         return gridFrom(ctx.cache, (l, h) => {
           let s = grid[l][h];
           if (p.heads === "layer") {
-            const pos = ctx.cache.segment(l, h).positions;
+            const pos = ctx.cache.positions(l, h);
             const sum = new Float64Array(pos.length);
             const count = new Float64Array(pos.length);
             for (let g = 0; g < numKvHeads; g++) {
               // Heads may hold different entries after non-uniform eviction.
-              const other = alignValues(pos, ctx.cache.segment(l, g).positions, grid[l][g]);
+              const other = alignValues(pos, ctx.cache.positions(l, g), grid[l][g]);
               for (let i = 0; i < pos.length; i++) {
                 if (Number.isNaN(other[i])) continue;
                 sum[i] += other[i];
@@ -78,7 +78,7 @@ export const tova: MethodDefinition<TovaParams> = {
             }
             s = Float32Array.from(sum, (x, i) => (count[i] > 0 ? x / count[i] : NaN));
           }
-          const pos = ctx.cache.segment(l, h).positions;
+          const pos = ctx.cache.positions(l, h);
           let max = -Infinity;
           for (let i = 0; i < s.length; i++) {
             if (pos[i] !== lastPosition[l] && s[i] > max) max = s[i];

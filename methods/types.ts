@@ -18,7 +18,7 @@ import type { z } from "zod";
 import type { LayerTap, Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { ModelConfig } from "../engine/types.ts";
-import type { CpuKvStore, StatsRequest } from "../kernels/kv_store.ts";
+import type { KvStore, StatsRequest } from "../kernels/kv_store.ts";
 
 /**
  * What a method reads from the forward pass (declared, so a runner can tell what it costs):
@@ -26,7 +26,9 @@ import type { CpuKvStore, StatsRequest } from "../kernels/kv_store.ts";
  *   last row), requested through {@linkcode Scorer.stats};
  * - `hidden`: the attention-input hidden state of each layer ({@linkcode LayerTap.hidden});
  * - `queries`, `keys`, `values`: post-RoPE queries and keys, and values, of each forward
- *   (taps), or the entries the store holds (read-only `cache.segment(l, h)`).
+ *   (taps), or the entries the store holds: `cache.entryNorms(l, "keys")` (a reduction where
+ *   the entries live) or `cache.readEntries(...)` (raw keys and values; on the GPU backend a
+ *   read-back, so use it only when the method needs them).
  */
 export type Signal = "attention-stats" | "hidden" | "queries" | "keys" | "values";
 
@@ -80,7 +82,7 @@ export type Budget =
 
 /**
  * Importance per entry: `grid[layer][head][i]` scores the i-th entry that
- * `cache.segment(layer, head)` holds at the time of the call. Higher = keep. Layers the selector
+ * `cache.positions(layer, head)` lists at the time of the call. Higher = keep. Layers the selector
  * never evicts (sliding-window layers) may hold empty arrays. NaN marks an entry the method did
  * not score; the selector rejects it if that entry is up for eviction.
  */
@@ -88,14 +90,17 @@ export type ScoreGrid = Float32Array[][];
 
 /** Everything a scorer may read about the run it belongs to. Created once per sample. */
 export interface MethodContext {
-  model: Model;
+  /** The model the phase runs (CPU or WebGPU backend). */
+  model: Model<KvStore>;
   config: ModelConfig;
   /**
-   * The store the phase fills. Read it (`segment`, `lengths`, `nextPosition`); only the phases
-   * and the selector change it, except that a method may run extra forwards on top of it
-   * between `mark()` and `restore()` (KVzip's reconstruction passes).
+   * The store the phase fills, on whichever backend the model runs. Read it through the
+   * backend-agnostic accessors (`positions`, `lengths`, `entryNorms`, `readEntries`,
+   * `nextPosition`); only the phases and the selector change it, except that a method may run
+   * extra forwards on top of it between `mark()` and `restore()` (KVzip's reconstruction
+   * passes).
    */
-  cache: CpuKvStore;
+  cache: KvStore;
   /** Absolute positions [contextStart, contextEnd) are the context; before it, the prefix. */
   contextStart: number;
   contextEnd: number;
@@ -219,7 +224,7 @@ export interface MethodDefinition<P = Record<string, unknown>> {
    * this once per tiny random model; it creates what the method needs (e.g. random gates in
    * `model.dir`) and returns the raw parameters to run with. Absent: the defaults.
    */
-  conformanceParams?(model: Model): Promise<Record<string, unknown>>;
+  conformanceParams?(model: Model<KvStore>): Promise<Record<string, unknown>>;
 }
 
 /** A method definition with its parameters erased, as the registry stores it. */

@@ -21,16 +21,43 @@
 import {
   type AttendOptions,
   type AttendResult,
+  checkRange,
   entryBytes,
+  type EntryRange,
   type HeadSegment,
   type HeadStats,
   type KvMark,
   type KvStore,
   type KvStoreShape,
+  type NormOf,
 } from "../kv_store.ts";
 import { attendLayer, type DeviceStats, STAT_NAMES, type StatName } from "./attention.ts";
-import type { GpuContext, Readback, Recorder } from "./device.ts";
+import { type GpuContext, grid1d, type KernelDef, type Readback, type Recorder } from "./device.ts";
 import { entryWords, gatherRows, MAX_HEAD_DIM } from "./ops.ts";
+
+/** out[at + i] = ‖row i of the key (offset 0) or value (offset d) part‖₂, f32 sums. */
+const ENTRY_NORMS: KernelDef = {
+  name: "kv_entry_norms",
+  params: [["n", "u32"], ["d", "u32"], ["E", "u32"], ["offset", "u32"], ["at", "u32"]],
+  bindings: [["src", "read", "f32"], ["out", "write", "f32"]],
+  workgroupSize: "64",
+  body: /* wgsl */ `
+@compute
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 64u + li;
+  if (i >= p.n) {
+    return;
+  }
+  let base = i * p.E + p.offset;
+  var sum = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    let x = src[base + j];
+    sum += x * x;
+  }
+  out[p.at + i] = sqrt(sum);
+}`,
+};
 
 interface Segment {
   /** capacity × (2d + 1) words, or null when the capacity is 0. */
@@ -296,6 +323,69 @@ export class GpuKvStore implements KvStore {
   positions(layer: number, head: number): Int32Array {
     const s = this.#segments[layer][head];
     return s.positions.slice(0, s.length);
+  }
+
+  /**
+   * Keys, values and positions of each range, read back from the device in one submission
+   * and one wait. The explicit path by which raw keys and values leave the device, for the
+   * methods that need them (see {@linkcode KvStore.readEntries}).
+   */
+  async readEntries(ranges: readonly EntryRange[]): Promise<HeadSegment[]> {
+    const d = this.shape.headDim;
+    const E = entryWords(d);
+    const rec = this.gpu.recorder();
+    const reads = ranges.map((r) => {
+      const s = this.#segments[r.layer][r.head];
+      const [from, to] = checkRange(r, s.length);
+      const read = to > from ? rec.read(s.buffer!, from * E * 4, (to - from) * E * 4) : null;
+      return { read, count: to - from, positions: s.positions.slice(from, to) };
+    });
+    if (reads.some((r) => r.read !== null)) await rec.finish();
+    else rec.submit();
+    return reads.map(({ read, count, positions }) => {
+      const keys = new Float32Array(count * d);
+      const values = new Float32Array(count * d);
+      if (read !== null) {
+        const words = new Float32Array(read.data(), 0, count * E);
+        for (let j = 0; j < count; j++) {
+          keys.set(words.subarray(j * E, j * E + d), j * d);
+          values.set(words.subarray(j * E + d, j * E + 2 * d), j * d);
+        }
+      }
+      return { keys, values, positions, length: count };
+    });
+  }
+
+  /** ‖k‖₂ (or ‖v‖₂) per entry of each head of `layer`: one reduction kernel per head. */
+  async entryNorms(layer: number, of: NormOf): Promise<Float32Array[]> {
+    const d = this.shape.headDim;
+    const E = entryWords(d);
+    const segments = this.#segments[layer];
+    const total = segments.reduce((a, s) => a + s.length, 0);
+    if (total === 0) return segments.map(() => new Float32Array(0));
+    const out = this.gpu.createBuffer(total * 4, "entry norms");
+    const rec = this.gpu.recorder();
+    const kernel = this.gpu.kernel(ENTRY_NORMS);
+    let at = 0;
+    for (const s of segments) {
+      rec.dispatch(
+        kernel,
+        { n: s.length, d, E, offset: of === "keys" ? 0 : d, at },
+        { src: s.buffer!, out },
+        grid1d(Math.ceil(s.length / 64)),
+      );
+      at += s.length;
+    }
+    const read = rec.read(out, 0, total * 4);
+    rec.releaseAfter(out);
+    await rec.finish();
+    const all = new Float32Array(read.data(), 0, total);
+    at = 0;
+    return segments.map((s) => {
+      const norms = all.slice(at, at + s.length);
+      at += s.length;
+      return norms;
+    });
   }
 
   /**
