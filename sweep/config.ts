@@ -51,7 +51,8 @@ export const SweepConfigSchema = z.object({
   tasks: z.array(z.union([z.string().min(1), taskEntry])).min(1)
     .describe("task or suite names, or {task, n, lengths, seeds, options}"),
   protocol: z.enum(PROTOCOLS).default("query-agnostic"),
-  backend: z.enum(["auto", "cpu", "webgpu"]).default("cpu"),
+  backend: z.enum(["auto", "cpu", "webgpu"]).default("cpu")
+    .describe("sweeps run on cpu for now; auto means cpu"),
   seed: z.number().int().min(0).default(0).describe("seed of methods' randomness"),
   out: z.string().min(1).default("runs/default").describe("run directory"),
   chunkSize: z.number().int().min(1).optional().describe("prefill forward chunk in tokens"),

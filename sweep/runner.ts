@@ -8,6 +8,7 @@
  */
 
 import os from "node:os";
+import { InputError } from "../errors.ts";
 import { Model } from "../engine/model.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
 import type { MethodChoice } from "../methods/mod.ts";
@@ -141,6 +142,11 @@ export async function runSweep(
   options: RunSweepOptions = {},
 ): Promise<SweepSummary> {
   const t0 = performance.now();
+  if (config.backend === "webgpu") {
+    throw new InputError(
+      'backend: sweeps run their methods on the cpu backend for now; use "cpu" or "auto" (forward, generate and bench take webgpu)',
+    );
+  }
   const store = await ResultsStore.open(config.out); // fails before any work if unwritable
   const runJson = `${config.out}/run.json`;
   const started = new Date().toISOString();
@@ -148,6 +154,7 @@ export async function runSweep(
     config,
     shard: options.shard ?? null,
     git: await gitRevision(),
+    backend: "cpu (onnxruntime CPU execution provider)",
     deno: Deno.version,
     dependencies: await dependencyVersions(),
     cpu: `${os.cpus()[0]?.model.trim() ?? "unknown"} × ${os.cpus().length}`,

@@ -214,3 +214,12 @@ Deno.test("the decode protocol evicts during generation under an absolute budget
   assertEquals([evicted.budget_kind, evicted.budget], ["entries_per_head", 64]);
   assert(evicted.kv_bytes_held < full.kv_bytes_held, "the decode budget must bound the cache");
 });
+
+Deno.test("a sweep asking for the webgpu backend says it is not supported yet, before any work", async () => {
+  const out = await Deno.makeTempDir();
+  await assertRejects(
+    () => runSweep(validateSweepConfig(config(out, { backend: "webgpu" })), { progress: false }),
+    InputError,
+    "cpu backend",
+  );
+});
