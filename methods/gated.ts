@@ -75,7 +75,7 @@ async function loadGates(path: string): Promise<LoadedGates> {
     // than it saves (on 2 cores, 1 thread: 3.3 ms median and 4.3 ms p90 per call, against
     // 3.6 and 7.4 ms with 2).
     scorer: await GateScorer.create(gates, {
-      threads: Math.max(1, Math.floor(navigator.hardwareConcurrency / 2)),
+      threads: 1,
     }),
   };
 }

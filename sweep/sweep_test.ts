@@ -117,6 +117,15 @@ Deno.test("two shards merged equal the unsharded run", async () => {
   assertEquals(comparable(await readRunRows(merged)), comparable(await readRunRows(whole)));
 });
 
+/** The committed byte length of a run directory's rows.csv (0 before the store exists). */
+async function committedBytes(dir: string): Promise<number> {
+  try {
+    return Number((await Deno.readTextFile(`${dir}/rows.commit`)).trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 Deno.test("kill test: SIGKILL at random points, then resume, gives the uninterrupted rows", async () => {
   const reference = await Deno.makeTempDir();
   await runSweep(validateSweepConfig(config(reference)), { progress: false, report: false });
@@ -127,7 +136,8 @@ Deno.test("kill test: SIGKILL at random points, then resume, gives the uninterru
   await Deno.writeTextFile(configPath, JSON.stringify(config(killed)));
   const rand = seededRandom(2026);
   let kills = 0;
-  for (let attempt = 0; attempt < 30; attempt++) {
+  let finished = false;
+  for (let attempt = 0; attempt < 60 && !finished; attempt++) {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -148,23 +158,49 @@ Deno.test("kill test: SIGKILL at random points, then resume, gives the uninterru
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    const finish = child.status;
-    // Let it run a random while (startup alone takes ~1 s), then kill it hard.
-    const delay = 1200 + Math.floor(rand() * 2500);
-    const timer = setTimeout(() => child.kill("SIGKILL"), delay);
+    let exited = false;
+    const finish = child.status.then((status) => {
+      exited = true;
+      return status;
+    });
+    // Half the kills land at a random time from spawn (often during start-up or the first
+    // unit); the other half a random moment after this attempt committed a unit, so kills hit
+    // every phase of a unit, writes included, and the run still moves forward on any machine.
+    const committedAtStart = await committedBytes(killed);
+    const afterProgress = rand() < 0.5;
+    const extra = afterProgress ? Math.floor(rand() * 300) : 200 + Math.floor(rand() * 1500);
+    const t0 = performance.now();
+    let progressAt = afterProgress ? Infinity : t0;
+    while (!exited) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      if (exited) break;
+      if (progressAt === Infinity && await committedBytes(killed) > committedAtStart) {
+        progressAt = performance.now();
+      }
+      if (performance.now() - progressAt >= extra) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // It exited between the poll and the kill; its status says how.
+        }
+        break;
+      }
+    }
     const status = await finish;
-    clearTimeout(timer);
     await child.stderr.cancel();
     if (status.signal === "SIGKILL") kills++;
     else {
       assertEquals(status.code, 0, "an uninterrupted resume must succeed");
-      if (kills >= 5) break;
-      // It finished before the kill: start over so the test kills at least 5 times.
-      await Deno.remove(killed, { recursive: true });
-      await Deno.mkdir(killed);
+      if (kills >= 5) finished = true;
+      else {
+        // It finished before enough kills: start over so the test kills at least 5 times.
+        await Deno.remove(killed, { recursive: true });
+        await Deno.mkdir(killed);
+      }
     }
   }
   assert(kills >= 5, `the sweep was killed only ${kills} times`);
+  assert(finished, "the sweep never completed after its kills");
   assertEquals(comparable(await readRunRows(killed)), want);
 });
 
