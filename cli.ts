@@ -192,6 +192,7 @@ export function buildProgram(): Command {
     .option("--prompt-format <format>", "auto, chat or plain", "auto")
     .option("--out <file>", "output file (default stdout)")
     .option("--skip-unfit", "skip a task at a length too short for it, with a warning", false)
+    .option("--with-ids", "add each record's prompt and completion token ids (jsonl)", false)
     .option("--list", "list the registered tasks and exit", false)
     .action(runCorpusCommand);
 

@@ -13,7 +13,7 @@
 import { InputError } from "../errors.ts";
 import { loadTokenizer, type TextTokenizer } from "../engine/tokenizer.ts";
 import { listTasks, parseTaskOptions, resolveTasks } from "../tasks/registry.ts";
-import { buildPrompt, promptText, referenceCompletion } from "../tasks/prompt.ts";
+import { buildPrompt, promptIds, promptText, referenceCompletion } from "../tasks/prompt.ts";
 import type { AnyTaskAdapter, PromptOptions, Sample } from "../tasks/types.ts";
 import { checkSeeds, MAX_SEED, seedRange, type SeedSplit } from "../tasks/generators/seeds.ts";
 import { openOutputFile } from "./output.ts";
@@ -32,6 +32,7 @@ export interface CorpusCommandOptions {
   promptFormat: string;
   skipUnfit: boolean;
   list: boolean;
+  withIds?: boolean;
 }
 
 /** One written record: one query of one sample. */
@@ -51,6 +52,11 @@ export interface CorpusRecord {
   completion: string;
   answers: string[];
   metric: string;
+  /**
+   * With `--with-ids`: the prompt's token ids exactly as evaluation feeds them (its parts
+   * tokenized apart, then joined), and the completion's ids tokenized on its own.
+   */
+  ids?: { prompt: number[]; completion: number[] };
 }
 
 /** Most seeds one request may name. */
@@ -101,6 +107,7 @@ export function sampleRecords(
   task: AnyTaskAdapter,
   tokenizer: TextTokenizer,
   prompt: PromptOptions,
+  withIds = false,
 ): CorpusRecord[] {
   const meta = sample.meta;
   return sample.queries.map((query, q) => {
@@ -109,7 +116,7 @@ export function sampleRecords(
     const completion = referenceCompletion(query);
     // After an answer prefix ("Answer:") the model's first token carries the space.
     const space = /\s$/.test(text) || /^\s/.test(completion) ? "" : " ";
-    return {
+    const record: CorpusRecord = {
       id: sample.id,
       task: sample.task,
       suite: task.suite,
@@ -129,6 +136,13 @@ export function sampleRecords(
       answers: query.answers,
       metric: query.metric,
     };
+    if (withIds) {
+      record.ids = {
+        prompt: promptIds(parts),
+        completion: tokenizer.encode(space + completion, { addSpecialTokens: false }),
+      };
+    }
+    return record;
   });
 }
 
@@ -206,7 +220,15 @@ export async function runCorpusCommand(options: CorpusCommandOptions): Promise<v
           try {
             for await (const sample of task.samples(parsed, { tokenizer, prompt })) {
               samples++;
-              for (const record of sampleRecords(sample, task, tokenizer, prompt)) {
+              for (
+                const record of sampleRecords(
+                  sample,
+                  task,
+                  tokenizer,
+                  prompt,
+                  options.withIds === true,
+                )
+              ) {
                 records++;
                 await write(
                   options.format === "jsonl"

@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
+import { loadTokenizer } from "../engine/tokenizer.ts";
 import {
   type CorpusCommandOptions,
   type CorpusRecord,
@@ -85,6 +86,30 @@ Deno.test("corpus JSONL: one record per query, prompt plus completion, determini
       options({ out: `${dir}/b.jsonl`, seeds: "1000000-1000001", lengths: "600,900" }),
     );
     assertEquals(await Deno.readTextFile(`${dir}/b.jsonl`), text);
+  });
+});
+
+Deno.test("--with-ids: the prompt ids are the parts as evaluation tokenizes them", async () => {
+  await withTemp(async (dir) => {
+    const out = `${dir}/ids.jsonl`;
+    await runCorpusCommand(options({ out, seeds: "1000000", lengths: "600", withIds: true }));
+    const records = (await Deno.readTextFile(out)).trim().split("\n").map((l) =>
+      JSON.parse(l) as CorpusRecord
+    );
+    const tokenizer = await loadTokenizer(FIXTURE);
+    for (const r of records) {
+      assert(r.ids !== undefined, "ids requested");
+      const t = r.tokens;
+      assertEquals(r.ids.prompt.length, t.prefix + t.context + t.query + t.postfix);
+      // Each part is tokenized alone, so the ids decode to the prompt text exactly.
+      assertEquals(tokenizer.decode(r.ids.prompt, { skipSpecialTokens: false }), r.prompt);
+      assertEquals(tokenizer.decode(r.ids.completion), r.completion);
+    }
+    await runCorpusCommand(
+      options({ out: `${dir}/plain.jsonl`, seeds: "1000000", lengths: "600" }),
+    );
+    const plain = JSON.parse((await Deno.readTextFile(`${dir}/plain.jsonl`)).split("\n")[0]);
+    assertEquals(plain.ids, undefined);
   });
 });
 
