@@ -150,6 +150,7 @@ export function buildProgram(): Command {
     .option("--checkpoint-every <n>", "checkpoint period", positiveInt("--checkpoint-every"), 500)
     .option("--validation-stride <n>", "every n-th token (100)", positiveInt("--validation-stride"))
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
+    .option("--heldout <files...>", "held-out text: report gate accuracy and Spearman with KVzip")
     .action(runTrainGateCommand);
 
   program.command("convert-gate")

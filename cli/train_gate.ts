@@ -13,6 +13,7 @@
  */
 
 import { InputError } from "../errors.ts";
+import { evaluateHeldOut, type HeldOutReport } from "../methods/gates/heldout.ts";
 import { Model } from "../engine/model.ts";
 import { DEFAULT_GATE_DIM, DEFAULT_GATE_SINKS } from "../methods/gates/gate.ts";
 import { writeGateFile } from "../methods/gates/gate_file.ts";
@@ -46,6 +47,7 @@ export interface TrainGateCommandOptions {
   checkpointEvery?: number;
   validationStride?: number;
   threads?: number;
+  heldout?: string[];
 }
 
 /**
@@ -119,7 +121,7 @@ function parseNumber(flag: string, text: string | undefined, fallback: number): 
   return n;
 }
 
-async function readCorpus(paths: string[]): Promise<CorpusDocument[]> {
+async function readCorpus(paths: string[], flag: string): Promise<CorpusDocument[]> {
   const docs: CorpusDocument[] = [];
   for (const path of paths) {
     let text: string;
@@ -131,9 +133,9 @@ async function readCorpus(paths: string[]): Promise<CorpusDocument[]> {
         : error instanceof Deno.errors.IsADirectory
         ? "it is a directory"
         : (error as Error).message.split("\n")[0];
-      throw new InputError(`--corpus ${path}: cannot read (${why})`);
+      throw new InputError(`${flag} ${path}: cannot read (${why})`);
     }
-    if (text.trim() === "") throw new InputError(`--corpus ${path}: the file is empty`);
+    if (text.trim() === "") throw new InputError(`${flag} ${path}: the file is empty`);
     docs.push({ name: path, text });
   }
   return docs;
@@ -172,7 +174,10 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
       throw new InputError(`--resume: no checkpoint at ${checkpoint}`);
     }
   }
-  const docs = await readCorpus(options.corpus);
+  const docs = await readCorpus(options.corpus, "--corpus");
+  const heldoutDocs = options.heldout === undefined
+    ? null
+    : await readCorpus(options.heldout, "--heldout");
   const log = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
 
   const model = await Model.load(options.model, { threads: options.threads });
@@ -215,6 +220,28 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
     set.close();
   }
   const last = result.history[result.history.length - 1];
+  let heldout: HeldOutReport | null = null;
+  if (heldoutDocs !== null) {
+    const dir = `${options.out}.heldout.features`;
+    await extractFeatures(model, { docs: heldoutDocs, dir }, {
+      reconstructionChunk: options.chunk ?? DEFAULT_RECONSTRUCTION_CHUNK,
+      sampleTokens: options.sampleTokens ?? DEFAULT_SAMPLE_TOKENS,
+      dtype,
+    });
+    const heldoutSet = await FeatureSet.open(dir);
+    try {
+      heldout = evaluateHeldOut(heldoutSet, result.gates);
+    } finally {
+      heldoutSet.close();
+    }
+    for (const layer of heldout.layers) {
+      log(
+        `held-out layer ${layer.layer}: accuracy ${(100 * layer.accuracy).toFixed(1)}%, Spearman ${
+          layer.spearman.toFixed(3)
+        } (heads ${layer.spearmanPerHead.map((r) => r.toFixed(2)).join(" ")})\n`,
+      );
+    }
+  }
   await writeGateFile(options.out, result.gates, {
     metadata: {
       source: "evictbench train-gate",
@@ -225,6 +252,12 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
       validation_loss: String(last?.validationLoss ?? NaN),
       validation_accuracy: String(last?.validationAccuracy ?? NaN),
       history: JSON.stringify(result.history),
+      ...(heldout === null ? {} : {
+        heldout_tokens: String(heldout.tokens),
+        heldout_accuracy: String(heldout.accuracy),
+        heldout_spearman: String(heldout.spearman),
+        heldout_layers: JSON.stringify(heldout.layers),
+      }),
     },
   });
   console.log(
@@ -232,6 +265,12 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
       last?.validationLoss.toFixed(4)
     }, accuracy ${(100 * (last?.validationAccuracy ?? NaN)).toFixed(1)}%; ${
       result.stepsPerSecond.toFixed(1)
-    } steps/s`,
+    } steps/s${
+      heldout === null
+        ? ""
+        : `; held-out (${heldout.tokens} tokens): accuracy ${
+          (100 * heldout.accuracy).toFixed(1)
+        }%, Spearman with KVzip ${heldout.spearman.toFixed(3)}`
+    }`,
   );
 }

@@ -83,10 +83,23 @@ Deno.test("train-gate: a short run writes gates the model accepts, with plain pr
     assertEquals(metadata.source, "evictbench train-gate");
     assert(Number(metadata.validation_loss) > 0);
 
-    // A rerun with --resume finds the finished checkpoint and the extracted features.
-    const again = await runCli([...args, "--resume"]);
+    // A rerun with --resume finds the finished checkpoint and the extracted features, and
+    // --heldout scores the gates on text they never trained on.
+    await Deno.writeTextFile(`${dir}/c.txt`, generatedText(3, 120));
+    const again = await runCli([...args, "--resume", "--heldout", `${dir}/c.txt`]);
     assertEquals(again.code, 0, JSON.stringify(again));
     assert(again.stderr.includes("reused"), again.stderr);
+    const layerLines = again.stderr.split("\n").filter((l) => l.startsWith("held-out layer "));
+    assertEquals(layerLines.length, 3, again.stderr);
+    assert(
+      /held-out \(\d+ tokens\): accuracy [\d.]+%, Spearman with KVzip -?[\d.]+/.test(again.stdout),
+    );
+    const reread = await readGateFile(out, { config });
+    const accuracy = Number(reread.metadata.heldout_accuracy);
+    const rho = Number(reread.metadata.heldout_spearman);
+    assert(accuracy >= 0 && accuracy <= 1, `held-out accuracy ${accuracy}`);
+    assert(rho >= -1 && rho <= 1, `held-out Spearman ${rho}`);
+    assertEquals(JSON.parse(reread.metadata.heldout_layers).length, 3);
   });
 });
 

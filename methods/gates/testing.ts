@@ -41,41 +41,7 @@ export async function withTinyModel(
   }
 }
 
-/** Ranks of `values` (0-based, ties share their mean rank). */
-function ranks(values: ArrayLike<number>): Float64Array {
-  const order = Array.from({ length: values.length }, (_, i) => i)
-    .sort((a, b) => values[a] - values[b]);
-  const out = new Float64Array(values.length);
-  for (let i = 0; i < order.length;) {
-    let j = i;
-    while (j + 1 < order.length && values[order[j + 1]] === values[order[i]]) j++;
-    for (let k = i; k <= j; k++) out[order[k]] = (i + j) / 2;
-    i = j + 1;
-  }
-  return out;
-}
-
-/** Spearman rank correlation of two equally long series. */
-export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const ra = ranks(a);
-  const rb = ranks(b);
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += ra[i] / n;
-    mb += rb[i] / n;
-  }
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += (ra[i] - ma) * (rb[i] - mb);
-    aa += (ra[i] - ma) ** 2;
-    bb += (rb[i] - mb) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
+export { spearman } from "./heldout.ts";
 
 /**
  * Write random gates for the model in `dir` to `dir`/gates.safetensors, so the `gated` method
