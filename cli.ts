@@ -42,6 +42,16 @@ function backendOption(): Option {
   ).choices(["auto", "cpu", "webgpu"]).default("auto");
 }
 
+/** "a,b" → ["a", "b"]; empty items dropped. */
+export function commaList(value: string): string[] {
+  return value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+}
+
+/** A variadic option's accumulator that also splits each value at commas. */
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...commaList(value)];
+}
+
 /** Build the program; exported so tests can drive it without a subprocess. */
 export function buildProgram(): Command {
   const program = new Command("evictbench")
@@ -104,14 +114,14 @@ export function buildProgram(): Command {
     .option("--backend <name>", "auto, cpu or webgpu")
     .option("--protocol <name>", "query-agnostic, query-aware or decode")
     .option("--seed <n>", "seed of methods' randomness", Number)
-    .option("--models <dirs...>", "model directories")
-    .option("--methods <ids...>", "method ids")
+    .option("--models <dirs...>", "model directories", collectList)
+    .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)
     .option(
       "--budgets <r...>",
-      "kept ratios",
-      (v: string, prev: number[] = []) => [...prev, Number(v)],
+      "kept ratios (space- or comma-separated)",
+      (v: string, prev: number[] = []) => [...prev, ...commaList(v).map(Number)],
     )
-    .option("--tasks <names...>", "tasks or suites")
+    .option("--tasks <names...>", "tasks or suites (space- or comma-separated)", collectList)
     .option("--shard <i/n>", "run one deterministic slice of the plan (0-based)")
     .option("--no-report", "skip report.html (e.g. on shards; merge renders it)")
     .option("--schema", "print the config's JSON Schema and exit")

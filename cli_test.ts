@@ -12,6 +12,7 @@ import { makeRandomModel, type RandomModelOptions } from "./engine/random_model.
 import { ARCHITECTURES } from "./engine/types.ts";
 import { OrtAttention } from "./kernels/attention_ort.ts";
 import { editCheckpoint } from "./tests/checkpoints.ts";
+import { collectList, commaList } from "./cli.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DENO_ARGS = [
@@ -465,4 +466,9 @@ Deno.test("CLI: forward, generate and list work end to end", async (t) => {
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("CLI: list options take space- or comma-separated values", () => {
+  assertEquals(commaList("full, kvzip,,h2o"), ["full", "kvzip", "h2o"]);
+  assertEquals(collectList("snapkv", collectList("full,kvzip")), ["full", "kvzip", "snapkv"]);
 });

@@ -222,7 +222,7 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
   const last = result.history[result.history.length - 1];
   let heldout: HeldOutReport | null = null;
   if (heldoutDocs !== null) {
-    const dir = `${options.out}.heldout.features`;
+    const dir = `${featuresDir}.heldout`;
     await extractFeatures(model, { docs: heldoutDocs, dir }, {
       reconstructionChunk: options.chunk ?? DEFAULT_RECONSTRUCTION_CHUNK,
       sampleTokens: options.sampleTokens ?? DEFAULT_SAMPLE_TOKENS,

@@ -17,7 +17,7 @@
  */
 
 import { z } from "zod";
-import { InputError } from "../errors.ts";
+import { InputError, nearMatches } from "../errors.ts";
 import {
   type AnyMethodDefinition,
   type DecodeDefaults,
@@ -317,35 +317,5 @@ function defaultOf(schema: z.ZodType): unknown {
   return undefined;
 }
 
-/** Edit distance (insertions, deletions, substitutions). */
-export function levenshtein(a: string, b: string): number {
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j];
-      prev[j] = Math.min(up + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length];
-}
-
-/**
- * Candidates close to `name`: edit distance at most max(2, ⌊|name|/3⌋), or one contains the
- * other (case-insensitive), nearest first.
- */
-export function nearMatches(name: string, candidates: readonly string[]): string[] {
-  const lower = name.toLowerCase();
-  const limit = Math.max(2, Math.floor(name.length / 3));
-  return candidates
-    .map((c) => ({ c, d: levenshtein(lower, c.toLowerCase()) }))
-    .filter(({ c, d }) =>
-      d <= limit ||
-      (lower.length >= 3 && (c.toLowerCase().includes(lower) || lower.includes(c.toLowerCase())))
-    )
-    .sort((x, y) => x.d - y.d)
-    .map(({ c }) => c);
-}
+/** Shared with the task and metric registries and the sweep config. */
+export { levenshtein, nearMatches } from "../errors.ts";

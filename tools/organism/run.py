@@ -12,6 +12,8 @@ Steps, under --work (default .cache/organism):
    prepare_data.py. Seeds are ≥ 1 000 000, so no evaluation sample is ever trained on.
 3. train.py through the stages (bfloat16 autocast on the CPU; a GPU when torch has one).
 4. With --export: models/<name>/ (train.py --export).
+5. With --gates: models/<name>/gates.safetensors from `deno task train-gate` on generated text
+   (training seeds of their own), scored on held-out generated text (--heldout).
 """
 
 import argparse
@@ -24,6 +26,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BOOTSTRAP_SEEDS = "1000000-1000019"
+GATE_SEEDS = "1900000-1900002"
+GATE_HELDOUT_SEEDS = "1950000"
 
 
 def deno():
@@ -31,12 +35,13 @@ def deno():
     return [found] if found else ["npx", "--yes", "deno@2.9.6"]
 
 
-def corpus(tokenizer, tasks, seeds, lengths, n, out):
+def corpus(tokenizer, tasks, seeds, lengths, n, out, fmt="jsonl"):
     cmd = deno() + [
         "run", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys",
         os.path.join(ROOT, "cli.ts"), "corpus", "--tokenizer", tokenizer, "--tasks", *tasks,
         "--split", "train", "--seeds", seeds, "--lengths", ",".join(map(str, lengths)),
-        "-n", str(n), "--skip-unfit", "--with-ids", "--format", "jsonl", "--out", out,
+        "-n", str(n), "--skip-unfit", "--format", fmt, "--out", out,
+    ] + (["--with-ids"] if fmt == "jsonl" else []) + [
     ]
     subprocess.run(cmd, check=True, cwd=ROOT)
 
@@ -48,6 +53,8 @@ def main():
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--until-stage", type=int, default=None)
     parser.add_argument("--export", action="store_true")
+    parser.add_argument("--gates", action="store_true")
+    parser.add_argument("--gate-steps", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     recipe = json.load(open(args.recipe))
@@ -86,9 +93,29 @@ def main():
     train = [py, os.path.join(HERE, "train.py"), "--recipe", args.recipe, "--work", work]
     if args.threads:
         train += ["--threads", str(args.threads)]
+    model_dir = os.path.join(ROOT, "models", recipe["name"])
     if args.export:
-        out = os.path.join(ROOT, "models", recipe["name"])
-        subprocess.run(train + ["--export", out], check=True)
+        subprocess.run(train + ["--export", model_dir], check=True)
+        return
+    if args.gates:
+        gate_dir = os.path.join(work, "gates")
+        os.makedirs(gate_dir, exist_ok=True)
+        texts = []
+        for name, seeds in (("train", GATE_SEEDS), ("heldout", GATE_HELDOUT_SEEDS)):
+            path = os.path.join(gate_dir, f"{name}.txt")
+            if not os.path.exists(path):
+                corpus(tok_dir, ["long-context", "code"], seeds, [2048], 1, path, fmt="text")
+            texts.append(path)
+        subprocess.run(deno() + [
+            "run", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys",
+            os.path.join(ROOT, "cli.ts"), "train-gate", "--model", model_dir,
+            "--corpus", texts[0], "--heldout", texts[1],
+            "--out", os.path.join(model_dir, "gates.safetensors"),
+            "--features", os.path.join(gate_dir, "features"),
+            "--checkpoint", os.path.join(gate_dir, "gates.ckpt"),
+            "--steps", str(args.gate_steps), "--log-every", "250",
+        ] + (["--resume"] if os.path.exists(os.path.join(gate_dir, "gates.ckpt")) else []),
+            check=True, cwd=ROOT)
         return
     if args.max_minutes is not None:
         train += ["--max-minutes", str(args.max_minutes)]
