@@ -181,11 +181,15 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
   const log = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
 
   const model = await Model.load(options.model, { threads: options.threads });
-  const t0 = performance.now();
-  const manifest = await extractFeatures(model, { docs, dir: featuresDir }, {
+  // Training and held-out features are extracted alike.
+  const extraction = {
     reconstructionChunk: options.chunk ?? DEFAULT_RECONSTRUCTION_CHUNK,
     sampleTokens: options.sampleTokens ?? DEFAULT_SAMPLE_TOKENS,
     dtype,
+  } as const;
+  const t0 = performance.now();
+  const manifest = await extractFeatures(model, { docs, dir: featuresDir }, {
+    ...extraction,
     onSample: (s) =>
       log(
         `features: sample ${s.index + 1} ${s.source} (${s.tokens} tokens) ${
@@ -223,11 +227,7 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
   let heldout: HeldOutReport | null = null;
   if (heldoutDocs !== null) {
     const dir = `${featuresDir}.heldout`;
-    await extractFeatures(model, { docs: heldoutDocs, dir }, {
-      reconstructionChunk: options.chunk ?? DEFAULT_RECONSTRUCTION_CHUNK,
-      sampleTokens: options.sampleTokens ?? DEFAULT_SAMPLE_TOKENS,
-      dtype,
-    });
+    await extractFeatures(model, { docs: heldoutDocs, dir }, extraction);
     const heldoutSet = await FeatureSet.open(dir);
     try {
       heldout = evaluateHeldOut(heldoutSet, result.gates);

@@ -35,7 +35,7 @@ def safetensors_metadata(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
-    return header.get("__metadata__", {}), n + 8
+    return header.get("__metadata__", {})
 
 
 def task_cells(run):
@@ -140,7 +140,7 @@ def main():
     w("## Gates\n")
     gates = os.path.join(model_dir, "gates.safetensors")
     if os.path.exists(gates):
-        meta, _ = safetensors_metadata(gates)
+        meta = safetensors_metadata(gates)
         w(f"`gates.safetensors` was trained by `deno task train-gate` (Fast KVzip gates, spec §2) on "
           f"{int(meta.get('train_tokens', 0)):,} tokens of generated text ({meta.get('steps')} steps).")
         w(f"- Validation (every 100th token, spec §2.3): loss {float(meta['validation_loss']):.4f}, "
