@@ -137,6 +137,7 @@ export function buildProgram(): Command {
     .description("Render a run directory as an offline HTML report (plus cells.csv and SVGs).")
     .argument("[run]", "run directory")
     .option("--budget <r>", "budget shown in the task × method heatmap", Number)
+    .option("--screenshot <png>", "also save a full-page screenshot (headless Chromium)")
     .action(runReportCommand);
 
   program.command("train-gate")

@@ -10,9 +10,10 @@
  *    vs the GEMM peak; decode ms/token at 2048 context vs the floor weight bytes ÷ bandwidth.
  * 3. One decode step of attention over 32k entries per KV head: K/V GB/s vs the bandwidth, and
  *    the time after evicting to 30 % kept.
- * 4. With --hf <python>, tools/bench_hf.py runs HF transformers on the same weights, same
+ * 4. Report generation (`deno task report`) on a results store of 10 000 rows.
+ * 5. With --hf <python>, tools/bench_hf.py runs HF transformers on the same weights, same
  *    threads, side by side.
- * 5. With --methods, what eviction costs on the same model at 8192 tokens (methods/bench.ts):
+ * 6. With --methods, what eviction costs on the same model at 8192 tokens (methods/bench.ts):
  *    Fast KVzip's gate scoring, SnapKV's and H2O's statistics, Expected Attention's scoring,
  *    KVzip's cost and the selection and compaction of each eviction, each as a ratio to the
  *    full-cache prefill measured in the same run (interleaved runs, medians of 3). Long: about
@@ -31,6 +32,7 @@ import {
 } from "../bench/ceilings.ts";
 import { makeRandomModel, QWEN3_0_6B_SHAPE } from "../engine/random_model.ts";
 import { runGpuBench } from "../bench/gpu.ts";
+import { benchReport } from "../bench/report.ts";
 import { Model } from "../engine/model.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
 import "../methods/mod.ts";
@@ -184,6 +186,14 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
     `${attn.evictedMs.toFixed(2)} ms = ${attn.timeRatio.toFixed(2)}× the full time (target ≤ 0.4×)`,
   );
 
+  const report = await benchReport({ rows: quick ? 1000 : 10_000 });
+  line(
+    `report of ${report.rows} rows (cells, SVGs, HTML)`,
+    `${
+      (report.medianMs / 1000).toFixed(2)
+    } s (median of ${report.samples}; target ≤ 5 s at 10 000)`,
+  );
+
   let hf: Record<string, number> | null = null;
   if (options.hf !== undefined) {
     hf = await runHfReference(options.hf, dir, { threads, tokens, decodeSteps: quick ? 4 : 16 });
@@ -220,6 +230,7 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
       model: m,
       decodeFloorMs: floorMs,
       attention: attn,
+      report,
       hf,
       methods,
     };

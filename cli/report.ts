@@ -7,10 +7,13 @@
 
 import { InputError } from "../errors.ts";
 import { writeReport } from "../reports/render.ts";
+import { chromiumPath, hasChromium, visitReport } from "../reports/browser.ts";
 
 /** Options of the report command, as commander parses them. */
 export interface ReportCommandOptions {
   budget?: number;
+  /** Also open the report in headless Chromium and save a full-page PNG here. */
+  screenshot?: string;
 }
 
 /** Run the report command; prints the report's path as its last line. */
@@ -29,5 +32,16 @@ export async function runReportCommand(
       (performance.now() - t0).toFixed(0)
     } ms)`,
   );
+  if (options.screenshot !== undefined) {
+    if (!hasChromium()) {
+      throw new InputError(
+        `--screenshot: no Chromium at ${chromiumPath()} (install Debian's chromium, or set EVICTBENCH_CHROMIUM)`,
+      );
+    }
+    const visit = await visitReport(files.html, { screenshot: options.screenshot });
+    const problems = [...visit.consoleErrors, ...visit.pageErrors, ...visit.requests];
+    for (const problem of problems) console.error(`report page: ${problem}`);
+    console.log(`screenshot: ${options.screenshot} (${visit.charts.length} charts)`);
+  }
   console.log(files.html);
 }

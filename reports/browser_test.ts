@@ -4,8 +4,8 @@
  * Without Chromium the test says so in one line and is skipped — except under CI=true, where a
  * missing browser fails it.
  *
- * EVICTBENCH_REPORT_PNG=docs/report.png also saves the full-page screenshot there (the docs'
- * picture); otherwise it goes to a temporary directory and is removed with it.
+ * The docs' picture is not made here but from a real run:
+ * `deno task report runs/default --screenshot docs/report.png`.
  *
  * @module
  */
@@ -17,6 +17,7 @@ import { chromiumPath, hasChromium, visitReport } from "./browser.ts";
 import { DEMO_KEPT_RATIOS, DEMO_METHODS, DEMO_TASKS, sweepLikeRows } from "./demo_rows.ts";
 import { writeReport } from "./render.ts";
 import { reportCharts } from "./specs.ts";
+import { runReportCommand } from "../cli/report.ts";
 
 const CHROMIUM = chromiumPath();
 const PRESENT = hasChromium(CHROMIUM);
@@ -64,7 +65,7 @@ Deno.test({
       });
       const files = await writeReport(run);
       const specs = reportCharts(aggregate(await readRunRows(run)));
-      const screenshot = Deno.env.get("EVICTBENCH_REPORT_PNG") ?? `${dir}/report.png`;
+      const screenshot = `${dir}/report.png`;
       const visit = await visitReport(files.html, { screenshot, width: 1100, scale: 1 });
 
       assertEquals(visit.consoleErrors, [], "console errors");
@@ -88,6 +89,11 @@ Deno.test({
       const [width, height] = pngSize(await Deno.readFile(screenshot));
       assertEquals(width, 1100);
       assertEquals(height, visit.pageHeight);
+
+      // The same through `deno task report --screenshot`.
+      const viaCommand = `${dir}/via-command.png`;
+      await runReportCommand(run, { screenshot: viaCommand });
+      assertEquals(pngSize(await Deno.readFile(viaCommand)), [width, height]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

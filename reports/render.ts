@@ -114,7 +114,20 @@ function describe(rowCount: number, cells: readonly CellSummary[]): string {
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
   return `${plural(count(methodLabel), "method")} × ${plural(count((c) => c.budget), "budget")} × ${
     plural(count((c) => c.task), "task")
-  }: ${plural(taskCells.length, "cell")} from ${plural(rowCount, "result row")}.`;
+  }: ${plural(taskCells.length, "cell")} from ${plural(rowCount, "result row")}.${
+    unsolvedNote(taskCells)
+  }`;
+}
+
+/** Names the tasks that averages leave out because the full cache scored 0 on them. */
+function unsolvedNote(taskCells: readonly CellSummary[]): string {
+  const unsolved = [
+    ...new Set(taskCells.filter((c) => c.method === "full" && c.score === 0).map((c) => c.task)),
+  ].sort();
+  if (unsolved.length === 0) return "";
+  return ` The full cache scores 0 on ${unsolved.join(", ")}, so ${
+    unsolved.length === 1 ? "it has" : "they have"
+  } no relative figure and averages leave ${unsolved.length === 1 ? "it" : "them"} out.`;
 }
 
 function metadataList(run: Record<string, unknown> | null): string {

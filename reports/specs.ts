@@ -279,7 +279,8 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
     id: "relative_vs_budget",
     title: "Relative performance averaged over tasks",
     caption: "Per task, score / full-cache score on the same model and protocol; averaged " +
-      "over tasks, ×100. The dashed line is the full cache (100 %).",
+      "over the tasks where the full cache scores above 0, ×100. The dashed line is the full " +
+      "cache (100 %).",
     spec: {
       $schema: SCHEMA,
       config: CONFIG,

@@ -3,7 +3,8 @@
  * mean over its queries, a cell's score the mean over samples (spec §6.5) with a 95 % bootstrap
  * confidence interval and its sample count, and the relative performance of a cell is its
  * score over the `full` cache's score on the same model, task and protocol. The headline is
- * the relative performance averaged over tasks, ×100.
+ * the relative performance averaged over tasks, ×100: over the tasks where the full cache
+ * scores above 0 (the others have no relative figure for any method).
  *
  * @module
  */
@@ -14,7 +15,10 @@ import type { ResultRow } from "./store.ts";
 
 /** One aggregate: a cell on one task, or a method and budget averaged over tasks. */
 export interface CellSummary {
-  /** "task": one cell; "average": relative performance averaged over the tasks. */
+  /**
+   * "task": one cell; "average": relative performance averaged over the tasks where the full
+   * cache scores above 0.
+   */
   scope: "task" | "average";
   model: string;
   method: string;
@@ -165,9 +169,20 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
     (c) =>
       [c.model, c.method, c.params, c.policy, c.protocol, c.budget_kind, c.budget].join("\u0000"),
   );
+  // The tasks an average runs over: those where the full cache scores above 0 on the same
+  // model and protocol (a task the model never solves has no relative figure for any method).
+  const scored = new Map<string, number>();
+  const modelKey = (c: CellSummary) => `${c.model}\u0000${c.protocol}`;
+  for (const c of cells) {
+    if (c.method === FULL && c.score > 0) {
+      scored.set(modelKey(c), (scored.get(modelKey(c)) ?? 0) + 1);
+    }
+  }
   for (const group of byBudget.values()) {
     const rel = group.map((c) => c.relative).filter((x) => Number.isFinite(x));
     const first = group[0];
+    // Defined only when the group has every such task, so all methods average the same tasks.
+    const complete = rel.length > 0 && rel.length === scored.get(modelKey(first));
     const avg = (k: keyof CellSummary) => mean(group.map((c) => c[k] as number));
     averages.push({
       ...first,
@@ -176,10 +191,10 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       task: "(average)",
       n_samples: group.reduce((n, c) => n + c.n_samples, 0),
       n_queries: group.reduce((n, c) => n + c.n_queries, 0),
-      score: rel.length === group.length ? 100 * mean(rel) : NaN,
+      score: complete ? 100 * mean(rel) : NaN,
       score_ci_low: NaN,
       score_ci_high: NaN,
-      relative: rel.length === group.length ? mean(rel) : NaN,
+      relative: complete ? mean(rel) : NaN,
       kept_ratio_achieved: avg("kept_ratio_achieved"),
       kv_bytes_held: avg("kv_bytes_held"),
       kv_bytes_full: avg("kv_bytes_full"),

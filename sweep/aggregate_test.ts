@@ -34,6 +34,35 @@ Deno.test("relative performance divides by full on the same task; the average is
   assertAlmostEquals(avg.score, 100 * (0.5 + 1) / 2, 1e-9);
 });
 
+Deno.test("averages leave out tasks the full cache never solves, and need every other task", () => {
+  const rows = syntheticRows({
+    methods: ["full", "snapkv", "h2o"],
+    budgets: [0.5],
+    tasks: ["a", "b", "c"],
+    samples: 1,
+    queries: 1,
+  });
+  const score: Record<string, number> = {
+    "full|1|a": 0.8,
+    "full|1|b": 0,
+    "full|1|c": 0.5,
+    "snapkv|0.5|a": 0.4,
+    "snapkv|0.5|b": 0.3,
+    "snapkv|0.5|c": 0.5,
+    "h2o|0.5|a": 0.8,
+    "h2o|0.5|b": 0,
+  };
+  // h2o has no cell on task c: its average would run over fewer tasks than snapkv's.
+  const kept = rows.filter((r) => r.cell_id in score);
+  for (const r of kept) r.score = score[r.cell_id];
+  const cells = aggregate(kept);
+  const average = (method: string) =>
+    cells.find((c) => c.method === method && c.scope === "average")!;
+  assertAlmostEquals(average("snapkv").score, 100 * (0.5 + 1) / 2, 1e-9);
+  assertAlmostEquals(average("full").score, 100, 1e-9);
+  assert(Number.isNaN(average("h2o").score), "an average missing a solved task is undefined");
+});
+
 Deno.test("bootstrap interval brackets the mean, narrows with n and is seeded", () => {
   const small = Array.from({ length: 10 }, (_, i) => i % 2);
   const large = Array.from({ length: 1000 }, (_, i) => i % 2);

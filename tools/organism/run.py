@@ -7,8 +7,9 @@ resumes (training itself resumes from its checkpoint).
 Steps, under --work (default .cache/organism):
 1. tokenizer/: a byte-level BPE trained on bootstrap text (make_tokenizer.py). The bootstrap
    text is generated with the test fixture tokenizer on its own training seeds.
-2. data/stage-<length>.npz for every curriculum stage: `deno task corpus` on the stage's
-   training seeds (all generated tasks, plus the recipe's focus tasks again), packed by
+2. data/<stage data>.npz for every curriculum stage (stage-<length>, or the stage's "data"
+   name): `deno task corpus` on the stage's training seeds (all generated tasks, plus the focus
+   tasks again, plus the stage's "extra" blocks), packed by
    prepare_data.py. Seeds are ≥ 1 000 000, so no evaluation sample is ever trained on.
 3. train.py through the stages (bfloat16 autocast on the CPU; a GPU when torch has one).
 4. With --export: models/<name>/ (train.py --export).
@@ -71,21 +72,30 @@ def main():
         subprocess.run([py, os.path.join(HERE, "make_tokenizer.py"), boot, tok_dir,
                         "--vocab", str(recipe["model"]["vocab_size"])], check=True)
 
+    sys.path.insert(0, HERE)
+    from train import stage_data_name
+
     for stage in recipe["stages"]:
         L = stage["length"]
-        npz = os.path.join(work, "data", f"stage-{L}.npz")
+        name = stage_data_name(stage)
+        npz = os.path.join(work, "data", f"{name}.npz")
         if os.path.exists(npz):
             continue
         lo, hi = stage["seeds"]
-        parts = []
-        for name, tasks, seeds in (
-            ("all", ["long-context", "code", "math"], f"{lo}-{hi}"),
+        blocks = [
+            ("all", ["long-context", "code", "math"], f"{lo}-{hi}", 5),
             # The focus tasks again, on the other half of the stage's seed block.
-            ("focus", recipe["focus_tasks"], f"{lo + 50000}-{hi + 50000}"),
-        ):
-            path = os.path.join(work, "data", f"stage-{L}-{name}.jsonl")
+            ("focus", stage.get("focus_tasks", recipe["focus_tasks"]), f"{lo + 50000}-{hi + 50000}", 5),
+        ]
+        # Extra blocks weight chosen tasks further (e.g. many short math problems per row).
+        for k, extra in enumerate(stage.get("extra", [])):
+            elo, ehi = extra["seeds"]
+            blocks.append((f"extra{k}", extra["tasks"], f"{elo}-{ehi}", extra.get("n", 5)))
+        parts = []
+        for part, tasks, seeds, n in blocks:
+            path = os.path.join(work, "data", f"{name}-{part}.jsonl")
             if not os.path.exists(path):
-                corpus(tok_dir, tasks, seeds, stage["corpus_lengths"], 5, path)
+                corpus(tok_dir, tasks, seeds, stage["corpus_lengths"], n, path)
             parts.append(path)
         subprocess.run([py, os.path.join(HERE, "prepare_data.py"), npz, *parts,
                         "--length", str(L), "--eos", "0", "--seed", str(lo)], check=True)

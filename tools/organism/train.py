@@ -4,10 +4,12 @@
         [--until-stage N] [--max-minutes M]
     python tools/organism/train.py --recipe ... --work ... --export models/<name>
 
-Training reads <work>/data/stage-<length>.npz (prepare_data.py) and keeps its state in
-<work>/ckpt/state.pt, saved atomically every --save-every steps and at each stage's end: a
-killed or time-limited run resumes exactly where it stopped (batches are drawn from a stream
-seeded by the global step). On the CPU it trains in bfloat16 autocast (1.7× faster here than
+Training reads <work>/data/<stage data>.npz (prepare_data.py; stage-<length> unless the stage
+names its data) and keeps its state in <work>/ckpt/state.pt, saved atomically every
+--save-every steps and at each stage's end: a killed or time-limited run resumes exactly where
+it stopped (batches are drawn from a stream seeded by the global step). The learning rate
+follows cosine cycles (lr_cycles): one over the curriculum, and a new one at any stage that
+gives "restart_lr" (continued training). On the CPU it trains in bfloat16 autocast (1.7× faster here than
 float32, master weights stay float32); on a GPU, when torch sees one, it uses it.
 
 --export writes an HF model directory (config.json, model.safetensors in float32,
@@ -40,12 +42,36 @@ def model_config(recipe):
     )
 
 
-def lr_at(step, total, opt):
-    if step < opt["warmup"]:
-        return opt["lr"] * (step + 1) / opt["warmup"]
-    # Cosine from the peak to min_lr over the whole curriculum.
-    progress = min(1.0, (step - opt["warmup"]) / max(1, total - opt["warmup"]))
-    return opt["min_lr"] + 0.5 * (opt["lr"] - opt["min_lr"]) * (1 + math.cos(math.pi * progress))
+def stage_data_name(stage):
+    """The stage's packed data file under <work>/data (without .npz): its "data" name when the
+    recipe gives one (a second stage at the same length), else stage-<length>."""
+    return stage.get("data", f"stage-{stage['length']}")
+
+
+def lr_cycles(stages, opt):
+    """Cosine cycles over the curriculum: the first starts at step 0 with the optimizer's peak;
+    a stage with "restart_lr" starts a new cycle there (continued training), warmed up over
+    "restart_warmup" steps (default 100). Each cycle decays to min_lr by the next cycle's start."""
+    cycles, first = [], 0
+    for index, stage in enumerate(stages):
+        if index == 0 or "restart_lr" in stage:
+            peak = opt["lr"] if index == 0 else stage["restart_lr"]
+            warmup = opt["warmup"] if index == 0 else stage.get("restart_warmup", 100)
+            cycles.append({"start": first, "peak": peak, "warmup": warmup})
+        first += stage["steps"]
+    for cycle, following in zip(cycles, cycles[1:] + [{"start": first}]):
+        cycle["end"] = following["start"]
+    return cycles
+
+
+def lr_at(step, cycles, opt):
+    cycle = [c for c in cycles if c["start"] <= step][-1]
+    into = step - cycle["start"]
+    if into < cycle["warmup"]:
+        return cycle["peak"] * (into + 1) / cycle["warmup"]
+    length = cycle["end"] - cycle["start"] - cycle["warmup"]
+    progress = min(1.0, (into - cycle["warmup"]) / max(1, length))
+    return opt["min_lr"] + 0.5 * (cycle["peak"] - opt["min_lr"]) * (1 + math.cos(math.pi * progress))
 
 
 def save_atomic(state, path):
@@ -112,6 +138,7 @@ def main():
     )
     stages = recipe["stages"]
     total = sum(s["steps"] for s in stages)
+    cycles = lr_cycles(stages, o)
     ckpt_dir = os.path.join(args.work, "ckpt")
     os.makedirs(ckpt_dir, exist_ok=True)
     state_path = os.path.join(ckpt_dir, "state.pt")
@@ -147,7 +174,7 @@ def main():
             continue
         if args.until_stage is not None and index > args.until_stage:
             break
-        data = np.load(os.path.join(args.work, "data", f"stage-{stage['length']}.npz"))
+        data = np.load(os.path.join(args.work, "data", stage_data_name(stage) + ".npz"))
         tokens, classes = data["tokens"], data["classes"]
         print(f"stage {index}: length {stage['length']}, batch {stage['batch']}, {len(tokens)} rows, steps {step - first}/{stage['steps']}")
         window = {"loss": 0.0, "text": 0.0, "answer": 0.0, "answer_acc": 0.0, "n": 0}
@@ -156,7 +183,7 @@ def main():
             rng = np.random.default_rng([recipe["seed"], step])
             pick = rng.choice(len(tokens), size=stage["batch"], replace=len(tokens) < stage["batch"])
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, total, o)
+                g["lr"] = lr_at(step, cycles, o)
             t0 = time.time()
             out = batch_loss(model, tokens[pick], classes[pick], device, autocast)
             optimizer.zero_grad(set_to_none=True)
