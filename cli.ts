@@ -98,7 +98,11 @@ export function buildProgram(): Command {
     .option("--hf <file>", "JSON from tools/bench_hf.py to print side by side")
     .option("--keep-model <dir>", "write the random benchmark model here and keep it")
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
-    .option("--methods", "also time the eviction methods at 8k context (long; CPU engine)", false)
+    .option(
+      "--methods [ids]",
+      "also time the eviction methods at 8k context (long; CPU engine); optionally only these",
+      (v: string) => commaList(v),
+    )
     .addOption(
       new Option("--backend <name>", "cpu: the CPU engine; webgpu: the GPU section (bench/gpu.ts)")
         .choices(["cpu", "webgpu"]).default("cpu"),

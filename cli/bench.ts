@@ -13,7 +13,7 @@
  * 4. Report generation (`deno task report`) on a results store of 10 000 rows.
  * 5. With --hf <python>, tools/bench_hf.py runs HF transformers on the same weights, same
  *    threads, side by side.
- * 6. With --methods, what eviction costs on the same model at 8192 tokens (methods/bench.ts):
+ * 6. With --methods [ids], what eviction costs on the same model at 8192 tokens (methods/bench.ts):
  *    Fast KVzip's gate scoring, SnapKV's and H2O's statistics, Expected Attention's scoring,
  *    KVzip's cost and the selection and compaction of each eviction, each as a ratio to the
  *    full-cache prefill measured in the same run (interleaved runs, medians of 3). Long: about
@@ -36,6 +36,7 @@ import { benchReport } from "../bench/report.ts";
 import { Model } from "../engine/model.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
 import "../methods/mod.ts";
+import { getMethod } from "../methods/registry.ts";
 import { benchMethods, type MethodsBenchResult, TimedAttention } from "../methods/bench.ts";
 
 /** Options of the bench command, as commander parses them. */
@@ -48,7 +49,7 @@ export interface BenchCommandOptions {
   /** "webgpu" runs the GPU section (bench/gpu.ts) instead of the CPU engine's. */
   backend?: "cpu" | "webgpu";
   /** Also time the eviction methods against the full prefill (CPU engine). */
-  methods?: boolean;
+  methods?: boolean | string[];
 }
 
 function line(label: string, value: string): void {
@@ -212,8 +213,10 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
   }
 
   let methods: MethodsBenchResult | null = null;
-  if (options.methods === true) {
-    methods = await runMethodsSection(dir, { quick, threads });
+  if (options.methods !== undefined && options.methods !== false) {
+    const only = options.methods === true ? undefined : options.methods;
+    for (const id of only ?? []) getMethod(id); // an unknown id fails before the long runs
+    methods = await runMethodsSection(dir, { quick, threads, methods: only });
   }
 
   if (options.out !== undefined) {
@@ -245,7 +248,7 @@ export const METHODS_BENCH_TOKENS = 8192;
 /** The methods section: prints one line per figure, returns everything measured. */
 async function runMethodsSection(
   dir: string,
-  o: { quick: boolean; threads: number },
+  o: { quick: boolean; threads: number; methods?: string[] },
 ): Promise<MethodsBenchResult> {
   const tokens = o.quick ? 1024 : METHODS_BENCH_TOKENS;
   const repeats = o.quick ? 1 : 3;
@@ -264,6 +267,8 @@ async function runMethodsSection(
   const r = await benchMethods(model, ids, {
     attention,
     repeats,
+    threads: o.threads,
+    methods: o.methods,
     onRun: (what) => console.error(`  … ${what}`),
   });
   const full = r.full.prefillMs;
@@ -291,11 +296,15 @@ async function runMethodsSection(
       );
       continue;
     }
+    const attention = m.usesStatistics
+      ? `Δattention ${share(m.attentionDeltaMs)}`
+      : `no statistics asked (Δattention ${share(m.attentionDeltaMs)} is drift, not counted)`;
+    const projections = m.projectionMs > 0 ? `, in-graph projections ${share(m.projectionMs)}` : "";
     line(
       labels[m.method] ?? m.method,
       `${share(full * m.directOverhead)} of the prefill${targets[m.method] ?? ""} [taps ${
         share(m.observeMs)
-      }, Δattention ${share(m.attentionDeltaMs)}, score ${share(m.scoreMs)}; end to end ${
+      }${projections}, ${attention}, score ${share(m.scoreMs)}; end to end ${
         (100 * m.overhead).toFixed(1)
       } %]`,
     );

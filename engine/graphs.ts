@@ -118,8 +118,10 @@ function addPostAttention(
  * last step). One step per layer boundary halves the session calls of a decode step.
  *
  * Inputs: x [T, D] (the residual stream), attn [T, heads·d] (layer index − 1's attention
- * output), cos and sin [T, d/2]. Outputs: y [T, D] (the residual after layer index − 1) and
- * hidden [T, D], q [T, heads, d], k and v [T, kvHeads, d] of layer index.
+ * output), cos and sin [T, d/2], proj_w [D, P]. Outputs: y [T, D] (the residual after layer
+ * index − 1) and hidden [T, D], q [T, heads, d], k and v [T, kvHeads, d] of layer index, and
+ * proj [T, P] = hidden · proj_w: a linear map of the hidden state that a method asked for,
+ * computed here by the layer's own threads (P = 0 when none was asked for).
  */
 export function buildStepGraph(
   config: ModelConfig,
@@ -142,6 +144,9 @@ export function buildStepGraph(
     g.output(pre.q, { name: "q", dataType: "float32", shape: ["T", numHeads, d] });
     g.output(pre.k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
     g.output(pre.v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
+    const projW = g.input("proj_w", "float32", [D, "P"]);
+    const proj = g.node("MatMul", [pre.hidden, projW]);
+    g.output(proj, { name: "proj", dataType: "float32", shape: ["T", "P"] });
   }
   return g.build();
 }

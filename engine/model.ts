@@ -54,6 +54,11 @@ export interface LayerTap {
   values: Float32Array;
   /** Attention statistics per KV head, when requested, aligned with the store's entries. */
   stats: HeadStats[] | null;
+  /**
+   * hidden · W [T, P] for the W that {@linkcode ForwardTaps.hiddenProjection} gave for this
+   * layer, computed inside the layer's graph (CPU backend; absent otherwise).
+   */
+  projected?: Float32Array;
 }
 
 /** Observers of the forward pass. */
@@ -65,6 +70,16 @@ export interface ForwardTaps {
    * after the whole pass, in layer order, from the pass's single readback.
    */
   onLayer?: (tap: LayerTap) => void | Promise<void>;
+  /**
+   * A linear map W [hidden, P] (row-major) of the attention-input hidden state to compute
+   * inside layer `layer`'s own graph, with the forward's threads, instead of handing the
+   * hidden state to a session of the observer's own; the layer's tap then carries
+   * `projected`. The same array for the same layer is reused without a copy. The WebGPU
+   * backend ignores it (its taps carry the hidden state only).
+   */
+  hiddenProjection?: (
+    layer: number,
+  ) => Float32Array | undefined | Promise<Float32Array | undefined>;
 }
 
 /** Options of one forward call. */
@@ -121,6 +136,10 @@ export class Model<S extends KvStore = CpuKvStore> {
   readonly #attention: AttentionExecutor;
   /** The WebGPU forward, when that backend runs this model (then steps and head are unused). */
   readonly #gpu: GpuForward | null;
+  /** proj_w when no projection is asked for: [hidden, 0]. */
+  readonly #noProjection: OrtTensor;
+  /** proj_w tensors of the projections taps asked for, per array (built once each). */
+  readonly #projections = new WeakMap<Float32Array, OrtTensor>();
 
   private constructor(init: {
     dir: string;
@@ -140,6 +159,7 @@ export class Model<S extends KvStore = CpuKvStore> {
     this.#head = init.head;
     this.#attention = init.attention;
     this.#gpu = init.gpu ?? null;
+    this.#noProjection = tensorF32(new Float32Array(0), [init.config.hiddenSize, 0]);
     // Layers sharing a RoPE spec share one frequency object, so tables are built once per chunk.
     const bySpec = new Map<string, RopeFrequencies>();
     this.#rope = this.config.layers.map((l) => {
@@ -298,6 +318,10 @@ export class Model<S extends KvStore = CpuKvStore> {
         }
         feeds.cos = tensorF32(table.cos, [T, half]);
         feeds.sin = tensorF32(table.sin, [T, half]);
+        const projection = await taps?.hiddenProjection?.(l);
+        feeds.proj_w = projection === undefined
+          ? this.#noProjection
+          : this.#projectionTensor(projection);
       }
       const out = await this.#steps[l].run(feeds);
       if (l > 0) x = readF32(out.y);
@@ -322,6 +346,7 @@ export class Model<S extends KvStore = CpuKvStore> {
           keys,
           values,
           stats: attended.stats,
+          ...(feeds.proj_w === this.#noProjection ? {} : { projected: readF32(out.proj) }),
         });
       }
       attn = attended.output;
@@ -361,6 +386,22 @@ export class Model<S extends KvStore = CpuKvStore> {
       await options.onChunk?.(end);
     }
     return logits;
+  }
+
+  /** The proj_w feed of projection `w` [hidden, P] (checked, built once per array). */
+  #projectionTensor(w: Float32Array): OrtTensor {
+    let tensor = this.#projections.get(w);
+    if (tensor === undefined) {
+      const D = this.config.hiddenSize;
+      if (w.length % D !== 0) {
+        throw new Error(
+          `hiddenProjection: ${w.length} values is not a [${D}, P] matrix for hidden size ${D}`,
+        );
+      }
+      tensor = tensorF32(w, [D, w.length / D]);
+      this.#projections.set(w, tensor);
+    }
+    return tensor;
   }
 
   #checkIds(ids: Int32Array, start: number): void {

@@ -366,6 +366,47 @@ for (const variant of VARIANTS) {
           assertEquals(perLayer, Array.from({ length: c.numLayers }, (_, l) => l === 0));
         });
 
+        await t.step("hidden projections equal hidden · W and change no logit bit", async () => {
+          const D = c.hiddenSize;
+          const P = 5;
+          const next = seededRandom(7);
+          // Layer 1 asks for nothing; the others get their own W.
+          const weights = Array.from(
+            { length: c.numLayers },
+            (_, l) =>
+              l === 1 ? undefined : Float32Array.from({ length: D * P }, () => next() - 0.5),
+          );
+          const plain = await chunkedLogits(model, ids.subarray(0, 12), 12);
+          const cache = model.createCache();
+          const taps: LayerTap[] = [];
+          const projected = await model.forward(ids.subarray(0, 12), cache, {
+            logits: "all",
+            taps: {
+              hiddenProjection: (l) => Promise.resolve(weights[l]),
+              onLayer: (tap) => void taps.push({ ...tap, hidden: tap.hidden.slice() }),
+            },
+          });
+          assertBitIdentical(projected, plain, "logits with projections");
+          for (const tap of taps) {
+            const w = weights[tap.layer];
+            if (w === undefined) {
+              assertEquals(tap.projected, undefined, `layer ${tap.layer}: nothing was asked`);
+              continue;
+            }
+            assert(tap.projected !== undefined, `layer ${tap.layer}: projection missing`);
+            assertEquals(tap.projected.length, 12 * P);
+            let worst = 0;
+            for (let t = 0; t < 12; t++) {
+              for (let p = 0; p < P; p++) {
+                let expected = 0;
+                for (let i = 0; i < D; i++) expected += tap.hidden[t * D + i] * w[i * P + p];
+                worst = Math.max(worst, Math.abs(tap.projected[t * P + p] - expected));
+              }
+            }
+            assert(worst <= 1e-4, `layer ${tap.layer}: |hidden·W − projected| ${worst}`);
+          }
+        });
+
         /** Every check on one layer's tap. */
         function checkTap(tap: LayerTap, cache: CpuKvStore, T: number, start: number): void {
           const { layer } = tap;

@@ -7,12 +7,19 @@
  * Per method the figures split the cost where it arises:
  * - `observeMs`: inside the scorer's taps during the prefill (Fast KVzip's gate calls, query
  *   buffers, Expected Attention's query statistics);
+ * - `projectionMs`: the hidden-state projections the scorer asked the model to compute inside
+ *   its layer graphs (Fast KVzip's gate projections). They run inside the prefill's own
+ *   sessions, so each distinct shape is timed alone as the same MatMul with the model's threads
+ *   (median of 9) and summed over the calls;
  * - `attentionMs`: inside the attention executor during the prefill, which includes the fused
  *   statistics (H2O's column sums, SnapKV's window means); compare with the full prefill's;
  * - `scoreMs`: the scoring call after the prefill (KVzip: its reconstruction passes);
  * - `selectMs` and `compactMs`: the one eviction.
  * `overhead` = (prefill with the method − full prefill + scoring) / full prefill, end to end,
  * paired run by run (each method run with the full prefill just before it), then the median.
+ * `directOverhead` = (observe + projections + Δattention + score) / full prefill, where
+ * Δattention counts only for methods that ask attention for statistics (otherwise attention
+ * runs the same code, and the difference is drift).
  *
  * Attention is timed by wrapping the model's executor ({@linkcode TimedAttention}), so load
  * the model with one (CPU backend).
@@ -28,6 +35,8 @@
  */
 
 import type { Model } from "../engine/model.ts";
+import { GraphBuilder } from "../kernels/onnx/graph.ts";
+import { createSession, tensorF32 } from "../kernels/ort.ts";
 import type {
   AttendOptions,
   AttendResult,
@@ -81,6 +90,8 @@ export interface MethodsBenchOptions {
    * arena, a cost no later run pays.)
    */
   warmupTokens?: number;
+  /** onnxruntime threads of the model, for timing hidden projections alone (default cores). */
+  threads?: number;
   /** Raw parameters per method id, over what `conformanceParams` gives (gate files). */
   params?: Readonly<Record<string, Record<string, unknown>>>;
   /** Called with one line per finished run (progress on long benches). */
@@ -101,6 +112,8 @@ export interface RunTimes {
   prefillMs: number;
   attentionMs: number;
   observeMs: number;
+  /** Hidden projections computed in the layer graphs for the scorer, timed alone. */
+  projectionMs: number;
   scoreMs: number;
   selectMs: number;
   compactMs: number;
@@ -115,9 +128,12 @@ export interface MethodCost extends RunTimes {
   overhead: number;
   /** Median over repeats of attention time minus the paired full prefill's (fused statistics). */
   attentionDeltaMs: number;
+  /** Whether the scorer asked attention for statistics (then Δattention is its cost). */
+  usesStatistics: boolean;
   /**
-   * The method's own work over the full prefill: (taps + Δattention + score) / full prefill.
-   * Less noisy than `overhead`, which also carries the run-to-run drift of the whole prefill.
+   * The method's own work over the full prefill: (taps + projections + Δattention, when it
+   * uses statistics, + score) / full prefill. Less noisy than `overhead`, which also carries
+   * the run-to-run drift of the whole prefill.
    */
   directOverhead: number;
   /** (prefill + score) / full prefill, paired medians: what a prefill with the method costs. */
@@ -148,6 +164,7 @@ function medians(runs: readonly RunTimes[]): RunTimes {
     prefillMs: pick("prefillMs"),
     attentionMs: pick("attentionMs"),
     observeMs: pick("observeMs"),
+    projectionMs: pick("projectionMs"),
     scoreMs: pick("scoreMs"),
     selectMs: pick("selectMs"),
     compactMs: pick("compactMs"),
@@ -157,6 +174,10 @@ function medians(runs: readonly RunTimes[]): RunTimes {
 /** Tap and scoring timers of one run. */
 interface Timers {
   observeMs: number;
+  /** [tokens, P] of every projection a tap delivered. */
+  projections: [number, number][];
+  /** Whether stats() ever asked for something. */
+  statistics: boolean;
   /** The executor's counter when scoring began (NaN until then). */
   attentionAtScore: number;
 }
@@ -172,9 +193,22 @@ function instrumented(
     createScorer(params, ctx): Scorer {
       const inner = def.createScorer(params, ctx);
       return {
-        stats: inner.stats ? (layer) => inner.stats!(layer) : undefined,
+        stats: inner.stats
+          ? (layer) => {
+            const request = inner.stats!(layer);
+            if (request !== undefined) timers.statistics = true;
+            return request;
+          }
+          : undefined,
+        hiddenProjection: inner.hiddenProjection
+          ? (layer) => inner.hiddenProjection!(layer)
+          : undefined,
         observe: inner.observe
           ? async (tap) => {
+            if (tap.projected !== undefined) {
+              const T = tap.positions.length;
+              timers.projections.push([T, tap.projected.length / T]);
+            }
             const t0 = performance.now();
             await inner.observe!(tap);
             timers.observeMs += performance.now() - t0;
@@ -207,19 +241,77 @@ async function fullRun(
     prefillMs: performance.now() - t0,
     attentionMs: (o.attention?.ms ?? NaN) - attentionBefore,
     observeMs: 0,
+    projectionMs: 0,
     scoreMs: 0,
     selectMs: 0,
     compactMs: 0,
   };
 }
 
+/** Milliseconds of x [T, D] · W [D, P] alone, per shape (median of 9 after 2 warm-ups). */
+class ProjectionTimer {
+  readonly #hidden: number;
+  readonly #threads: number;
+  readonly #ms = new Map<string, number>();
+
+  constructor(hidden: number, threads: number) {
+    this.#hidden = hidden;
+    this.#threads = threads;
+  }
+
+  /** Summed time of the projections of one run. */
+  async total(shapes: readonly [number, number][]): Promise<number> {
+    let ms = 0;
+    for (const [T, P] of shapes) ms += await this.#time(T, P);
+    return ms;
+  }
+
+  async #time(T: number, P: number): Promise<number> {
+    const key = `${T}x${P}`;
+    const known = this.#ms.get(key);
+    if (known !== undefined) return known;
+    const D = this.#hidden;
+    const g = new GraphBuilder("projection");
+    const x = g.input("x", "float32", ["T", D]);
+    const w = g.input("w", "float32", [D, "P"]);
+    g.output(g.node("MatMul", [x, w]), { name: "y", dataType: "float32", shape: ["T", "P"] });
+    const session = await createSession(g.build(), { name: "projection", threads: this.#threads });
+    try {
+      const feeds = {
+        x: tensorF32(new Float32Array(T * D).fill(0.5), [T, D]),
+        w: tensorF32(new Float32Array(D * P).fill(0.25), [D, P]),
+      };
+      const times: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const t0 = performance.now();
+        await session.run(feeds);
+        if (i >= 2) times.push(performance.now() - t0);
+      }
+      this.#ms.set(key, median(times));
+      return median(times);
+    } finally {
+      await session.release();
+    }
+  }
+}
+
 /** One prefill with eviction by `def` (instrumented) at the bench's kept ratio. */
 async function methodRun(
   model: Model<KvStore>,
   ids: Int32Array,
-  o: MethodsBenchOptions & { def: AnyMethodDefinition; raw: Record<string, unknown> },
+  o: MethodsBenchOptions & {
+    def: AnyMethodDefinition;
+    raw: Record<string, unknown>;
+    projections: ProjectionTimer;
+    statistics: Set<string>;
+  },
 ): Promise<RunTimes> {
-  const timers: Timers = { observeMs: 0, attentionAtScore: NaN };
+  const timers: Timers = {
+    observeMs: 0,
+    projections: [],
+    statistics: false,
+    attentionAtScore: NaN,
+  };
   const attentionBefore = o.attention?.ms ?? 0;
   const r = await prefillWithEviction(model, { prefix: new Int32Array(0), context: ids }, {
     method: instrumented(o.def, timers, o.attention),
@@ -227,14 +319,17 @@ async function methodRun(
     keptRatio: o.keptRatio ?? 0.3,
     chunkSize: o.chunkSize,
   });
-  return {
+  const times: RunTimes = {
     prefillMs: r.prefillMs,
     attentionMs: timers.attentionAtScore - attentionBefore,
     observeMs: timers.observeMs,
+    projectionMs: await o.projections.total(timers.projections),
     scoreMs: r.scoreMs,
     selectMs: r.report.selectMs,
     compactMs: r.report.compactMs,
   };
+  if (timers.statistics) o.statistics.add(o.def.id);
+  return times;
 }
 
 /**
@@ -248,6 +343,11 @@ export async function benchMethods(
   options: MethodsBenchOptions = {},
 ): Promise<MethodsBenchResult> {
   const repeats = options.repeats ?? 3;
+  const projections = new ProjectionTimer(
+    model.config.hiddenSize,
+    options.threads ?? navigator.hardwareConcurrency,
+  );
+  const statistics = new Set<string>();
   const defs = (options.methods ?? BENCH_METHODS).map((id) => getMethod(id));
   const params = new Map<string, Record<string, unknown>>();
   for (const def of defs) {
@@ -258,7 +358,13 @@ export async function benchMethods(
   const warm = ids.subarray(0, Math.min(ids.length, options.warmupTokens ?? 600));
   await fullRun(model, ids, options);
   for (const def of defs) {
-    await methodRun(model, warm, { ...options, def, raw: params.get(def.id)! });
+    await methodRun(model, warm, {
+      ...options,
+      def,
+      raw: params.get(def.id)!,
+      projections,
+      statistics,
+    });
   }
   const fullRuns: RunTimes[] = [];
   const methodRuns = new Map<string, RunTimes[]>(defs.map((d) => [d.id, []]));
@@ -267,7 +373,13 @@ export async function benchMethods(
     fullRuns.push(full);
     options.onRun?.(`full prefill ${full.prefillMs.toFixed(0)} ms (run ${r + 1}/${repeats})`);
     for (const def of defs) {
-      const run = await methodRun(model, ids, { ...options, def, raw: params.get(def.id)! });
+      const run = await methodRun(model, ids, {
+        ...options,
+        def,
+        raw: params.get(def.id)!,
+        projections,
+        statistics,
+      });
       methodRuns.get(def.id)!.push(run);
       options.onRun?.(
         `${def.id}: prefill ${run.prefillMs.toFixed(0)} ms, score ${
@@ -294,7 +406,9 @@ export async function benchMethods(
         ...m,
         overhead: paired((run, f) => (run.prefillMs - f.prefillMs + run.scoreMs) / f.prefillMs),
         attentionDeltaMs,
-        directOverhead: (m.observeMs + attentionDeltaMs + m.scoreMs) / full.prefillMs,
+        usesStatistics: statistics.has(def.id),
+        directOverhead: (m.observeMs + m.projectionMs +
+          (statistics.has(def.id) ? attentionDeltaMs : 0) + m.scoreMs) / full.prefillMs,
         costRatio: paired((run, f) => (run.prefillMs + run.scoreMs) / f.prefillMs),
         runs,
       };

@@ -32,6 +32,9 @@ Deno.test("benchMethods: interleaved runs per method, attention and taps split o
     assertEquals(full.selectMs, 0, "full never evicts");
     assert(h2o.attentionMs > 0 && h2o.selectMs >= 0 && h2o.runs.length === 2);
     assert(gated.observeMs > 0, "the gate runs in the taps");
+    assert(gated.projectionMs > 0, "the gate's projections run in the layer graphs");
+    assert(!gated.usesStatistics && h2o.usesStatistics, "only h2o asks attention for statistics");
+    assertEquals(h2o.projectionMs, 0);
     assert(kvzip.scoreMs > 0 && kvzip.policy === "global", JSON.stringify(kvzip));
     for (const m of result.methods) assert(Number.isFinite(m.overhead), m.method);
   });

@@ -148,54 +148,72 @@ export const gated: MethodDefinition<GatedParams> = {
   createScorer(p, ctx) {
     const path = p.gates === "" ? joinPath(ctx.model.dir, DEFAULT_GATE_FILE) : p.gates;
     const { numLayers, numKvHeads: H } = ctx.cache.shape;
-    const D = ctx.config.hiddenSize;
     const stored = new EntryScores(numLayers, H);
-    const pending = new Map<number, Pending>();
+    // Rows waiting to be scored, per layer: the gate's projections when the forward computed
+    // them in the layer's graph (CPU), else the hidden states (WebGPU taps).
+    const pending = { projected: new Map<number, Pending>(), hidden: new Map<number, Pending>() };
     let scorer: GateScorer | null = null;
+    const load = async () => scorer ??= await gatesFor(path, ctx.config, ctx.model.dir);
 
-    const scoreRows = async (layer: number, x: Float32Array, positions: Int32Array) => {
+    const scoreRows = async (
+      kind: keyof typeof pending,
+      layer: number,
+      rows: Float32Array,
+      positions: Int32Array,
+    ) => {
       const T = positions.length;
-      const scores = await scorer!.score(layer, x); // [H, T]
+      const scores = kind === "projected"
+        ? await scorer!.scoreProjected(layer, rows)
+        : await scorer!.score(layer, rows); // [H, T]
       for (let h = 0; h < H; h++) {
         stored.put(layer, h, positions, scores.subarray(h * T, (h + 1) * T));
       }
     };
 
-    const flush = async (layer: number): Promise<void> => {
-      const buf = pending.get(layer);
+    const flush = async (kind: keyof typeof pending, layer: number): Promise<void> => {
+      const buf = pending[kind].get(layer);
       if (buf === undefined || buf.tokens === 0) return;
-      const x = new Float32Array(buf.tokens * D);
+      const width = buf.rows[0].length / buf.positions[0].length;
+      const rows = new Float32Array(buf.tokens * width);
       const positions = new Int32Array(buf.tokens);
       let at = 0;
-      buf.rows.forEach((rows, i) => {
-        x.set(rows, at * D);
+      buf.rows.forEach((part, i) => {
+        rows.set(part, at * width);
         positions.set(buf.positions[i], at);
         at += buf.positions[i].length;
       });
-      pending.set(layer, { rows: [], positions: [], tokens: 0 });
-      await scoreRows(layer, x, positions);
+      pending[kind].set(layer, { rows: [], positions: [], tokens: 0 });
+      await scoreRows(kind, layer, rows, positions);
     };
 
     return {
+      async hiddenProjection(layer: number) {
+        const gates = await load();
+        return gates.has(layer) ? await gates.projection(layer) : undefined;
+      },
       async observe(tap: LayerTap) {
-        scorer ??= await gatesFor(path, ctx.config, ctx.model.dir);
-        if (!scorer.has(tap.layer)) return;
-        const buf = pending.get(tap.layer) ?? { rows: [], positions: [], tokens: 0 };
-        pending.set(tap.layer, buf);
+        const gates = await load();
+        if (!gates.has(tap.layer)) return;
+        const kind = tap.projected === undefined ? "hidden" : "projected";
+        const rows = tap.projected ?? tap.hidden;
+        const buf = pending[kind].get(tap.layer) ?? { rows: [], positions: [], tokens: 0 };
+        pending[kind].set(tap.layer, buf);
         // A whole buffer's worth with nothing pending (prefill chunks): score the tap's own
         // rows, no copies.
         if (buf.tokens === 0 && tap.positions.length >= p.buffer) {
-          await scoreRows(tap.layer, tap.hidden, tap.positions);
+          await scoreRows(kind, tap.layer, rows, tap.positions);
           return;
         }
         // Taps hand over views valid for this forward only: copy.
-        buf.rows.push(tap.hidden.slice());
+        buf.rows.push(rows.slice());
         buf.positions.push(tap.positions.slice());
         buf.tokens += tap.positions.length;
-        if (buf.tokens >= p.buffer) await flush(tap.layer);
+        if (buf.tokens >= p.buffer) await flush(kind, tap.layer);
       },
       async score() {
-        for (const layer of pending.keys()) await flush(layer);
+        for (const kind of ["projected", "hidden"] as const) {
+          for (const layer of pending[kind].keys()) await flush(kind, layer);
+        }
         return stored.aligned(ctx.cache);
       },
     };

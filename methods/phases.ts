@@ -176,6 +176,7 @@ function concat(a: Int32Array, b: Int32Array): Int32Array {
 export function scorerTaps(scorer: Scorer, onFirstLayer?: (tap: LayerTap) => void): ForwardTaps {
   return {
     stats: (layer: number) => scorer.stats?.(layer),
+    hiddenProjection: (layer: number) => scorer.hiddenProjection?.(layer),
     onLayer: (tap: LayerTap) => {
       if (tap.layer === 0) onFirstLayer?.(tap);
       return scorer.observe?.(tap);

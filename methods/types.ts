@@ -146,6 +146,12 @@ export interface Scorer {
   stats?(layer: number): StatsRequest | undefined;
   /** Sees every layer of every forward of the phase, after attention. */
   observe?(tap: LayerTap): void | Promise<void>;
+  /**
+   * A linear map [hidden, P] of `layer`'s attention-input hidden state that the forward should
+   * compute inside the layer's own graph; `observe` then gets it as `tap.projected` (CPU
+   * backend; on WebGPU the tap carries the hidden state only, so handle both).
+   */
+  hiddenProjection?(layer: number): Float32Array | undefined | Promise<Float32Array | undefined>;
   /** Importance of every entry the store holds now; see {@linkcode ScoreGrid}. */
   score(request: ScoreRequest): ScoreGrid | Promise<ScoreGrid>;
   /**

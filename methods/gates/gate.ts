@@ -329,19 +329,81 @@ export function sigmoid(x: number): number {
  * only normalised, never scaled.
  */
 export function buildGateGraph(dims: GateDims, w: GateLayerWeights): Uint8Array {
-  const { hiddenSize: D, numKvHeads: H, group: G, gateDim: d, sinks: S } = dims;
-  const nq = H * G * d;
-  const nk = H * d;
+  const { hiddenSize: D } = dims;
   const g = new GraphBuilder(`gate_layer${w.layer}`);
   const x = g.input("x", "float32", ["T", D]);
   const p = `layer${w.layer}.`;
+  const { weight, bias } = gateProjection(dims, w);
+  const projections = g.gemm(
+    x,
+    g.initializer(`${p}qk_proj.weight`, tensorDataF32(weight, [weight.length / D, D])),
+    g.initializer(`${p}qk_proj.bias`, tensorDataF32(bias, [bias.length])),
+  );
+  addGateHead(g, dims, w, projections);
+  return g.build();
+}
+
+/**
+ * The gate after its projections, as an ONNX graph: input proj [T, H·G·d + H·d] (x · [W_q;
+ * W_k]ᵀ without the bias, as the model's layer graph computes it from
+ * {@linkcode gateProjectionT}), output scores [H, T].
+ */
+export function buildGateHeadGraph(dims: GateDims, w: GateLayerWeights): Uint8Array {
+  const { numKvHeads: H, group: G, gateDim: d } = dims;
+  const g = new GraphBuilder(`gate_head_layer${w.layer}`);
+  const proj = g.input("proj", "float32", ["T", H * G * d + H * d]);
+  const { bias } = gateProjection(dims, w);
+  const biased = g.node("Add", [
+    proj,
+    g.initializer(`layer${w.layer}.qk_proj.bias`, tensorDataF32(bias, [bias.length])),
+  ]);
+  addGateHead(g, dims, w, biased);
+  return g.build();
+}
+
+/** [W_q; W_k] [H·G·d + H·d, D] and its bias [b_q; 0]. */
+function gateProjection(
+  dims: GateDims,
+  w: GateLayerWeights,
+): { weight: Float32Array; bias: Float32Array } {
+  const { hiddenSize: D, numKvHeads: H, group: G, gateDim: d } = dims;
+  const nq = H * G * d;
+  const nk = H * d;
+  const weight = new Float32Array((nq + nk) * D);
+  weight.set(w.qWeight);
+  weight.set(w.kWeight, nq * D);
+  const bias = new Float32Array(nq + nk);
+  bias.set(w.qBias);
+  return { weight, bias };
+}
+
+/**
+ * The gate's projection matrix transposed, [D, H·G·d + H·d] row-major: the `hiddenProjection`
+ * a model's forward computes inside its own layer graph (see buildGateHeadGraph).
+ */
+export function gateProjectionT(dims: GateDims, w: GateLayerWeights): Float32Array {
+  const { hiddenSize: D } = dims;
+  const { weight } = gateProjection(dims, w);
+  const n = weight.length / D;
+  const out = new Float32Array(weight.length);
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < D; i++) out[i * n + r] = weight[r * D + i];
+  }
+  return out;
+}
+
+/** Norms, self and sink logits, sigmoid and the GQA mean, from the biased projections. */
+function addGateHead(
+  g: GraphBuilder,
+  dims: GateDims,
+  w: GateLayerWeights,
+  projections: string,
+): void {
+  const { numKvHeads: H, group: G, gateDim: d, sinks: S } = dims;
+  const nq = H * G * d;
+  const nk = H * d;
+  const p = `layer${w.layer}.`;
   const inv = 1 / Math.sqrt(d);
-  // [W_q; W_k] and [b_q; 0]: one Gemm for both projections.
-  const wqk = new Float32Array((nq + nk) * D);
-  wqk.set(w.qWeight);
-  wqk.set(w.kWeight, nq * D);
-  const bqk = new Float32Array(nq + nk);
-  bqk.set(w.qBias);
   // k's norm weight times q's norm weight and 1/√d; sink keys times q's norm weight and 1/√d,
   // laid out [H, d, S] for the batched MatMul.
   const kScale = Float32Array.from(w.kNorm, (v, j) => v * w.qNorm[j] * inv);
@@ -353,11 +415,6 @@ export function buildGateGraph(dims: GateDims, w: GateLayerWeights): Uint8Array 
       }
     }
   }
-  const projections = g.gemm(
-    x,
-    g.initializer(`${p}qk_proj.weight`, tensorDataF32(wqk, [nq + nk, D])),
-    g.initializer(`${p}qk_proj.bias`, tensorDataF32(bqk, [nq + nk])),
-  );
   const [a, c] = g.nodeMulti("Split", [projections, g.constantI64([nq, nk])], 2, {
     axis: { int: 1 },
   });
@@ -375,7 +432,6 @@ export function buildGateGraph(dims: GateDims, w: GateLayerWeights): Uint8Array 
   const prob = g.node("Sigmoid", [g.node("Sub", [selfHT, g.reshape(lse, [H, -1, G])])]);
   const scores = g.reduce("ReduceMean", prob, [-1], { keepdims: false }); // [H, T]
   g.output(scores, { name: "scores", dataType: "float32", shape: [H, "T"] });
-  return g.build();
 }
 
 /**
@@ -389,11 +445,21 @@ export function buildGateGraph(dims: GateDims, w: GateLayerWeights): Uint8Array 
  */
 export class GateScorer {
   readonly dims: GateDims;
+  readonly #layers: Map<number, GateLayerWeights>;
   readonly #sessions: Map<number, OrtSession>;
+  readonly #threads: number | undefined;
+  /** Per layer, built on first use: the head session and the transposed projection. */
+  readonly #heads = new Map<number, Promise<{ session: OrtSession; projectionT: Float32Array }>>();
 
-  private constructor(dims: GateDims, sessions: Map<number, OrtSession>) {
-    this.dims = dims;
+  private constructor(
+    gates: GateSet,
+    sessions: Map<number, OrtSession>,
+    threads: number | undefined,
+  ) {
+    this.dims = { ...gates.dims };
+    this.#layers = new Map(gates.layers.map((w) => [w.layer, w]));
     this.#sessions = sessions;
+    this.#threads = threads;
   }
 
   /** Build one session per layer of `gates`. */
@@ -408,7 +474,7 @@ export class GateScorer {
         }),
       );
     }
-    return new GateScorer({ ...gates.dims }, sessions);
+    return new GateScorer(gates, sessions, options.threads);
   }
 
   /** Whether model layer `layer` has a gate. */
@@ -432,10 +498,45 @@ export class GateScorer {
     return readF32(out.scores);
   }
 
+  /**
+   * Layer `layer`'s projection [D, P] for a forward's `hiddenProjection`, so the model computes
+   * the gate's one large product itself; then {@linkcode scoreProjected} finishes the gate.
+   * The same array on every call.
+   */
+  async projection(layer: number): Promise<Float32Array> {
+    return (await this.#head(layer)).projectionT;
+  }
+
+  /** Scores [H, T] from hidden · projection(layer) [T, P], equal to score() on the hidden. */
+  async scoreProjected(layer: number, projected: Float32Array): Promise<Float32Array> {
+    const { session, projectionT } = await this.#head(layer);
+    const P = projectionT.length / this.dims.hiddenSize;
+    const tokens = rowsOf(projected, P, "GateScorer.scoreProjected");
+    if (tokens === 0) return new Float32Array(0);
+    const out = await session.run({ proj: tensorF32(projected, [tokens, P]) });
+    return readF32(out.scores);
+  }
+
+  #head(layer: number): Promise<{ session: OrtSession; projectionT: Float32Array }> {
+    let head = this.#heads.get(layer);
+    if (head === undefined) {
+      const w = this.#layers.get(layer);
+      if (w === undefined) throw new Error(`GateScorer: layer ${layer} has no gate`);
+      head = createSession(buildGateHeadGraph(this.dims, w), {
+        name: `gate_head_layer${layer}`,
+        threads: this.#threads,
+      }).then((session) => ({ session, projectionT: gateProjectionT(this.dims, w) }));
+      this.#heads.set(layer, head);
+    }
+    return head;
+  }
+
   /** Release every session. */
   async release(): Promise<void> {
     for (const s of this.#sessions.values()) await s.release();
     this.#sessions.clear();
+    for (const head of this.#heads.values()) await (await head).session.release();
+    this.#heads.clear();
   }
 }
 

@@ -95,6 +95,21 @@ Deno.test("the onnxruntime scorer agrees with the plain loops", async () => {
         const want = gateForward({ dims, weights: w }, x);
         const got = await scorer.score(w.layer, x);
         assertClose(got, want, 1e-5, 1e-4);
+        // The split form: hidden · projection(layer) outside, then the gate's head.
+        const projection = await scorer.projection(w.layer);
+        assert(projection === await scorer.projection(w.layer), "one array per layer");
+        const P = projection.length / dims.hiddenSize;
+        const projected = new Float32Array(T * P);
+        for (let t = 0; t < T; t++) {
+          for (let p = 0; p < P; p++) {
+            let acc = 0;
+            for (let i = 0; i < dims.hiddenSize; i++) {
+              acc += x[t * dims.hiddenSize + i] * projection[i * P + p];
+            }
+            projected[t * P + p] = acc;
+          }
+        }
+        assertClose(await scorer.scoreProjected(w.layer, projected), want, 1e-5, 1e-4);
       }
     }
     assertEquals((await scorer.score(0, new Float32Array(0))).length, 0);
