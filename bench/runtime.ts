@@ -59,6 +59,22 @@ export function decodeWeightBytes(config: ModelConfig): number {
   return (denseFlops(config, 1, 1) / 2) * 4;
 }
 
+/**
+ * FLOPs of attention's two products (q·k and p·v) for a causal prefill of T tokens, 2 per
+ * multiply-add, counting only the (query, key) pairs the mask allows: T(T+1)/2 per head, or
+ * the window's worth on sliding-window layers. Chunked prefill does no more useful work than
+ * this, so it is the count a prefill's model FLOP/s uses.
+ */
+export function causalAttentionFlops(config: ModelConfig, tokens: number): number {
+  const { numHeads, headDim: d } = config;
+  let pairs = 0;
+  for (const layer of config.layers) {
+    const w = layer.slidingWindow;
+    for (let t = 0; t < tokens; t++) pairs += w === null ? t + 1 : Math.min(t + 1, w);
+  }
+  return 2 * 2 * numHeads * d * pairs;
+}
+
 /** Prefill and decode figures of one model. */
 export interface ModelBench {
   /** Reading the checkpoint, widening to f32 and building the sessions. */
@@ -68,6 +84,8 @@ export interface ModelBench {
   prefillMs: number;
   prefillTokensPerS: number;
   prefillDenseGflops: number;
+  /** Linear layers plus causal attention products per second (model FLOP/s). */
+  prefillModelGflops: number;
   decodeContext: number;
   decodeMsPerToken: number;
   decodeSamples: number;
@@ -113,6 +131,8 @@ export async function benchModel(
     prefillMs: prefill.medianMs,
     prefillTokensPerS: options.prefillTokens / (prefill.medianMs / 1000),
     prefillDenseGflops: flops / (prefill.medianMs * 1e6),
+    prefillModelGflops: (flops + causalAttentionFlops(model.config, options.prefillTokens)) /
+      (prefill.medianMs * 1e6),
     decodeContext: options.prefillTokens,
     decodeMsPerToken: decode.medianMs,
     decodeSamples: decode.samples,

@@ -167,6 +167,10 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
     } (target ≥ 60 %)`,
   );
   line(
+    "  with attention's causal products (model FLOP/s)",
+    `${m.prefillModelGflops.toFixed(1)} GFLOP/s = ${pct(m.prefillModelGflops / gemm.value)}`,
+  );
+  line(
     `decode at ${m.decodeContext} context`,
     `${m.decodeMsPerToken.toFixed(1)} ms/token (median of ${m.decodeSamples})`,
   );

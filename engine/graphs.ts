@@ -4,6 +4,7 @@
  *
  * - step l (0 ≤ l ≤ L): layer l − 1 after attention (o_proj, norms, MLP, residuals), then layer
  *   l before attention (input norm → hidden, q/k/v, q/k norms, RoPE);
+ * - q/k/v are one Gemm over the stacked weights, and so are gate/up;
  * - attention of layer l over the store;
  * - head: final norm and LM head, x[T, D] → logits[T, vocab].
  *
@@ -42,6 +43,27 @@ function linear(g: GraphBuilder, x: string, name: string, w: LinearWeights): str
   return g.gemm(x, weight, bias);
 }
 
+/**
+ * Several linear maps of the same input as one Gemm over their stacked weights, split back:
+ * fewer, wider products (q/k/v; gate/up), which the GEMM kernel runs closer to its peak.
+ */
+function linearStack(g: GraphBuilder, x: string, name: string, parts: LinearWeights[]): string[] {
+  const inFeatures = parts[0].inFeatures;
+  const rows = parts.reduce((n, p) => n + p.outFeatures, 0);
+  const weight = new Float32Array(rows * inFeatures);
+  const anyBias = parts.some((p) => p.bias !== null);
+  const bias = anyBias ? new Float32Array(rows) : null;
+  let at = 0;
+  for (const p of parts) {
+    weight.set(p.weight, at * inFeatures);
+    if (p.bias !== null) bias!.set(p.bias, at);
+    at += p.outFeatures;
+  }
+  const stacked = linear(g, x, name, { weight, bias, outFeatures: rows, inFeatures });
+  const sizes = g.constantI64(parts.map((p) => p.outFeatures));
+  return g.nodeMulti("Split", [stacked, sizes], parts.length, { axis: { int: 1 } });
+}
+
 /** HF rotate_half RoPE on x [T, heads, d] with cos/sin [T, 1, d/2]. */
 function rope(g: GraphBuilder, x: string, cos: string, sin: string): string {
   const [x1, x2] = g.nodeMulti("Split", [x], 2, { axis: { int: -1 } });
@@ -73,9 +95,10 @@ function addPreAttention(
   const cos = g.reshape(io.cos, [-1, 1, d / 2]);
   const sin = g.reshape(io.sin, [-1, 1, d / 2]);
   const hidden = norm(g, config, io.x, `${p}input_norm`, w.inputNorm);
-  let q = g.reshape(linear(g, hidden, `${p}q_proj`, w.q), [-1, numHeads, d]);
-  let k = g.reshape(linear(g, hidden, `${p}k_proj`, w.k), [-1, numKvHeads, d]);
-  const v = g.reshape(linear(g, hidden, `${p}v_proj`, w.v), [-1, numKvHeads, d]);
+  const [qFlat, kFlat, vFlat] = linearStack(g, hidden, `${p}qkv_proj`, [w.q, w.k, w.v]);
+  let q = g.reshape(qFlat, [-1, numHeads, d]);
+  let k = g.reshape(kFlat, [-1, numKvHeads, d]);
+  const v = g.reshape(vFlat, [-1, numKvHeads, d]);
   if (config.qkNorm) {
     q = norm(g, config, q, `${p}q_norm`, w.qNorm!);
     k = norm(g, config, k, `${p}k_norm`, w.kNorm!);
@@ -102,9 +125,8 @@ function addPostAttention(
     residual = g.node("Add", [io.x, o]);
     mlpIn = norm(g, config, residual, `${p}post_attention_norm`, w.postAttentionNorm);
   }
-  const gate = linear(g, mlpIn, `${p}gate_proj`, w.gate);
+  const [gate, up] = linearStack(g, mlpIn, `${p}gate_up_proj`, [w.gate, w.up]);
   const act = config.activation === "silu" ? g.silu(gate) : g.geluTanh(gate);
-  const up = linear(g, mlpIn, `${p}up_proj`, w.up);
   let mlp = linear(g, g.node("Mul", [act, up]), `${p}down_proj`, w.down);
   if (config.sandwichNorms) {
     mlp = norm(g, config, mlp, `${p}post_feedforward_norm`, w.postFeedforwardNorm!);
