@@ -15,6 +15,7 @@
 
 import { GraphBuilder, tensorDataF32 } from "../kernels/onnx/graph.ts";
 import type { LayerWeights, LinearWeights, ModelConfig } from "./types.ts";
+import { stackLinear } from "./weights.ts";
 
 /** Norm weights as the graph multiplies them: Gemma's norms scale by (1 + w). */
 function normWeight(config: ModelConfig, w: Float32Array): Float32Array {
@@ -48,18 +49,7 @@ function linear(g: GraphBuilder, x: string, name: string, w: LinearWeights): str
  * fewer, wider products (q/k/v; gate/up), which the GEMM kernel runs closer to its peak.
  */
 function linearStack(g: GraphBuilder, x: string, name: string, parts: LinearWeights[]): string[] {
-  const inFeatures = parts[0].inFeatures;
-  const rows = parts.reduce((n, p) => n + p.outFeatures, 0);
-  const weight = new Float32Array(rows * inFeatures);
-  const anyBias = parts.some((p) => p.bias !== null);
-  const bias = anyBias ? new Float32Array(rows) : null;
-  let at = 0;
-  for (const p of parts) {
-    weight.set(p.weight, at * inFeatures);
-    if (p.bias !== null) bias!.set(p.bias, at);
-    at += p.outFeatures;
-  }
-  const stacked = linear(g, x, name, { weight, bias, outFeatures: rows, inFeatures });
+  const stacked = linear(g, x, name, stackLinear(parts));
   const sizes = g.constantI64(parts.map((p) => p.outFeatures));
   return g.nodeMulti("Split", [stacked, sizes], parts.length, { axis: { int: 1 } });
 }

@@ -42,7 +42,8 @@ import {
   softcap,
 } from "../kernels/webgpu/ops.ts";
 import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
-import type { LinearWeights, ModelConfig, ModelWeights } from "./types.ts";
+import type { ModelConfig, ModelWeights } from "./types.ts";
+import { stackLinear } from "./weights.ts";
 
 /** Options of the WebGPU backend. */
 export interface GpuModelOptions {
@@ -118,24 +119,6 @@ interface Activations {
 /** Gemma's norms multiply by (1 + w), rounded to f32 as graphs.ts does. */
 function normWeight(config: ModelConfig, w: Float32Array): Float32Array {
   return config.normStyle === "gemma" ? w.map((x) => Math.fround(1 + x)) : w;
-}
-
-/** Rows of several linear layers sharing their input, stacked into one matrix. */
-function stack(
-  parts: LinearWeights[],
-): { weight: Float32Array; bias: Float32Array | null; rows: number } {
-  const cols = parts[0].inFeatures;
-  const rows = parts.reduce((n, p) => n + p.outFeatures, 0);
-  const weight = new Float32Array(rows * cols);
-  const anyBias = parts.some((p) => p.bias !== null);
-  const bias = anyBias ? new Float32Array(rows) : null;
-  let row = 0;
-  for (const p of parts) {
-    weight.set(p.weight, row * cols);
-    if (bias !== null && p.bias !== null) bias.set(p.bias, row);
-    row += p.outFeatures;
-  }
-  return { weight, bias, rows };
 }
 
 /**
@@ -232,13 +215,13 @@ export class GpuForward {
         rope = ropeFrequencies(config.headDim, config.layers[l].rope);
         bySpec.set(key, rope);
       }
-      const qkv = stack([w.q, w.k, w.v]);
-      const gateUp = stack([w.gate, w.up]);
+      const qkv = stackLinear([w.q, w.k, w.v]);
+      const gateUp = stackLinear([w.gate, w.up]);
       const p = `layer${l}.`;
       layers.push({
         inputNorm: vector(w.inputNorm, `${p}input_norm`),
         qkv: uploadMatrix(gpu, qkv.weight, {
-          rows: qkv.rows,
+          rows: qkv.outFeatures,
           cols: config.hiddenSize,
           dtype,
           bias: qkv.bias,
@@ -261,7 +244,7 @@ export class GpuForward {
           ? vector(w.postFeedforwardNorm, `${p}post_feedforward_norm`)
           : null,
         gateUp: uploadMatrix(gpu, gateUp.weight, {
-          rows: gateUp.rows,
+          rows: gateUp.outFeatures,
           cols: config.hiddenSize,
           dtype,
           bias: gateUp.bias,

@@ -184,3 +184,22 @@ export async function loadWeights(
     lmHead: config.tieWordEmbeddings ? embedTokens : get(names.lmHead),
   };
 }
+
+/**
+ * Several linear layers that share their input, stacked into one: their weight rows one after
+ * another, and their biases likewise (zeros for a layer without one), so one product computes
+ * them all (q/k/v; gate/up).
+ */
+export function stackLinear(parts: readonly LinearWeights[]): LinearWeights {
+  const inFeatures = parts[0].inFeatures;
+  const outFeatures = parts.reduce((n, p) => n + p.outFeatures, 0);
+  const weight = new Float32Array(outFeatures * inFeatures);
+  const bias = parts.some((p) => p.bias !== null) ? new Float32Array(outFeatures) : null;
+  let row = 0;
+  for (const p of parts) {
+    weight.set(p.weight, row * inFeatures);
+    if (bias !== null && p.bias !== null) bias.set(p.bias, row);
+    row += p.outFeatures;
+  }
+  return { weight, bias, outFeatures, inFeatures };
+}
