@@ -19,7 +19,7 @@
 import { generate, type GenerateResult } from "../engine/generate.ts";
 import type { Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
-import type { CpuKvStore } from "../kernels/kv_store.ts";
+import type { KvStore } from "../kernels/kv_store.ts";
 import {
   type EvictionReport,
   generateWithEviction,
@@ -59,7 +59,7 @@ export interface QueryOutcome {
 
 /** Everything a protocol needs besides the method. */
 export interface ProtocolInput {
-  model: Model;
+  model: Model<KvStore>;
   tokenizer: TextTokenizer;
   sample: Sample;
   ids: SampleIds;
@@ -92,8 +92,8 @@ function entriesHeld(report: EvictionReport): number {
 
 /** Greedy answer to one query on top of `cache`, decoded without special tokens and graded. */
 async function answer(
-  model: Model,
-  cache: CpuKvStore,
+  model: Model<KvStore>,
+  cache: KvStore,
   input: ProtocolInput,
   index: number,
   ids: Int32Array,
@@ -213,7 +213,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
       const query = input.sample.queries[q];
       const decode = (t: number[]) => decodeKnown(input.tokenizer, t);
       let result: GenerateResult;
-      let cache: CpuKvStore;
+      let cache: KvStore;
       let selectionMs = 0;
       let report: EvictionReport | null = null;
       if (definition.phases.length === 0) {

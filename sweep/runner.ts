@@ -10,6 +10,8 @@
 import os from "node:os";
 import { InputError } from "../errors.ts";
 import { Model } from "../engine/model.ts";
+import { chooseBackend } from "../engine/model_webgpu.ts";
+import type { KvStore } from "../kernels/kv_store.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
 import type { MethodChoice } from "../methods/mod.ts";
 import { renderSamplePrompt } from "../tasks/prompt.ts";
@@ -142,9 +144,11 @@ export async function runSweep(
   options: RunSweepOptions = {},
 ): Promise<SweepSummary> {
   const t0 = performance.now();
-  if (config.backend === "webgpu") {
+  // The backend is settled before any work: webgpu without an adapter fails here.
+  const backend = await chooseBackend(config.backend);
+  if (backend === null) {
     throw new InputError(
-      'backend: sweeps run their methods on the cpu backend for now; use "cpu" or "auto" (forward, generate and bench take webgpu)',
+      "backend: webgpu was asked for but no WebGPU adapter is available (for a software one on Linux, install mesa-vulkan-drivers)",
     );
   }
   const store = await ResultsStore.open(config.out); // fails before any work if unwritable
@@ -154,7 +158,9 @@ export async function runSweep(
     config,
     shard: options.shard ?? null,
     git: await gitRevision(),
-    backend: "cpu (onnxruntime CPU execution provider)",
+    backend: backend.backend === "cpu"
+      ? "cpu (onnxruntime CPU execution provider)"
+      : `webgpu on ${backend.adapter!.description}`,
     deno: Deno.version,
     dependencies: await dependencyVersions(),
     cpu: `${os.cpus()[0]?.model.trim() ?? "unknown"} × ${os.cpus().length}`,
@@ -181,7 +187,7 @@ export async function runSweep(
   for (const modelDir of config.models) {
     // The tokenizer is enough to plan and to find finished units; the model loads on demand.
     const tokenizer = await loadTokenizer(modelDir);
-    let model: Model | null = null;
+    let model: Model<KvStore> | null = null;
     for (const taskUnit of tasks) {
       const adapter = getTask(taskUnit.task);
       const n = taskUnit.options.n as number;
@@ -207,9 +213,11 @@ export async function runSweep(
             progress?.tick(`${label} (done)`);
             continue;
           }
-          // Methods run on the CPU store; the WebGPU backend serves forward/generate for now.
-          model ??= await Model.load(modelDir, { backend: "cpu" });
-          const m: Model = model;
+          model ??= await Model.load(modelDir, {
+            backend: backend.backend,
+            gpu: backend.adapter === null ? undefined : { adapter: backend.adapter },
+          });
+          const m: Model<KvStore> = model;
           const prompt = renderSamplePrompt(tokenizer, sample);
           const ids: SampleIds = {
             prefix: Int32Array.from(prompt.prefix.ids),

@@ -6,6 +6,7 @@ import { validateSweepConfig } from "./config.ts";
 import { mergeRuns } from "./merge.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
+import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODEL = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-" });
@@ -251,11 +252,57 @@ Deno.test("the decode protocol evicts during generation under an absolute budget
   assert(evicted.kv_bytes_held < full.kv_bytes_held, "the decode budget must bound the cache");
 });
 
-Deno.test("a sweep asking for the webgpu backend says it is not supported yet, before any work", async () => {
-  const out = await Deno.makeTempDir();
-  await assertRejects(
-    () => runSweep(validateSweepConfig(config(out, { backend: "webgpu" })), { progress: false }),
-    InputError,
-    "cpu backend",
-  );
+gpuTest(
+  "a webgpu sweep gives the cpu sweep's rows: same entries kept, same full-cache answers",
+  async () => {
+    const extra = {
+      methods: ["full", "snapkv"],
+      budgets: [1, 0.5],
+      tasks: [{ task: "niah_single_1", n: 1, lengths: [400] }],
+    };
+    const cpuOut = await Deno.makeTempDir();
+    const gpuOut = await Deno.makeTempDir();
+    try {
+      await runSweep(validateSweepConfig(config(cpuOut, { ...extra, backend: "cpu" })), {
+        progress: false,
+        report: false,
+      });
+      await runSweep(validateSweepConfig(config(gpuOut, { ...extra, backend: "webgpu" })), {
+        progress: false,
+        report: false,
+      });
+      const run = JSON.parse(await Deno.readTextFile(`${gpuOut}/run.json`));
+      assert(String(run.backend).startsWith("webgpu on "), run.backend);
+      const cpu = await readRunRows(cpuOut);
+      const gpu = await readRunRows(gpuOut);
+      const key = (r: ResultRow) => `${r.cell_id} ${r.sample_id} ${r.query_index}`;
+      assertEquals(gpu.map(key).sort(), cpu.map(key).sort());
+      for (const g of gpu) {
+        const c = cpu.find((r) => key(r) === key(g))!;
+        assertEquals(
+          [g.entries_kept, g.kept_ratio_achieved, g.kv_bytes_full],
+          [c.entries_kept, c.kept_ratio_achieved, c.kv_bytes_full],
+          `${key(g)}: the same budget gives the same entries on both backends`,
+        );
+        if (g.method === "full") assertEquals(g.prediction, c.prediction, `${key(g)}: prediction`);
+      }
+    } finally {
+      await Deno.remove(cpuOut, { recursive: true });
+      await Deno.remove(gpuOut, { recursive: true });
+    }
+  },
+);
+
+Deno.test({
+  name: "a webgpu sweep without an adapter fails before any work",
+  ignore: testAdapter !== null,
+  async fn() {
+    const out = await Deno.makeTempDir();
+    await assertRejects(
+      () => runSweep(validateSweepConfig(config(out, { backend: "webgpu" })), { progress: false }),
+      InputError,
+      "no WebGPU adapter",
+    );
+    assertEquals([...Deno.readDirSync(out)], [], "nothing written");
+  },
 });
