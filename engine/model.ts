@@ -136,8 +136,8 @@ export class Model<S extends KvStore = CpuKvStore> {
   readonly #attention: AttentionExecutor;
   /** The WebGPU forward, when that backend runs this model (then steps and head are unused). */
   readonly #gpu: GpuForward | null;
-  /** proj_w when no projection is asked for: [hidden, 0]. */
-  readonly #noProjection: OrtTensor;
+  /** proj_w when no projection is asked for: [hidden, 0] (made on first use: ORT loads lazily). */
+  #noProjection: OrtTensor | null = null;
   /** proj_w tensors of the projections taps asked for, per array (built once each). */
   readonly #projections = new WeakMap<Float32Array, OrtTensor>();
 
@@ -159,7 +159,6 @@ export class Model<S extends KvStore = CpuKvStore> {
     this.#head = init.head;
     this.#attention = init.attention;
     this.#gpu = init.gpu ?? null;
-    this.#noProjection = tensorF32(new Float32Array(0), [init.config.hiddenSize, 0]);
     // Layers sharing a RoPE spec share one frequency object, so tables are built once per chunk.
     const bySpec = new Map<string, RopeFrequencies>();
     this.#rope = this.config.layers.map((l) => {
@@ -320,7 +319,7 @@ export class Model<S extends KvStore = CpuKvStore> {
         feeds.sin = tensorF32(table.sin, [T, half]);
         const projection = await taps?.hiddenProjection?.(l);
         feeds.proj_w = projection === undefined
-          ? this.#noProjection
+          ? (this.#noProjection ??= tensorF32(new Float32Array(0), [c.hiddenSize, 0]))
           : this.#projectionTensor(projection);
       }
       const out = await this.#steps[l].run(feeds);
