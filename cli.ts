@@ -166,6 +166,10 @@ export function buildProgram(): Command {
     .option("--validation-stride <n>", "every n-th token (100)", positiveInt("--validation-stride"))
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
     .option("--heldout <files...>", "held-out text: report gate accuracy and Spearman with KVzip")
+    .addOption(
+      new Option("--backend <name>", "backend of the frozen model's forward passes (features)")
+        .choices(["auto", "cpu", "webgpu"]).default("cpu"),
+    )
     .action(runTrainGateCommand);
 
   program.command("convert-gate")

@@ -48,6 +48,8 @@ export interface TrainGateCommandOptions {
   validationStride?: number;
   threads?: number;
   heldout?: string[];
+  /** Backend of the frozen model's forward passes (the features): auto, cpu or webgpu. */
+  backend?: "auto" | "cpu" | "webgpu";
 }
 
 /**
@@ -180,7 +182,11 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
     : await readCorpus(options.heldout, "--heldout");
   const log = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text));
 
-  const model = await Model.load(options.model, { threads: options.threads });
+  const model = await Model.load(options.model, {
+    threads: options.threads,
+    backend: options.backend ?? "cpu",
+  });
+  log(`model: ${options.model} (forward passes on the ${model.backend} backend)\n`);
   // Training and held-out features are extracted alike.
   const extraction = {
     reconstructionChunk: options.chunk ?? DEFAULT_RECONSTRUCTION_CHUNK,

@@ -12,6 +12,7 @@ import { readGateFile } from "../methods/gates/gate_file.ts";
 import { generatedText, withTinyModel } from "../methods/gates/testing.ts";
 import type { StepLog } from "../methods/gates/train.ts";
 import { ProgressPrinter } from "./train_gate.ts";
+import { gpuTest } from "../kernels/webgpu/test_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FIXTURES = `${ROOT}tests/fixtures/gates/`;
@@ -241,3 +242,21 @@ Deno.test("progress: plain lines per N steps off a terminal, one redrawn line on
   assertEquals(screen.split("\n").length - 1, 2, "validation line and last line stay");
   assert(screen.includes("\r\x1b[Kstep 10/30"));
 });
+
+gpuTest(
+  "train-gate --backend webgpu: features from the GPU forward train gates the model accepts",
+  async () => {
+    await withTinyModel(MODEL, async (dir) => {
+      await Deno.writeTextFile(`${dir}/a.txt`, generatedText(1, 80));
+      const out = `${dir}/gates.safetensors`;
+      const args = ["train-gate", "--model", dir, "--corpus", `${dir}/a.txt`, "--out", out];
+      const options = "--steps 10 --batch-size 64 --chunk 100 --threads 1 --backend webgpu";
+      const result = await runCli([...args, ...options.split(" ")]);
+      assertEquals(result.code, 0, JSON.stringify(result));
+      assert(result.stderr.includes("on the webgpu backend"), result.stderr);
+      const config = parseModelConfig(JSON.parse(await Deno.readTextFile(`${dir}/config.json`)));
+      const { gates } = await readGateFile(out, { config });
+      assertEquals(gates.layers.map((w) => w.layer), [0, 1, 2]);
+    });
+  },
+);

@@ -34,6 +34,7 @@ import { InputError } from "../errors.ts";
 import type { LayerTap } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
+import type { ModelConfig } from "../engine/types.ts";
 import { EntryScores } from "./entry_scores.ts";
 import { registerMethod } from "./registry.ts";
 import type { MethodContext, MethodDefinition } from "./types.ts";
@@ -105,7 +106,7 @@ export function reconstructionPasses(
 async function restrictedEntries(
   cache: KvStore,
   layer: number,
-  o: { prefixEnd: number; chunkStart: number; chunkEnd: number; passStart: number },
+  o: ReconstructionRanges,
 ): Promise<{ keys: Float32Array; values: Float32Array; positions: Int32Array }> {
   const { numKvHeads: H, headDim: d } = cache.shape;
   const segments = await cache.readEntries(
@@ -132,6 +133,48 @@ async function restrictedEntries(
     });
   }
   return { keys, values, positions: Int32Array.from(pick, (i) => ref.positions[i]) };
+}
+
+/** Position ranges of one reconstruction pass (spec §2.1). */
+export interface ReconstructionRanges {
+  /** End of the prompt prefix P (its entries are always in the key set). */
+  prefixEnd: number;
+  /** The chunk C_i being reconstructed: [chunkStart, chunkEnd). */
+  chunkStart: number;
+  chunkEnd: number;
+  /** First position of the pass R_i (its entries so far are in the key set, causally). */
+  passStart: number;
+}
+
+/**
+ * One layer of a reconstruction pass: the tap's post-RoPE queries attend, in `scratch` (a
+ * fresh store of the same backend whose `tap.layer` is still empty), over the entries of
+ * `cache` in P ∪ C_i ∪ R_i (causal by position), and every entry of C_i gets the max over the
+ * queries and the group's heads of its probability (the fused `columnMax` with GQA max).
+ * Backend-neutral: used by the `kvzip` method and by gate training's targets.
+ */
+export async function reconstructionColumnMax(
+  cache: KvStore,
+  scratch: KvStore,
+  config: ModelConfig,
+  tap: { layer: number; queries: Float32Array; positions: Int32Array },
+  ranges: ReconstructionRanges,
+): Promise<{ positions: Int32Array; perHead: Float32Array[] }> {
+  const e = await restrictedEntries(cache, tap.layer, ranges);
+  scratch.append(tap.layer, e.keys, e.values, e.positions);
+  const { stats } = await scratch.attend(tap.layer, tap.queries, tap.positions, {
+    scale: config.attnScale,
+    softcap: config.attnLogitSoftcap,
+    stats: { columnMax: true, gqa: "max" },
+  });
+  let from = e.positions.findIndex((x) => x >= ranges.chunkStart);
+  if (from < 0) from = e.positions.length;
+  let to = from;
+  while (to < e.positions.length && e.positions[to] < ranges.chunkEnd) to++;
+  return {
+    positions: e.positions.subarray(from, to),
+    perHead: stats!.map((s) => s.columnMax!.subarray(from, to)),
+  };
 }
 
 /** The `kvzip` method. */
@@ -162,27 +205,14 @@ export const kvzip: MethodDefinition<KvzipParams> = {
         const onLayer = async (tap: LayerTap): Promise<void> => {
           const l = tap.layer;
           if (cache.shape.slidingWindows[l] !== null) return;
-          const e = await restrictedEntries(cache, l, {
+          const chunk = await reconstructionColumnMax(cache, scratch, config, tap, {
             prefixEnd: ctx.contextStart,
             chunkStart: pass.chunkStart,
             chunkEnd: pass.chunkEnd,
             passStart,
           });
-          scratch.append(l, e.keys, e.values, e.positions);
-          const { stats } = await scratch.attend(l, tap.queries, tap.positions, {
-            scale: config.attnScale,
-            softcap: config.attnLogitSoftcap,
-            stats: { columnMax: true, gqa: "max" },
-          });
-          const from = e.positions.findIndex((x) => x >= pass.chunkStart);
-          const to = from + (pass.chunkEnd - pass.chunkStart);
           for (let h = 0; h < numKvHeads; h++) {
-            stored.put(
-              l,
-              h,
-              e.positions.subarray(from, to),
-              stats![h].columnMax!.subarray(from, to),
-            );
+            stored.put(l, h, chunk.positions, chunk.perHead[h]);
           }
         };
         try {

@@ -26,7 +26,8 @@ import { InputError } from "../../errors.ts";
 import { DEFAULT_PREFILL_CHUNK, type Model } from "../../engine/model.ts";
 import { bf16BitsToF32, f32ToBf16, openSafetensors } from "../../engine/safetensors.ts";
 import type { TextTokenizer } from "../../engine/tokenizer.ts";
-import type { CpuKvStore } from "../../kernels/kv_store.ts";
+import type { KvStore } from "../../kernels/kv_store.ts";
+import { reconstructionColumnMax } from "../kvzip.ts";
 import { gatedLayers } from "./gate.ts";
 
 /** The instruction line of the "qa" prompt style (spec §6.2). */
@@ -118,7 +119,7 @@ export interface KvzipSampleOptions {
  * ```
  */
 export async function kvzipSample(
-  model: Model,
+  model: Model<KvStore>,
   sample: { prompt: KvzipPrompt; context: Int32Array },
   options: KvzipSampleOptions = {},
 ): Promise<Float32Array> {
@@ -183,16 +184,20 @@ export async function kvzipSample(
       onLayer: async (layer, tap) => {
         const li = slot.get(layer);
         if (li === undefined) return;
-        await restrictedColumnMax(model, cache, {
-          layer,
-          queries: tap.queries,
-          positions: tap.positions,
-          ranges: { prefix: s, chunkStart: s + a, chunkEnd: s + b, passStart: s + n },
-          into: (token, h, value) => {
-            const at = ((a + token) * L + li) * H + h;
-            if (value > targets[at]) targets[at] = value;
-          },
-        });
+        const chunk = await reconstructionColumnMax(
+          cache,
+          model.createCache(),
+          model.config,
+          { layer, queries: tap.queries, positions: tap.positions },
+          { prefixEnd: s, chunkStart: s + a, chunkEnd: s + b, passStart: s + n },
+        );
+        for (let h = 0; h < H; h++) {
+          const values = chunk.perHead[h];
+          for (let j = 0; j < values.length; j++) {
+            const at = ((chunk.positions[j] - s) * L + li) * H + h;
+            if (values[j] > targets[at]) targets[at] = values[j];
+          }
+        }
       },
     });
     cache.restore(mark);
@@ -202,8 +207,8 @@ export async function kvzipSample(
 }
 
 async function runReconstruction(
-  model: Model,
-  cache: CpuKvStore,
+  model: Model<KvStore>,
+  cache: KvStore,
   pass: {
     ids: Int32Array;
     forwardChunk?: number;
@@ -219,67 +224,6 @@ async function runReconstruction(
       logits: "none",
       taps: { onLayer: (tap) => pass.onLayer(tap.layer, tap) },
     });
-  }
-}
-
-/**
- * Softmax of `queries` over the keys of [0, prefix) ∪ [chunkStart, chunkEnd) ∪ [passStart, ∞)
- * held by `cache` in `layer` (causal by position), reduced by max over queries and the group;
- * reports the values of the chunk's keys to `into(tokenInChunk, head, value)`.
- */
-async function restrictedColumnMax(
-  model: Model,
-  cache: CpuKvStore,
-  job: {
-    layer: number;
-    queries: Float32Array;
-    positions: Int32Array;
-    ranges: { prefix: number; chunkStart: number; chunkEnd: number; passStart: number };
-    into: (token: number, head: number, value: number) => void;
-  },
-): Promise<void> {
-  const { layer, ranges } = job;
-  const { numKvHeads: H, headDim: hd } = cache.shape;
-  const heads = Array.from({ length: H }, (_, h) => cache.segment(layer, h));
-  const pos = heads[0].positions;
-  const lower = (p: number) => {
-    let i = 0;
-    while (i < pos.length && pos[i] < p) i++;
-    return i;
-  };
-  const spans: [number, number][] = [
-    [0, lower(ranges.prefix)],
-    [lower(ranges.chunkStart), lower(ranges.chunkEnd)],
-    [lower(ranges.passStart), pos.length],
-  ];
-  const K = spans.reduce((k, [from, to]) => k + to - from, 0);
-  const keys = new Float32Array(K * H * hd);
-  const positions = new Int32Array(K);
-  let row = 0;
-  for (const [from, to] of spans) {
-    for (let e = from; e < to; e++) {
-      positions[row] = pos[e];
-      for (let h = 0; h < H; h++) {
-        if (heads[h].positions[e] !== pos[e]) {
-          throw new Error("KVzip targets need a full cache (heads hold different entries)");
-        }
-        keys.set(heads[h].keys.subarray(e * hd, (e + 1) * hd), (row * H + h) * hd);
-      }
-      row++;
-    }
-  }
-  const scratch = model.createCache();
-  scratch.append(layer, keys, new Float32Array(keys.length), positions);
-  const { stats } = await scratch.attend(layer, job.queries, job.positions, {
-    scale: model.config.attnScale,
-    softcap: model.config.attnLogitSoftcap,
-    stats: { columnMax: true, gqa: "max" },
-  });
-  const chunkFirst = spans[0][1] - spans[0][0];
-  const chunkCount = spans[1][1] - spans[1][0];
-  for (let h = 0; h < H; h++) {
-    const col = stats![h].columnMax!;
-    for (let j = 0; j < chunkCount; j++) job.into(j, h, col[chunkFirst + j]);
   }
 }
 
@@ -465,7 +409,7 @@ export interface ExtractOptions {
  * ```
  */
 export async function extractFeatures(
-  model: Model,
+  model: Model<KvStore>,
   corpus: { docs: readonly CorpusDocument[]; dir: string },
   options: ExtractOptions = {},
 ): Promise<FeatureManifest> {

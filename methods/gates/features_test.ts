@@ -10,7 +10,8 @@ import { assert, assertClose, assertEquals, assertRejects } from "../../tests/as
 import { InputError } from "../../errors.ts";
 import { type LayerTap, Model } from "../../engine/model.ts";
 import { roundToBf16 } from "../../engine/safetensors.ts";
-import { referenceAttention } from "../../kernels/kv_store.ts";
+import { type KvStore, referenceAttention } from "../../kernels/kv_store.ts";
+import { gpuTest } from "../../kernels/webgpu/test_support.ts";
 import { gatedLayers } from "./gate.ts";
 import { extractFeatures, FeatureSet, kvzipPrompt, kvzipSample, REPEAT_TAIL } from "./features.ts";
 import { generatedText, withTinyModel } from "./testing.ts";
@@ -126,6 +127,42 @@ Deno.test("KVzip targets equal spec §2.1 computed by hand, for any forward chun
     });
   }
 });
+
+gpuTest(
+  "KVzip targets and hidden states on the WebGPU backend equal the CPU backend's",
+  async (gpu) => {
+    await withTinyModel({ arch: "qwen3", seed: 4, overrides: LONG }, async (dir) => {
+      const cpu = await Model.load(dir, { threads: 1 });
+      const webgpu = await Model.load(dir, { backend: "webgpu", gpu: { context: gpu } });
+      try {
+        const prompt = kvzipPrompt(cpu.tokenizer());
+        const context = Int32Array.from(
+          cpu.tokenizer().encode(generatedText(2, 40), { addSpecialTokens: false }),
+        );
+        const run = async (model: Model<KvStore>) => {
+          const hidden: Float32Array[] = [];
+          const targets = await kvzipSample(model, { prompt, context }, {
+            reconstructionChunk: 25,
+            onHidden: (_first, rows) => void hidden.push(rows.slice()),
+          });
+          return { targets, hidden };
+        };
+        const want = await run(cpu);
+        const got = await run(webgpu);
+        // Probabilities to 1e-5 absolute; hidden states to 1e-3 of their largest magnitude.
+        assertClose(got.targets, want.targets, 1e-3, 1e-2);
+        assertEquals(got.hidden.length, want.hidden.length, "hidden-state batches");
+        want.hidden.forEach((rows, i) => {
+          const scale = rows.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          assertClose(got.hidden[i], rows, 1e-3, scale);
+        });
+        assert(want.targets.some((v) => v > 0.05), "targets carry signal");
+      } finally {
+        webgpu.dispose();
+      }
+    });
+  },
+);
 
 Deno.test("the prompt follows the chat template: system + user header + instruction, A = assistant opener", async () => {
   await withTinyModel({ arch: "qwen3", seed: 1 }, async (dir) => {
