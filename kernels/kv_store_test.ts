@@ -70,6 +70,8 @@ interface Case {
   window?: number;
   softcap?: number;
   gqa: "mean" | "max";
+  /** Ask for no statistics (a plain decode step takes its own path in onnxruntime). */
+  noStats?: boolean;
 }
 
 const cases: Case[] = [
@@ -124,6 +126,18 @@ const cases: Case[] = [
     window: 4,
     softcap: 5,
     gqa: "max",
+  },
+  {
+    name: "decode step without statistics, soft-capped, after eviction",
+    kvHeads: 3,
+    group: 2,
+    d: 8,
+    prior: 12,
+    chunk: 1,
+    evict: true,
+    softcap: 2,
+    gqa: "mean",
+    noStats: true,
   },
 ];
 
@@ -190,12 +204,16 @@ for (const c of cases) {
         scale: 0.7,
         window: c.window ?? null,
         softcap: c.softcap ?? null,
-        stats,
+        stats: c.noStats ? undefined : stats,
       };
       const got = await kv.attend(0, q, qPos, opts);
       const want = naive(keys, values, kPos, q, qPos, c.group, c.d, opts);
       for (let i = 0; i < want.out.length; i++) {
         assertAlmostEquals(got.output[i], want.out[i], 1e-5);
+      }
+      if (c.noStats) {
+        assertEquals(got.stats, null);
+        return;
       }
       assert(got.stats !== null);
       for (let h = 0; h < H; h++) {
