@@ -14,10 +14,14 @@ import csv
 import json
 import os
 import struct
+import sys
 from collections import defaultdict
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train import lr_cycles, stage_data_name  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -93,13 +97,21 @@ def main():
     w("Recipe: `tools/organism/` (`setup.sh`, then `.venv/bin/python tools/organism/run.py`, then "
       "`--export` and `--gates`). It is resumable: every step skips what exists, and training resumes "
       "from its checkpoint, so it can be spread over several runs.\n")
-    w("| stage | row length | batch | steps | corpus lengths | training seeds | rows |")
-    w("| ----- | ---------- | ----- | ----- | -------------- | -------------- | ---- |")
+    w("| stage | row length | batch | steps | corpus lengths | training seeds | rows | notes |")
+    w("| ----- | ---------- | ----- | ----- | -------------- | -------------- | ---- | ----- |")
     for i, s in enumerate(recipe["stages"]):
-        npz = os.path.join(args.work, "data", f"stage-{s['length']}.npz")
+        npz = os.path.join(args.work, "data", stage_data_name(s) + ".npz")
         rows = len(np.load(npz)["tokens"]) if os.path.exists(npz) else "?"
+        notes = []
+        if "focus_tasks" in s:
+            notes.append("focus tasks: " + ", ".join(s["focus_tasks"]))
+        for extra in s.get("extra", []):
+            count = (extra["seeds"][1] - extra["seeds"][0] + 1) * extra.get("n", 5)
+            notes.append(f"+ {count:,} {', '.join(extra['tasks'])} samples (seeds {extra['seeds'][0]}–{extra['seeds'][1]})")
+        if "restart_lr" in s:
+            notes.append(f"new cosine cycle from lr {s['restart_lr']} ({s.get('restart_warmup', 100)} warm-up steps)")
         w(f"| {i} | {s['length']} | {s['batch']} | {s['steps']} | {', '.join(map(str, s['corpus_lengths']))} "
-          f"| {s['seeds'][0]}–{s['seeds'][1]} (+50 000 for the focus tasks) | {rows} |")
+          f"| {s['seeds'][0]}–{s['seeds'][1]} (+50 000 for the focus tasks) | {rows} | {'; '.join(notes)} |")
     o = recipe["optimizer"]
     w("")
     w(f"- Data: `deno task corpus --with-ids` on every generated task (long-context, code, math), plus "
@@ -107,9 +119,11 @@ def main():
       f"(≥ 1 000 000); evaluation uses seeds below 1 000 000, so no evaluation sample was trained on.")
     w("- Loss: next-token cross-entropy, the mean over prompt tokens plus the mean over answer tokens "
       "(so answers weigh as much as the text around them).")
-    w(f"- AdamW (β = {tuple(o['betas'])}, weight decay {o['weight_decay']}), peak lr {o['lr']}, "
-      f"{o['warmup']} warm-up steps, cosine to {o['min_lr']}, gradient clip {o['clip']}; bfloat16 "
-      f"autocast on the CPU (torch {torch.__version__}).")
+    cycles = lr_cycles(recipe["stages"], o)
+    w(f"- AdamW (β = {tuple(o['betas'])}, weight decay {o['weight_decay']}), gradient clip {o['clip']}; "
+      f"bfloat16 autocast on the CPU (torch {torch.__version__}). Learning rate: "
+      + "; ".join(f"steps {c['start']}–{c['end']}: {c['warmup']} warm-up steps to {c['peak']}, cosine to {o['min_lr']}"
+                  for c in cycles) + ".")
     w(f"- Steps: {state['step']} of {total_steps}; tokens seen: {state['tokens_seen']:,}; "
       f"training time: {state['seconds'] / 60:.0f} min on 2 CPU cores.")
     if log:
