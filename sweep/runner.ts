@@ -289,6 +289,7 @@ export async function runSweep(
         }
       }
     }
+    model?.dispose(); // a WebGPU model's device memory goes back before the next model loads
   }
   provenance.ended = new Date().toISOString();
   provenance.peakRssBytes = peakRss;
