@@ -7,7 +7,7 @@
  */
 
 import { latencyMs } from "./runtime.ts";
-import { DEMO_KEPT_RATIOS, DEMO_METHODS, DEMO_TASKS, sweepLikeRows } from "../reports/demo_rows.ts";
+import { sweepLikeRows } from "../reports/demo_rows.ts";
 import { writeReport } from "../reports/render.ts";
 import { ResultsStore } from "../sweep/store.ts";
 
@@ -24,8 +24,7 @@ export async function benchReport(
   options: { rows?: number; iterations?: number } = {},
 ): Promise<ReportBenchResult> {
   const wanted = options.rows ?? 10_000;
-  // Rows per sample: full at one ratio plus every other method at every ratio, on every task.
-  const perSample = (1 + (DEMO_METHODS.length - 1) * DEMO_KEPT_RATIOS.length) * DEMO_TASKS.length;
+  const perSample = sweepLikeRows({ samples: 1 }).length;
   const rows = sweepLikeRows({ samples: Math.ceil(wanted / perSample) });
   const dir = await Deno.makeTempDir({ prefix: "evictbench-report-bench-" });
   try {

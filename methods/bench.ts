@@ -37,6 +37,7 @@
 import type { Model } from "../engine/model.ts";
 import { GraphBuilder } from "../kernels/onnx/graph.ts";
 import { createSession, tensorF32 } from "../kernels/ort.ts";
+import { latencyMs } from "../bench/runtime.ts";
 import type {
   AttendOptions,
   AttendResult,
@@ -281,14 +282,12 @@ class ProjectionTimer {
         x: tensorF32(new Float32Array(T * D).fill(0.5), [T, D]),
         w: tensorF32(new Float32Array(D * P).fill(0.25), [D, P]),
       };
-      const times: number[] = [];
-      for (let i = 0; i < 11; i++) {
-        const t0 = performance.now();
-        await session.run(feeds);
-        if (i >= 2) times.push(performance.now() - t0);
-      }
-      this.#ms.set(key, median(times));
-      return median(times);
+      const { medianMs } = await latencyMs(() => session.run(feeds), {
+        iterations: 9,
+        warmup: 2,
+      });
+      this.#ms.set(key, medianMs);
+      return medianMs;
     } finally {
       await session.release();
     }
