@@ -73,18 +73,22 @@ function buildAttentionGraph(v: Variant): Uint8Array {
       });
       continue;
     }
-    let s = g.gemm(qh, k); // scale · q kᵀ [G·T, n]
-    if (view3d) s = g.reshape(g.node("Unsqueeze", [s, g.constantI64([0])]), [G, -1, 0]);
+    // q · kᵀ as MatMul on a transposed k: with k a run-time input, onnxruntime's Gemm(transB)
+    // runs at half the rate of this form (1024 × 2048 × 128: 4.6 vs 2.3 ms here).
+    let s = g.node("MatMul", [qh, g.transpose(k, [1, 0])]); // scale · q kᵀ [G·T, n]
+    s = g.reshape(g.node("Unsqueeze", [s, g.constantI64([0])]), [G, -1, 0]);
     if (v.softcap !== null) {
       const cap = g.constantF32(v.softcap);
       s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
     }
     if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", ["T", `n${h}`])]);
-    const p = g.node("Softmax", [s], { axis: { int: -1 } }); // [G, T, n] or [G·T, n]
-    g.output(g.node("MatMul", [p, val]), {
+    const p = g.node("Softmax", [s], { axis: { int: -1 } }); // [G, T, n]
+    // p · v as one 2-D product: the batched [G, T, n] form runs about 25 % slower.
+    const out = g.node("MatMul", [g.node("Flatten", [p], { axis: { int: 2 } }), val]); // [G·T, d]
+    g.output(g.reshape(out, [G, -1, d]), {
       name: `out${h}`,
       dataType: "float32",
-      shape: view3d ? [G, "T", d] : ["GT", d],
+      shape: [G, "T", d],
     });
     for (const stat of v.stats) {
       let perGroup: string; // [G, n]

@@ -98,6 +98,33 @@ Deno.test("gated: scores are the gate of each hidden state; the global threshold
   }
 });
 
+Deno.test("gated: prefill chunks batched across gate calls score exactly as one call", async () => {
+  await withGatedModel("qwen3", async (model) => {
+    const p = prompt(90, 3);
+    const once = await prefillWithEviction(model, p, {
+      method: "gated",
+      keptRatio: 0.3,
+      keepScores: true,
+    });
+    // Chunks of 16 ≥ buffer 8: rows wait across chunks for one gate call per layer, flushed
+    // when the eviction reads the scores.
+    const batched = await prefillWithEviction(model, p, {
+      method: "gated",
+      params: { buffer: 8 },
+      keptRatio: 0.3,
+      keepScores: true,
+      chunkSize: 16,
+    });
+    const a = once.scores!.scores;
+    const b = batched.scores!.scores;
+    for (let layer = 0; layer < a.length; layer++) {
+      for (let h = 0; h < a[layer].length; h++) {
+        assertClose(b[layer][h], a[layer][h], 1e-4, 1e-6);
+      }
+    }
+  });
+});
+
 Deno.test("gated: chunked prefill keeps r of the context with the lagging window intact", async () => {
   await withGatedModel("qwen3", async (model) => {
     const p = prompt(200, 5);
