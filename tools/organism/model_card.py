@@ -105,9 +105,11 @@ def main():
         notes = []
         if "focus_tasks" in s:
             notes.append("focus tasks: " + ", ".join(s["focus_tasks"]))
-        for extra in s.get("extra", []):
-            count = (extra["seeds"][1] - extra["seeds"][0] + 1) * extra.get("n", 5)
-            notes.append(f"+ {count:,} {', '.join(extra['tasks'])} samples (seeds {extra['seeds'][0]}–{extra['seeds'][1]})")
+        for k, extra in enumerate(s.get("extra", [])):
+            jsonl = os.path.join(args.work, "data", f"{stage_data_name(s)}-extra{k}.jsonl")
+            count = f"{sum(1 for _ in open(jsonl)):,}" if os.path.exists(jsonl) else "?"
+            at = f" at {', '.join(map(str, extra['lengths']))} tokens" if "lengths" in extra else ""
+            notes.append(f"+ {count} {', '.join(extra['tasks'])} samples{at} (seeds {extra['seeds'][0]}–{extra['seeds'][1]})")
         if "restart_lr" in s:
             notes.append(f"new cosine cycle from lr {s['restart_lr']} ({s.get('restart_warmup', 100)} warm-up steps)")
         w(f"| {i} | {s['length']} | {s['batch']} | {s['steps']} | {', '.join(map(str, s['corpus_lengths']))} "

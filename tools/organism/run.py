@@ -87,15 +87,17 @@ def main():
             # The focus tasks again, on the other half of the stage's seed block.
             ("focus", stage.get("focus_tasks", recipe["focus_tasks"]), f"{lo + 50000}-{hi + 50000}", 5),
         ]
-        # Extra blocks weight chosen tasks further (e.g. many short math problems per row).
+        # Extra blocks weight chosen tasks further (e.g. many short math problems per row), at
+        # the stage's corpus lengths or their own "lengths" (short lookups packed into long rows).
         for k, extra in enumerate(stage.get("extra", [])):
             elo, ehi = extra["seeds"]
-            blocks.append((f"extra{k}", extra["tasks"], f"{elo}-{ehi}", extra.get("n", 5)))
+            blocks.append((f"extra{k}", extra["tasks"], f"{elo}-{ehi}", extra.get("n", 5),
+                           extra.get("lengths", stage["corpus_lengths"])))
         parts = []
-        for part, tasks, seeds, n in blocks:
+        for part, tasks, seeds, n, *lengths in blocks:
             path = os.path.join(work, "data", f"{name}-{part}.jsonl")
             if not os.path.exists(path):
-                corpus(tok_dir, tasks, seeds, stage["corpus_lengths"], n, path)
+                corpus(tok_dir, tasks, seeds, lengths[0] if lengths else stage["corpus_lengths"], n, path)
             parts.append(path)
         subprocess.run([py, os.path.join(HERE, "prepare_data.py"), npz, *parts,
                         "--length", str(L), "--eos", "0", "--seed", str(lo)], check=True)
