@@ -156,13 +156,20 @@ export function buildStepGraph(
     g.output(pre.q, { name: "q", dataType: "float32", shape: ["T", numHeads, d] });
     g.output(pre.k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
     g.output(pre.v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
-    const projW = g.input("proj_w", "float32", [D, "P"]);
-    // Gemm, not MatMul: with a run-time B, onnxruntime's MatMul runs this product at less
-    // than half the rate ([512, 1024] · [1024, 384]: 4.1 vs 1.7 ms here).
-    const proj = g.node("Gemm", [pre.hidden, projW]);
+    const proj = hiddenProjectionNode(g, pre.hidden, g.input("proj_w", "float32", [D, "P"]));
     g.output(proj, { name: "proj", dataType: "float32", shape: ["T", "P"] });
   }
   return g.build();
+}
+
+/**
+ * `hidden [T, D] · w [D, P]` for a projection given at run time (a method's
+ * `hiddenProjection`); shared with the methods bench, which times it alone. Gemm, not MatMul:
+ * with a run-time B, onnxruntime's MatMul runs this product at less than half the rate
+ * ([512, 1024] · [1024, 384]: 4.1 vs 1.7 ms here).
+ */
+export function hiddenProjectionNode(g: GraphBuilder, hidden: string, w: string): string {
+  return g.node("Gemm", [hidden, w]);
 }
 
 /** Final norm and the LM head (with optional tanh soft-capping). */

@@ -34,6 +34,7 @@
  * @module
  */
 
+import { hiddenProjectionNode } from "../engine/graphs.ts";
 import type { Model } from "../engine/model.ts";
 import { GraphBuilder } from "../kernels/onnx/graph.ts";
 import { createSession, tensorF32 } from "../kernels/ort.ts";
@@ -275,7 +276,8 @@ class ProjectionTimer {
     const g = new GraphBuilder("projection");
     const x = g.input("x", "float32", ["T", D]);
     const w = g.input("w", "float32", [D, "P"]);
-    g.output(g.node("MatMul", [x, w]), { name: "y", dataType: "float32", shape: ["T", "P"] });
+    const y = hiddenProjectionNode(g, x, w);
+    g.output(y, { name: "y", dataType: "float32", shape: ["T", "P"] });
     const session = await createSession(g.build(), { name: "projection", threads: this.#threads });
     try {
       const feeds = {
