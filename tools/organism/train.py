@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -72,6 +73,26 @@ def lr_at(step, cycles, opt):
     length = cycle["end"] - cycle["start"] - cycle["warmup"]
     progress = min(1.0, (into - cycle["warmup"]) / max(1, length))
     return opt["min_lr"] + 0.5 * (cycle["peak"] - opt["min_lr"]) * (1 + math.cos(math.pi * progress))
+
+
+class PauseClock:
+    """Wall time during which the process was stopped (SIGSTOP … SIGCONT, e.g. while benchmarks
+    ran on the same machine): a daemon thread ticks every second, and a gap of more than
+    `threshold` seconds between ticks counts as paused. Training time excludes it."""
+
+    def __init__(self, threshold=5.0):
+        self.paused = 0.0
+        self.threshold = threshold
+        self._last = time.time()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    def _tick(self):
+        while True:
+            time.sleep(1.0)
+            now = time.time()
+            if now - self._last > self.threshold:
+                self.paused += now - self._last - 1.0
+            self._last = now
 
 
 def save_atomic(state, path):
@@ -160,6 +181,7 @@ def main():
     print(f"{recipe['name']}: {params:,} parameters, {total} steps in {len(stages)} stages, device {device}")
     log = open(os.path.join(args.work, "train_log.jsonl"), "a")
     started = time.time()
+    clock = PauseClock()
     autocast = True
 
     def state():
@@ -185,12 +207,13 @@ def main():
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, cycles, o)
             t0 = time.time()
+            paused0 = clock.paused
             out = batch_loss(model, tokens[pick], classes[pick], device, autocast)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), o["clip"])
             optimizer.step()
-            seconds += time.time() - t0
+            seconds += max(0.0, time.time() - t0 - (clock.paused - paused0))
             tokens_seen += int(stage["batch"] * stage["length"])
             step += 1
             for k in ("loss", "text", "answer", "answer_acc"):
