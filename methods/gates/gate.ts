@@ -427,10 +427,17 @@ function addGateHead(
   const kb = g.initializer(`${p}k_base_t`, tensorDataF32(kBaseT, [H, d, S]));
   const qh = g.reshape(g.transpose(q, [1, 0, 2, 3]), [H, -1, d]); // [H, T·G, d]
   const sinks = g.node("MatMul", [qh, kb]); // [H, T·G, S]
-  const lse = g.node("ReduceLogSumExp", [sinks], { axes: { ints: [-1] }, keepdims: { int: 0 } });
-  const selfHT = g.transpose(self, [1, 0, 2]); // [H, T, G]
-  const prob = g.node("Sigmoid", [g.node("Sub", [selfHT, g.reshape(lse, [H, -1, G])])]);
-  const scores = g.reduce("ReduceMean", prob, [-1], { keepdims: false }); // [H, T]
+  // sigmoid(self − logsumexp_j sink_j) = 1 / (1 + Σ_j exp(sink_j − self)): one vectorised Exp
+  // instead of ReduceLogSumExp, which took most of the head's time. An overflowing exp gives
+  // 1 / ∞ = 0, the right limit.
+  const selfCol = g.reshape(g.transpose(self, [1, 0, 2]), [H, -1, 1]); // [H, T·G, 1]
+  const sum = g.reduce("ReduceSum", g.node("Exp", [g.node("Sub", [sinks, selfCol])]), [-1], {
+    keepdims: false,
+  }); // [H, T·G]
+  const prob = g.node("Reciprocal", [g.node("Add", [sum, g.constantF32(1)])]);
+  const scores = g.reduce("ReduceMean", g.reshape(prob, [H, -1, G]), [-1], {
+    keepdims: false,
+  }); // [H, T]
   g.output(scores, { name: "scores", dataType: "float32", shape: [H, "T"] });
 }
 

@@ -118,6 +118,30 @@ Deno.test("the onnxruntime scorer agrees with the plain loops", async () => {
   }
 });
 
+Deno.test("the onnxruntime scorer saturates like the plain loops when logits are large", async () => {
+  // Biases large enough that exp(sink − self) overflows float32 on KV head 0 and underflows on
+  // KV head 1: scores must reach 0 and 1, never NaN.
+  const dims: GateDims = { hiddenSize: 24, numKvHeads: 2, group: 2, gateDim: 16, sinks: 4 };
+  const gates = randomGates(dims, { layers: [0], seed: 5 });
+  const w = gates.layers[0];
+  for (let i = 0; i < w.kBase.length; i++) w.kBase[i] *= 60;
+  w.bias.set([-300, -300, 300, 300]);
+  const scorer = await GateScorer.create(gates, { threads: 1 });
+  try {
+    const x = randomInputs(64, dims.hiddenSize, 3);
+    const want = gateForward({ dims, weights: w }, x);
+    const got = await scorer.score(0, x);
+    assert(got.every(Number.isFinite), "no NaN or infinity");
+    assert(
+      want.some((v) => v < 1e-6) && want.some((v) => v > 0.4),
+      "saturated and unsaturated cases",
+    );
+    assertClose(got, want, 1e-5, 1e-4);
+  } finally {
+    await scorer.release();
+  }
+});
+
 Deno.test("fresh sinks and bias with a zero key give 1/(1 + S) for every token", () => {
   // k_base = 0 makes every sink logit 0 and b = 0; a zero k_proj makes the self logit 0, so
   // p = sigmoid(0 − log S) = 1/(1 + S) = 1/17.
