@@ -301,7 +301,9 @@ async function runMethodsSection(
       continue;
     }
     const attention = m.usesStatistics
-      ? `Δattention ${share(m.attentionDeltaMs)}`
+      ? `attention statistics ${share(m.statisticsMs)} (paired replay; Δattention run to run ${
+        share(m.attentionDeltaMs)
+      })`
       : `no statistics asked (Δattention ${share(m.attentionDeltaMs)} is drift, not counted)`;
     const projections = m.projectionMs > 0 ? `, in-graph projections ${share(m.projectionMs)}` : "";
     line(

@@ -13,13 +13,13 @@
  *   (median of 9) and summed over the calls;
  * - `attentionMs`: inside the attention executor during the prefill, which includes the fused
  *   statistics (H2O's column sums, SnapKV's window means); compare with the full prefill's;
+ * - `statisticsMs`: those statistics alone: every attention call that asked for them (recorded
+ *   in the first timed run) replayed with and without them on the same inputs;
  * - `scoreMs`: the scoring call after the prefill (KVzip: its reconstruction passes);
  * - `selectMs` and `compactMs`: the one eviction.
  * `overhead` = (prefill with the method − full prefill + scoring) / full prefill, end to end,
  * paired run by run (each method run with the full prefill just before it), then the median.
- * `directOverhead` = (observe + projections + Δattention + score) / full prefill, where
- * Δattention counts only for methods that ask attention for statistics (otherwise attention
- * runs the same code, and the difference is drift).
+ * `directOverhead` = (observe + projections + statistics + score) / full prefill.
  *
  * Attention is timed by wrapping the model's executor ({@linkcode TimedAttention}), so load
  * the model with one (CPU backend).
@@ -50,11 +50,31 @@ import { prefillWithEviction } from "./phases.ts";
 import { getMethod } from "./registry.ts";
 import type { AnyMethodDefinition, Scorer } from "./types.ts";
 
-/** An attention executor that adds up the wall time spent in the one it wraps. */
+/** The shape of one attention call that asked for statistics, and how often it was made. */
+export interface StatisticsCall {
+  /** Queries in the call. */
+  tokens: number;
+  /** Entries per KV head. */
+  lengths: number[];
+  group: number;
+  headDim: number;
+  options: AttendOptions;
+  count: number;
+}
+
+/**
+ * An attention executor that adds up the wall time spent in the one it wraps and, while
+ * `recording`, the shapes of the calls that asked for statistics (see
+ * {@linkcode timeStatistics}).
+ */
 export class TimedAttention implements AttentionExecutor {
   readonly inner: AttentionExecutor;
   /** Milliseconds spent in `attend` since creation. */
   ms = 0;
+  /** Whether calls with statistics are being recorded into `calls`. */
+  recording = false;
+  /** Recorded calls with statistics, by shape. */
+  readonly calls = new Map<string, StatisticsCall>();
 
   constructor(inner: AttentionExecutor) {
     this.inner = inner;
@@ -65,6 +85,19 @@ export class TimedAttention implements AttentionExecutor {
     query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
     options: AttendOptions,
   ): Promise<AttendResult> {
+    if (this.recording && hasStatistics(options)) {
+      const call = {
+        tokens: query.positions.length,
+        lengths: segments.map((s) => s.length),
+        group: query.group,
+        headDim: query.headDim,
+        options: structuredClone(options),
+      };
+      const key = JSON.stringify(call);
+      const known = this.calls.get(key);
+      if (known) known.count++;
+      else this.calls.set(key, { ...call, count: 1 });
+    }
     const t0 = performance.now();
     try {
       return await this.inner.attend(segments, query, options);
@@ -72,6 +105,62 @@ export class TimedAttention implements AttentionExecutor {
       this.ms += performance.now() - t0;
     }
   }
+}
+
+function hasStatistics(options: AttendOptions): boolean {
+  const s = options.stats;
+  return s !== undefined &&
+    (s.columnSum === true || s.columnMax === true || s.lastRow === true ||
+      (s.lastWindowMean ?? 0) > 0);
+}
+
+/**
+ * What the statistics of `calls` cost, in ms: each distinct call replayed on `executor` with
+ * random entries of the same shape, with and without its statistics, interleaved (median of
+ * `repeats` each), the difference times the call's count. Paired on the same inputs, this
+ * separates the statistics from the run-to-run drift of a whole prefill, which at 8k tokens
+ * is as large as the cost itself.
+ */
+export async function timeStatistics(
+  executor: AttentionExecutor,
+  calls: Iterable<StatisticsCall>,
+  repeats = 5,
+): Promise<number> {
+  let total = 0;
+  for (const call of calls) {
+    const { tokens: T, group, headDim: d } = call;
+    const random = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898));
+    const segments: HeadSegment[] = call.lengths.map((n) => ({
+      keys: random(n * d),
+      values: random(n * d).reverse(),
+      positions: Int32Array.from({ length: n }, (_, i) => i),
+      length: n,
+    }));
+    const last = Math.max(...call.lengths);
+    const query = {
+      q: random(T * call.lengths.length * group * d),
+      positions: Int32Array.from({ length: T }, (_, i) => last - T + i),
+      group,
+      headDim: d,
+    };
+    const bare: AttendOptions = { ...call.options, stats: undefined };
+    const withStats: number[] = [];
+    const without: number[] = [];
+    for (let r = -1; r < repeats; r++) {
+      let t0 = performance.now();
+      await executor.attend(segments, query, call.options);
+      const a = performance.now() - t0;
+      t0 = performance.now();
+      await executor.attend(segments, query, bare);
+      const b = performance.now() - t0;
+      if (r >= 0) { // the first pair builds the sessions
+        withStats.push(a);
+        without.push(b);
+      }
+    }
+    total += Math.max(0, median(withStats) - median(without)) * call.count;
+  }
+  return total;
 }
 
 /** Options of {@linkcode benchMethods}. */
@@ -130,12 +219,17 @@ export interface MethodCost extends RunTimes {
   overhead: number;
   /** Median over repeats of attention time minus the paired full prefill's (fused statistics). */
   attentionDeltaMs: number;
+  /**
+   * The attention statistics alone: the calls that asked for them replayed with and without,
+   * paired ({@linkcode timeStatistics}); 0 when none were asked.
+   */
+  statisticsMs: number;
   /** Whether the scorer asked attention for statistics (then Δattention is its cost). */
   usesStatistics: boolean;
   /**
-   * The method's own work over the full prefill: (taps + projections + Δattention, when it
-   * uses statistics, + score) / full prefill. Less noisy than `overhead`, which also carries
-   * the run-to-run drift of the whole prefill.
+   * The method's own work over the full prefill: (taps + projections + statistics + score) /
+   * full prefill. Less noisy than `overhead`, which also carries the run-to-run drift of the
+   * whole prefill.
    */
   directOverhead: number;
   /** (prefill + score) / full prefill, paired medians: what a prefill with the method costs. */
@@ -369,11 +463,17 @@ export async function benchMethods(
   }
   const fullRuns: RunTimes[] = [];
   const methodRuns = new Map<string, RunTimes[]>(defs.map((d) => [d.id, []]));
+  const statisticsCalls = new Map<string, StatisticsCall[]>();
+  const attention = options.attention;
   for (let r = 0; r < repeats; r++) {
     const full = await fullRun(model, ids, options);
     fullRuns.push(full);
     options.onRun?.(`full prefill ${full.prefillMs.toFixed(0)} ms (run ${r + 1}/${repeats})`);
     for (const def of defs) {
+      if (attention && r === 0) {
+        attention.calls.clear();
+        attention.recording = true;
+      }
       const run = await methodRun(model, ids, {
         ...options,
         def,
@@ -381,6 +481,10 @@ export async function benchMethods(
         projections,
         statistics,
       });
+      if (attention && r === 0) {
+        attention.recording = false;
+        statisticsCalls.set(def.id, [...attention.calls.values()]);
+      }
       methodRuns.get(def.id)!.push(run);
       options.onRun?.(
         `${def.id}: prefill ${run.prefillMs.toFixed(0)} ms, score ${
@@ -388,6 +492,11 @@ export async function benchMethods(
         } ms (run ${r + 1}/${repeats})`,
       );
     }
+  }
+  const statisticsMs = new Map<string, number>();
+  for (const def of defs) {
+    const calls = statisticsCalls.get(def.id) ?? [];
+    statisticsMs.set(def.id, attention ? await timeStatistics(attention.inner, calls) : NaN);
   }
   const full = medians(fullRuns);
   return {
@@ -407,9 +516,10 @@ export async function benchMethods(
         ...m,
         overhead: paired((run, f) => (run.prefillMs - f.prefillMs + run.scoreMs) / f.prefillMs),
         attentionDeltaMs,
+        statisticsMs: statisticsMs.get(def.id)!,
         usesStatistics: statistics.has(def.id),
         directOverhead: (m.observeMs + m.projectionMs +
-          (statistics.has(def.id) ? attentionDeltaMs : 0) + m.scoreMs) / full.prefillMs,
+          (statistics.has(def.id) ? statisticsMs.get(def.id)! : 0) + m.scoreMs) / full.prefillMs,
         costRatio: paired((run, f) => (run.prefillMs + run.scoreMs) / f.prefillMs),
         runs,
       };

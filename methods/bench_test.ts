@@ -2,9 +2,9 @@
 
 import { assert, assertEquals } from "../tests/assert.ts";
 import { Model } from "../engine/model.ts";
-import { referenceAttention } from "../kernels/kv_store.ts";
+import { type AttentionExecutor, referenceAttention } from "../kernels/kv_store.ts";
 import "./mod.ts";
-import { benchMethods, median, TimedAttention } from "./bench.ts";
+import { benchMethods, median, TimedAttention, timeStatistics } from "./bench.ts";
 import { withTinyModel } from "./testing.ts";
 
 Deno.test("median: middle value, or the mean of the two middle ones", () => {
@@ -35,7 +35,35 @@ Deno.test("benchMethods: interleaved runs per method, attention and taps split o
     assert(gated.projectionMs > 0, "the gate's projections run in the layer graphs");
     assert(!gated.usesStatistics && h2o.usesStatistics, "only h2o asks attention for statistics");
     assertEquals(h2o.projectionMs, 0);
+    assert(Number.isFinite(h2o.statisticsMs) && h2o.statisticsMs >= 0, `${h2o.statisticsMs}`);
+    assertEquals(gated.statisticsMs, 0, "no call asked for statistics");
     assert(kvzip.scoreMs > 0 && kvzip.policy === "global", JSON.stringify(kvzip));
     for (const m of result.methods) assert(Number.isFinite(m.overhead), m.method);
   });
+});
+
+Deno.test("timeStatistics: replays each call with and without statistics, times its count", async () => {
+  // An executor whose statistics cost a known 3 ms of busy time per call.
+  const slowStats: AttentionExecutor = {
+    async attend(segments, query, options) {
+      if (options.stats?.columnSum) {
+        const until = performance.now() + 3;
+        while (performance.now() < until) { /* the statistics' cost */ }
+      }
+      return await referenceAttention.attend(segments, query, options);
+    },
+  };
+  const call = {
+    tokens: 4,
+    lengths: [6, 5],
+    group: 2,
+    headDim: 8,
+    options: { scale: 0.3, stats: { columnSum: true } },
+    count: 7,
+  };
+  const ms = await timeStatistics(slowStats, [call], 3);
+  assert(ms > 7 * 2.5 && ms < 7 * 6, `7 calls × 3 ms, measured ${ms.toFixed(1)} ms`);
+  // A call whose statistics cost nothing measures (about) nothing.
+  const free = await timeStatistics(referenceAttention, [call], 3);
+  assert(free < 7 * 1, `${free.toFixed(2)} ms`);
 });
