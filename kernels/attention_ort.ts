@@ -15,12 +15,14 @@
  * @module
  */
 
-import type {
-  AttendOptions,
-  AttendResult,
-  AttentionExecutor,
-  HeadSegment,
-  HeadStats,
+import {
+  type AttendOptions,
+  type AttendResult,
+  type AttentionExecutor,
+  type HeadSegment,
+  type HeadStats,
+  requestedStats,
+  type StatName,
 } from "./kv_store.ts";
 import { GraphBuilder } from "./onnx/graph.ts";
 import {
@@ -31,9 +33,6 @@ import {
   tensorF32,
   tensorI64,
 } from "./ort.ts";
-
-type StatName = "columnSum" | "columnMax" | "lastWindowMean" | "lastRow";
-const STAT_NAMES: StatName[] = ["columnSum", "columnMax", "lastWindowMean", "lastRow"];
 
 interface Variant {
   heads: number;
@@ -180,9 +179,7 @@ export class OrtAttention implements AttentionExecutor {
     const H = segments.length;
     const T = positions.length;
     const req = options.stats;
-    const stats = STAT_NAMES.filter((name) =>
-      name === "lastWindowMean" ? (req?.lastWindowMean ?? 0) > 0 : req?.[name] === true
-    );
+    const stats = requestedStats(options);
     const window = options.window ?? null;
     // With one query in a global layer every stored entry is visible: no mask at all.
     const masked = T > 1 || window !== null;

@@ -28,6 +28,28 @@ export interface StatsRequest {
   gqa?: GqaReduction;
 }
 
+/** The attention statistics, in the fixed order backends lay out their outputs. */
+export const STAT_NAMES = ["columnSum", "columnMax", "lastWindowMean", "lastRow"] as const;
+/** One of the attention statistics. */
+export type StatName = typeof STAT_NAMES[number];
+
+/**
+ * The statistics an attention call asks for, in {@linkcode STAT_NAMES} order
+ * (`lastWindowMean` counts when its window is above 0).
+ *
+ * @example
+ * ```ts
+ * requestedStats({ scale: 1, stats: { columnSum: true, lastWindowMean: 0 } }); // ["columnSum"]
+ * ```
+ */
+export function requestedStats(options: AttendOptions): StatName[] {
+  const req = options.stats;
+  if (req === undefined) return [];
+  return STAT_NAMES.filter((name) =>
+    name === "lastWindowMean" ? (req.lastWindowMean ?? 0) > 0 : req[name] === true
+  );
+}
+
 /** Statistics of one KV head, each aligned with that head's entries after the call's append. */
 export interface HeadStats {
   columnSum?: Float32Array;
@@ -565,8 +587,7 @@ export const referenceAttention: AttentionExecutor = {
     const numHeads = numKvHeads * group;
     const output = new Float32Array(tokens * numHeads * headDim);
     const req = options.stats;
-    const wantStats = req !== undefined &&
-      (req.columnSum || req.columnMax || req.lastRow || (req.lastWindowMean ?? 0) > 0);
+    const wantStats = requestedStats(options).length > 0;
     const stats: HeadStats[] | null = wantStats ? [] : null;
     const softcap = options.softcap ?? null;
     const window = options.window ?? null;

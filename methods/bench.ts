@@ -39,12 +39,13 @@ import type { Model } from "../engine/model.ts";
 import { GraphBuilder } from "../kernels/onnx/graph.ts";
 import { createSession, tensorF32 } from "../kernels/ort.ts";
 import { latencyMs } from "../bench/runtime.ts";
-import type {
-  AttendOptions,
-  AttendResult,
-  AttentionExecutor,
-  HeadSegment,
-  KvStore,
+import {
+  type AttendOptions,
+  type AttendResult,
+  type AttentionExecutor,
+  type HeadSegment,
+  type KvStore,
+  requestedStats,
 } from "../kernels/kv_store.ts";
 import { prefillWithEviction } from "./phases.ts";
 import { getMethod } from "./registry.ts";
@@ -85,7 +86,7 @@ export class TimedAttention implements AttentionExecutor {
     query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
     options: AttendOptions,
   ): Promise<AttendResult> {
-    if (this.recording && hasStatistics(options)) {
+    if (this.recording && requestedStats(options).length > 0) {
       const call = {
         tokens: query.positions.length,
         lengths: segments.map((s) => s.length),
@@ -107,13 +108,6 @@ export class TimedAttention implements AttentionExecutor {
   }
 }
 
-function hasStatistics(options: AttendOptions): boolean {
-  const s = options.stats;
-  return s !== undefined &&
-    (s.columnSum === true || s.columnMax === true || s.lastRow === true ||
-      (s.lastWindowMean ?? 0) > 0);
-}
-
 /**
  * What the statistics of `calls` cost, in ms: each distinct call replayed on `executor` with
  * random entries of the same shape, with and without its statistics, interleaved (median of
@@ -126,10 +120,10 @@ export async function timeStatistics(
   calls: Iterable<StatisticsCall>,
   repeats = 5,
 ): Promise<number> {
+  const random = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898));
   let total = 0;
   for (const call of calls) {
     const { tokens: T, group, headDim: d } = call;
-    const random = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898));
     const segments: HeadSegment[] = call.lengths.map((n) => ({
       keys: random(n * d),
       values: random(n * d).reverse(),

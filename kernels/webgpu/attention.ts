@@ -26,6 +26,7 @@
 
 import { type GpuContext, grid1d, type KernelDef, type Recorder } from "./device.ts";
 import { MAX_HEAD_DIM, WGSL_TANH } from "./ops.ts";
+import { STAT_NAMES, type StatName } from "../kv_store.ts";
 
 /** Keys per tile of the partial kernel, and its lanes. */
 const TILE = 64;
@@ -260,11 +261,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
 }`,
 };
-
-/** Bits of the statistics request, in output slot order. */
-export const STAT_NAMES = ["columnSum", "columnMax", "lastWindowMean", "lastRow"] as const;
-/** One of the attention statistics. */
-export type StatName = typeof STAT_NAMES[number];
 
 const STATS: KernelDef = {
   name: "attn_stats",

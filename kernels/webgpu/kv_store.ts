@@ -30,8 +30,9 @@ import {
   type KvStore,
   type KvStoreShape,
   type NormOf,
+  requestedStats,
 } from "../kv_store.ts";
-import { attendLayer, type DeviceStats, STAT_NAMES, type StatName } from "./attention.ts";
+import { attendLayer, type DeviceStats } from "./attention.ts";
 import { type GpuContext, grid1d, type KernelDef, type Readback, type Recorder } from "./device.ts";
 import { entryWords, gatherRows, MAX_HEAD_DIM } from "./ops.ts";
 
@@ -70,15 +71,6 @@ interface Segment {
 
 function emptySegment(): Segment {
   return { buffer: null, capacity: 0, length: 0, positions: new Int32Array(0) };
-}
-
-/** The statistics a request asks for, in slot order. */
-export function requestedStats(options: AttendOptions): StatName[] {
-  const req = options.stats;
-  if (req === undefined) return [];
-  return STAT_NAMES.filter((name) =>
-    name === "lastWindowMean" ? (req.lastWindowMean ?? 0) > 0 : req[name] === true
-  );
 }
 
 /**
