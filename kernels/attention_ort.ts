@@ -41,37 +41,57 @@ interface Variant {
   softcap: number | null;
   /** Whether an additive mask input (0 or −∞) is applied; not needed for one query in a global layer. */
   masked: boolean;
+  /** One query per query head (a decode step): {@linkcode addDecodeHead}'s graph. */
+  decode: boolean;
   stats: StatName[];
   gqa: "mean" | "max";
+}
+
+/**
+ * Head h of a decode step (one query per query head), for qᵀ [d, G] as the caller lays it out:
+ *   s = q kᵀ computed as k qᵀ [n, G], so the keys are the product's A operand, which the GEMM
+ *       kernel streams in place where a B operand would be packed into a copy first;
+ *   p = softmax over [G, n], with the window's mask added when there is one;
+ *   out_r = p_r v [1, d] for each of the G rows: with M = 1 the GEMM kernel reads v in place
+ *       (for M > 1 it packs a copy of v), and the second row finds v in cache.
+ * 2048 entries × 8 KV heads × 28 layers, interleaved with the [G, d] form: 0.93× the time.
+ * With one query every statistic is the GQA reduction (mean or max) of the G rows of p.
+ */
+function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; v: string }): void {
+  const { group: G, headDim: d } = v;
+  const qT = g.input(`q${h}`, "float32", [d, G]); // pre-scaled
+  let s = g.transpose(g.node("MatMul", [kv.k, qT]), [1, 0]); // scale · q kᵀ [G, n]
+  if (v.softcap !== null) {
+    const cap = g.constantF32(v.softcap);
+    s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
+  }
+  if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", [1, `n${h}`])]);
+  const p = g.node("Softmax", [s], { axis: { int: -1 } });
+  const rows = G === 1 ? [p] : g.nodeMulti("Split", [p], G, { axis: { int: 0 } });
+  for (let r = 0; r < G; r++) {
+    g.output(g.node("MatMul", [rows[r], kv.v]), {
+      name: `out${h}_${r}`,
+      dataType: "float32",
+      shape: [1, d],
+    });
+  }
+  if (v.stats.length > 0) {
+    const reduced = G === 1 ? p : g.node(v.gqa === "max" ? "Max" : "Mean", rows);
+    g.output(reduced, { name: `stat${h}`, dataType: "float32", shape: [1, `n${h}`] });
+  }
 }
 
 function buildAttentionGraph(v: Variant): Uint8Array {
   const { heads: H, group: G, headDim: d } = v;
   const g = new GraphBuilder(`attention_h${H}_g${G}_d${d}`);
-  // A decode step in a global layer is three ops per head; the [G, T, n] view is only needed
-  // for the mask and the statistics.
-  const view3d = v.masked || v.stats.length > 0;
   for (let h = 0; h < H; h++) {
-    const qh = g.input(`q${h}`, "float32", ["GT", d]); // rows ordered (g, t), pre-scaled
     const k = g.input(`k${h}`, "float32", [`n${h}`, d]);
     const val = g.input(`v${h}`, "float32", [`n${h}`, d]);
-    if (!view3d) {
-      // A decode step: the keys are the score product's A operand, which the GEMM kernel
-      // streams in place instead of packing a copy (2048 entries × 8 heads: 1.76 → 1.62 ms).
-      const qT = g.transpose(qh, [1, 0]); // [d, G·T]
-      let sT = g.node("MatMul", [k, qT]); // scale · k qᵀ [n, G·T]
-      if (v.softcap !== null) {
-        const cap = g.constantF32(v.softcap);
-        sT = g.node("Mul", [g.node("Tanh", [g.node("Div", [sT, cap])]), cap]);
-      }
-      const pT = g.node("Softmax", [sT], { axis: { int: 0 } });
-      g.output(g.node("MatMul", [g.transpose(pT, [1, 0]), val]), {
-        name: `out${h}`,
-        dataType: "float32",
-        shape: ["GT", d],
-      });
+    if (v.decode) {
+      addDecodeHead(g, v, h, { k, v: val });
       continue;
     }
+    const qh = g.input(`q${h}`, "float32", ["GT", d]); // rows ordered (g, t), pre-scaled
     // q · kᵀ as MatMul on a transposed k: with k a run-time input, onnxruntime's Gemm(transB)
     // ran at half the rate of this form in isolation (1024 × 2048 × 128: 4.6 vs 2.3 ms here);
     // inside this graph the layer's attention gained a few percent.
@@ -147,6 +167,12 @@ function headQueries(
   return out;
 }
 
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
+  return out;
+}
+
 function samePositions(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -183,12 +209,14 @@ export class OrtAttention implements AttentionExecutor {
     const window = options.window ?? null;
     // With one query in a global layer every stored entry is visible: no mask at all.
     const masked = T > 1 || window !== null;
+    const decode = T === 1;
     const variant: Variant = {
       heads: H,
       group,
       headDim,
       softcap: options.softcap ?? null,
       masked,
+      decode,
       stats,
       gqa: req?.gqa ?? "mean",
     };
@@ -196,17 +224,18 @@ export class OrtAttention implements AttentionExecutor {
     const feeds: Record<string, OrtTensor> = {};
     const wStart = BigInt64Array.of(BigInt(-Math.min(req?.lastWindowMean ?? 1, T)));
     let shared: { positions: Int32Array; bias: OrtTensor } | null = null;
+    const layout = { T, H, group, headDim, scale: options.scale };
     for (let h = 0; h < H; h++) {
       const seg = segments[h];
       const n = seg.length;
       const kPos = seg.positions.subarray(0, n);
-      feeds[`q${h}`] = tensorF32(
-        headQueries(q, h, { T, H, group, headDim, scale: options.scale }),
-        [
-          group * T,
-          headDim,
-        ],
-      );
+      const qh = headQueries(q, h, layout);
+      if (decode) {
+        feeds[`q${h}`] = tensorF32(transpose(qh, group, headDim), [headDim, group]);
+      } else {
+        feeds[`q${h}`] = tensorF32(qh, [group * T, headDim]);
+        if (stats.includes("lastWindowMean")) feeds[`w_start${h}`] = tensorI64(wStart, [1]);
+      }
       feeds[`k${h}`] = tensorF32(seg.keys.subarray(0, n * headDim), [n, headDim]);
       feeds[`v${h}`] = tensorF32(seg.values.subarray(0, n * headDim), [n, headDim]);
       if (masked) {
@@ -216,7 +245,6 @@ export class OrtAttention implements AttentionExecutor {
         }
         feeds[`bias${h}`] = shared.bias;
       }
-      if (stats.includes("lastWindowMean")) feeds[`w_start${h}`] = tensorI64(wStart, [1]);
     }
     const result = await session.run(feeds);
     let headStats: HeadStats[] | null = null;
@@ -224,17 +252,23 @@ export class OrtAttention implements AttentionExecutor {
       headStats = [];
       for (let h = 0; h < H; h++) {
         const s: HeadStats = {};
-        for (const name of stats) s[name] = readF32(result[`${name}${h}`]);
+        // One query: every statistic is the same reduction, given once per head by the graph.
+        for (const [i, name] of stats.entries()) {
+          s[name] = decode
+            ? (i === 0 ? readF32(result[`stat${h}`]) : readF32(result[`stat${h}`]).slice())
+            : readF32(result[`${name}${h}`]);
+        }
         headStats.push(s);
       }
     }
     const output = new Float32Array(q.length);
     for (let h = 0; h < H; h++) {
-      const out = readF32(result[`out${h}`]);
       for (let g = 0; g < group; g++) {
         for (let t = 0; t < T; t++) {
-          const src = (g * T + t) * headDim;
-          output.set(out.subarray(src, src + headDim), ((t * H + h) * group + g) * headDim);
+          const out = decode
+            ? readF32(result[`out${h}_${g}`])
+            : readF32(result[`out${h}`]).subarray((g * T + t) * headDim, (g * T + t + 1) * headDim);
+          output.set(out, ((t * H + h) * group + g) * headDim);
         }
       }
     }

@@ -139,6 +139,27 @@ const cases: Case[] = [
     gqa: "mean",
     noStats: true,
   },
+  {
+    name: "decode step in a sliding-window layer, GQA 3 max",
+    kvHeads: 2,
+    group: 3,
+    d: 4,
+    prior: 12,
+    chunk: 1,
+    evict: true,
+    window: 5,
+    gqa: "max",
+  },
+  {
+    name: "decode step without grouping (group 1)",
+    kvHeads: 2,
+    group: 1,
+    d: 4,
+    prior: 7,
+    chunk: 1,
+    evict: false,
+    gqa: "max",
+  },
 ];
 
 const executors: [string, AttentionExecutor][] = [["reference", referenceAttention], [
