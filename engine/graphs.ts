@@ -168,9 +168,11 @@ function addPostAttention(
  * its attention (absent for step 0), then layer index up to its attention (absent for the
  * last step). One step per layer boundary halves the session calls of a decode step.
  *
- * Inputs: x [T, D] (the residual stream), attn [T, heads·d] (layer index − 1's attention
- * output), cos and sin [T, d/2], proj_w [D, P]. Outputs: y [T, D] (the residual after layer
- * index − 1) and hidden [T, D], q [T, heads, d], k and v [T, kvHeads, d] of layer index, and
+ * Inputs: x [T, D] (the residual stream), attn [heads, T, d] (layer index − 1's attention
+ * output, head-major as the attention executor gives it), cos and sin [T, d/2], proj_w [D, P].
+ * Outputs: y [T, D] (the residual after layer index − 1) and hidden [T, D], q [T, heads, d],
+ * the same queries head-major as q_heads [heads, T, d] (what attention reads, without a
+ * transpose outside the graph), k and v [T, kvHeads, d] of layer index, and
  * proj [T, P] = hidden · proj_w: a linear map of the hidden state that a method asked for,
  * computed here by the layer's own threads (P = 0 when none was asked for).
  */
@@ -183,7 +185,8 @@ export function buildStepGraph(
   const g = new GraphBuilder(`step${index}`, { extraOpsets: [CONTRIB_OPSET] });
   let x = g.input("x", "float32", ["T", D]);
   if (layers.before !== null) {
-    const attn = g.input("attn", "float32", ["T", numHeads * d]);
+    const attnByHead = g.input("attn", "float32", [numHeads, "T", d]);
+    const attn = g.reshape(g.transpose(attnByHead, [1, 0, 2]), [-1, numHeads * d]);
     x = addPostAttention(g, config, layers.before, { index: index - 1, x, attn });
     g.output(x, { name: "y", dataType: "float32", shape: ["T", D] });
   }
@@ -193,6 +196,11 @@ export function buildStepGraph(
     const pre = addPreAttention(g, config, layers.after, { index, x, cos, sin });
     g.output(pre.hidden, { name: "hidden", dataType: "float32", shape: ["T", D] });
     g.output(pre.q, { name: "q", dataType: "float32", shape: ["T", numHeads, d] });
+    g.output(g.transpose(pre.q, [1, 0, 2]), {
+      name: "q_heads",
+      dataType: "float32",
+      shape: [numHeads, "T", d],
+    });
     g.output(pre.k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
     g.output(pre.v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
     const proj = hiddenProjectionNode(g, pre.hidden, g.input("proj_w", "float32", [D, "P"]));

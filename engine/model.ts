@@ -305,9 +305,12 @@ export class Model<S extends KvStore = CpuKvStore> {
     let attn: Float32Array | null = null;
     const taps = options.taps;
     const half = c.headDim / 2;
+    // Outputs the binding copies out: the taps' extra values only when a tap reads them.
+    const observed = taps?.onLayer !== undefined;
     for (let l = 0; l <= c.numLayers; l++) {
       const feeds: Record<string, OrtTensor> = { x: tensorF32(x, [T, c.hiddenSize]) };
-      if (attn !== null) feeds.attn = tensorF32(attn, [T, c.numHeads * c.headDim]);
+      if (attn !== null) feeds.attn = tensorF32(attn, [c.numHeads, T, c.headDim]);
+      const fetches = l > 0 ? ["y"] : [];
       if (l < c.numLayers) {
         const freqs = this.#rope[l];
         let table = tables.get(freqs);
@@ -321,27 +324,31 @@ export class Model<S extends KvStore = CpuKvStore> {
         feeds.proj_w = projection === undefined
           ? (this.#noProjection ??= tensorF32(new Float32Array(0), [c.hiddenSize, 0]))
           : this.#projectionTensor(projection);
+        fetches.push("q_heads", "k", "v");
+        if (observed) fetches.push("q", "hidden");
+        if (observed && projection !== undefined) fetches.push("proj");
       }
-      const out = await this.#steps[l].run(feeds);
+      const out = await this.#steps[l].run(feeds, { fetches });
       if (l > 0) x = readF32(out.y);
       if (l === c.numLayers) break;
 
-      const queries = readF32(out.q);
       const keys = readF32(out.k);
       const values = readF32(out.v);
       cache.append(l, keys, values, positions);
       const stats = typeof taps?.stats === "function" ? taps.stats(l) : taps?.stats;
-      const attended: AttendResult = await cache.attend(l, queries, positions, {
+      // Head-major queries in, head-major output back: the layout the step graphs use.
+      const attended: AttendResult = await cache.attend(l, readF32(out.q_heads), positions, {
         scale: c.attnScale,
         softcap: c.attnLogitSoftcap,
         stats,
+        layout: "head",
       });
       if (taps?.onLayer) {
         await taps.onLayer({
           layer: l,
           positions,
           hidden: readF32(out.hidden),
-          queries,
+          queries: readF32(out.q),
           keys,
           values,
           stats: attended.stats,

@@ -6,11 +6,14 @@
  * of size queries × keys leaves it.
  *
  * Graph per KV head h (T queries, group G, n_h entries):
- *   s = scale · q_h k_hᵀ [G, T, n_h] (tanh soft-capped if asked)
+ *   s = (scale · q_h) k_hᵀ [G, T, n_h] (tanh soft-capped if asked)
  *   p = softmax(s + bias_h), bias_h = 0 where 0 ≤ qPos − kPos < window, else −∞
  *   out_h = p v_h [G, T, d]
+ * Head-major queries ([heads, T, d], `layout: "head"`) are fed as views and the output is
+ * returned head-major, one block per KV head, so nothing is transposed outside the graphs.
  * The bias is built here from positions, once per distinct position set (heads that evicted
- * alike share it), and left out when one query in a global layer sees every entry.
+ * alike share it, and so do the layers of one chunk), and left out when one query in a global
+ * layer sees every entry.
  *
  * @module
  */
@@ -38,6 +41,8 @@ interface Variant {
   heads: number;
   group: number;
   headDim: number;
+  /** Multiplier on the queries, applied in the graph. */
+  scale: number;
   softcap: number | null;
   /** Whether an additive mask input (0 or −∞) is applied; not needed for one query in a global layer. */
   masked: boolean;
@@ -59,7 +64,7 @@ interface Variant {
  */
 function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; v: string }): void {
   const { group: G, headDim: d } = v;
-  const qT = g.input(`q${h}`, "float32", [d, G]); // pre-scaled
+  const qT = g.node("Mul", [g.input(`q${h}`, "float32", [d, G]), g.constantF32(v.scale)]);
   let s = g.transpose(g.node("MatMul", [kv.k, qT]), [1, 0]); // scale · q kᵀ [G, n]
   if (v.softcap !== null) {
     const cap = g.constantF32(v.softcap);
@@ -91,7 +96,8 @@ function buildAttentionGraph(v: Variant): Uint8Array {
       addDecodeHead(g, v, h, { k, v: val });
       continue;
     }
-    const qh = g.input(`q${h}`, "float32", ["GT", d]); // rows ordered (g, t), pre-scaled
+    const qIn = g.input(`q${h}`, "float32", ["GT", d]); // rows ordered (g, t)
+    const qh = g.node("Mul", [qIn, g.constantF32(v.scale)]);
     // q · kᵀ as MatMul on a transposed k: with k a run-time input, onnxruntime's Gemm(transB)
     // ran at half the rate of this form in isolation (1024 × 2048 × 128: 4.6 vs 2.3 ms here);
     // inside this graph the layer's attention gained a few percent.
@@ -149,19 +155,18 @@ export function maskBias(qPos: Int32Array, kPos: Int32Array, window: number | nu
   return bias;
 }
 
-/** Head h's queries from [T, H·G, d], scaled, as [G·T, d] with rows ordered (g, t). */
+/** Head h's queries from token-major [T, H·G, d] as [G·T, d], rows ordered (g, t). */
 function headQueries(
   q: Float32Array,
   h: number,
-  o: { T: number; H: number; group: number; headDim: number; scale: number },
+  o: { T: number; H: number; group: number; headDim: number },
 ): Float32Array {
-  const { T, H, group, headDim, scale } = o;
+  const { T, H, group, headDim } = o;
   const out = new Float32Array(group * T * headDim);
   for (let g = 0; g < group; g++) {
     for (let t = 0; t < T; t++) {
       const src = ((t * H + h) * group + g) * headDim;
-      const dst = (g * T + t) * headDim;
-      for (let i = 0; i < headDim; i++) out[dst + i] = q[src + i] * scale;
+      out.set(q.subarray(src, src + headDim), (g * T + t) * headDim);
     }
   }
   return out;
@@ -172,6 +177,17 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
   return out;
 }
+
+/** A bias tensor and the positions it was built for. */
+interface MaskEntry {
+  qPos: Int32Array;
+  kPos: Int32Array;
+  window: number | null;
+  bias: OrtTensor;
+}
+
+/** Masks kept for reuse: enough for a local and a global layer with a few eviction patterns. */
+const MASKS_KEPT = 4;
 
 function samePositions(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
@@ -189,8 +205,12 @@ function samePositions(a: Int32Array, b: Int32Array): boolean {
  * ```
  */
 export class OrtAttention implements AttentionExecutor {
+  /** Takes head-major queries as views (see the module notes). */
+  readonly headMajor = true;
   readonly #sessions = new Map<string, Promise<OrtSession>>();
   readonly #threads: number | undefined;
+  /** The last masks built: every layer of a chunk asks for the same one. */
+  readonly #masks: MaskEntry[] = [];
   /** `threads`: intra-op threads (default: cores). */
   constructor(options: { threads?: number } = {}) {
     this.#threads = options.threads;
@@ -210,10 +230,13 @@ export class OrtAttention implements AttentionExecutor {
     // With one query in a global layer every stored entry is visible: no mask at all.
     const masked = T > 1 || window !== null;
     const decode = T === 1;
+    // One query: the token-major and head-major layouts are the same array.
+    const headMajor = options.layout === "head" || decode;
     const variant: Variant = {
       heads: H,
       group,
       headDim,
+      scale: options.scale,
       softcap: options.softcap ?? null,
       masked,
       decode,
@@ -223,13 +246,13 @@ export class OrtAttention implements AttentionExecutor {
     const session = await this.#session(variant);
     const feeds: Record<string, OrtTensor> = {};
     const wStart = BigInt64Array.of(BigInt(-Math.min(req?.lastWindowMean ?? 1, T)));
-    let shared: { positions: Int32Array; bias: OrtTensor } | null = null;
-    const layout = { T, H, group, headDim, scale: options.scale };
+    const block = group * T * headDim; // one KV head's queries and output
     for (let h = 0; h < H; h++) {
       const seg = segments[h];
       const n = seg.length;
-      const kPos = seg.positions.subarray(0, n);
-      const qh = headQueries(q, h, layout);
+      const qh = headMajor
+        ? q.subarray(h * block, (h + 1) * block)
+        : headQueries(q, h, { T, H, group, headDim });
       if (decode) {
         feeds[`q${h}`] = tensorF32(transpose(qh, group, headDim), [headDim, group]);
       } else {
@@ -238,13 +261,7 @@ export class OrtAttention implements AttentionExecutor {
       }
       feeds[`k${h}`] = tensorF32(seg.keys.subarray(0, n * headDim), [n, headDim]);
       feeds[`v${h}`] = tensorF32(seg.values.subarray(0, n * headDim), [n, headDim]);
-      if (masked) {
-        // Heads holding the same positions (no or uniform eviction) share one mask.
-        if (shared === null || !samePositions(shared.positions, kPos)) {
-          shared = { positions: kPos, bias: tensorF32(maskBias(positions, kPos, window), [T, n]) };
-        }
-        feeds[`bias${h}`] = shared.bias;
-      }
+      if (masked) feeds[`bias${h}`] = this.#mask(positions, seg.positions.subarray(0, n), window);
     }
     const result = await session.run(feeds);
     let headStats: HeadStats[] | null = null;
@@ -263,16 +280,40 @@ export class OrtAttention implements AttentionExecutor {
     }
     const output = new Float32Array(q.length);
     for (let h = 0; h < H; h++) {
-      for (let g = 0; g < group; g++) {
-        for (let t = 0; t < T; t++) {
-          const out = decode
-            ? readF32(result[`out${h}_${g}`])
-            : readF32(result[`out${h}`]).subarray((g * T + t) * headDim, (g * T + t + 1) * headDim);
-          output.set(out, ((t * H + h) * group + g) * headDim);
+      if (decode) {
+        for (let r = 0; r < group; r++) {
+          output.set(readF32(result[`out${h}_${r}`]), (h * group + r) * headDim);
+        }
+      } else if (headMajor) {
+        output.set(readF32(result[`out${h}`]), h * block);
+      } else {
+        const out = readF32(result[`out${h}`]);
+        for (let g = 0; g < group; g++) {
+          for (let t = 0; t < T; t++) {
+            const src = (g * T + t) * headDim;
+            output.set(out.subarray(src, src + headDim), ((t * H + h) * group + g) * headDim);
+          }
         }
       }
     }
     return { output, stats: headStats };
+  }
+
+  /**
+   * The bias tensor of queries at `qPos` over entries at `kPos`, reused while the positions are
+   * the same: heads that evicted alike, and the layers of one chunk, share one.
+   */
+  #mask(qPos: Int32Array, kPos: Int32Array, window: number | null): OrtTensor {
+    for (const m of this.#masks) {
+      if (m.window === window && samePositions(m.qPos, qPos) && samePositions(m.kPos, kPos)) {
+        return m.bias;
+      }
+    }
+    const bias = tensorF32(maskBias(qPos, kPos, window), [qPos.length, kPos.length]);
+    // Copies: the store's position views change as it grows and evicts.
+    this.#masks.unshift({ qPos: qPos.slice(), kPos: kPos.slice(), window, bias });
+    this.#masks.length = Math.min(this.#masks.length, MASKS_KEPT);
+    return bias;
   }
 
   #session(v: Variant): Promise<OrtSession> {

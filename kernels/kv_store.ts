@@ -67,9 +67,41 @@ export interface AttendOptions {
   /** Sliding window: a key is visible iff 0 ≤ qPos − kPos < window. Null = causal only. */
   window?: number | null;
   stats?: StatsRequest;
+  /**
+   * Layout of the queries and of the output: "token" [T, numHeads, headDim] (the default) or
+   * "head" [numHeads, T, headDim], the one the CPU engine's graphs hand over and take back
+   * without a transpose (the two coincide for one query).
+   */
+  layout?: QueryLayout;
 }
 
-/** Output [T, numHeads, headDim] and, when asked, statistics per KV head. */
+/** Token-major [T, heads, d] or head-major [heads, T, d]; see {@linkcode AttendOptions}. */
+export type QueryLayout = "token" | "head";
+
+/**
+ * [a, b, d] → [b, a, d] into a new array: switches queries or outputs between the token-major
+ * and head-major layouts.
+ *
+ * @example
+ * ```ts
+ * const headMajor = swapLeadingAxes(q, { a: tokens, b: numHeads, d: headDim });
+ * ```
+ */
+export function swapLeadingAxes(
+  x: Float32Array,
+  dims: { a: number; b: number; d: number },
+): Float32Array {
+  const { a, b, d } = dims;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < a; i++) {
+    for (let j = 0; j < b; j++) {
+      out.set(x.subarray((i * b + j) * d, (i * b + j + 1) * d), (j * a + i) * d);
+    }
+  }
+  return out;
+}
+
+/** Output [T, numHeads, headDim] (or head-major, as asked) and statistics per KV head. */
 export interface AttendResult {
   output: Float32Array;
   stats: HeadStats[] | null;
@@ -170,6 +202,11 @@ export interface KvStore {
  * bookkeeping; an executor owns the arithmetic, so faster kernels can replace the reference.
  */
 export interface AttentionExecutor {
+  /**
+   * Whether the executor takes `layout: "head"` itself; the store converts for those that
+   * take token-major queries only.
+   */
+  readonly headMajor?: boolean;
   attend(
     segments: readonly HeadSegment[],
     query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
@@ -287,7 +324,15 @@ export class CpuKvStore implements KvStore {
       );
     }
     const window = options.window ?? this.shape.slidingWindows[layer];
-    return this.#executor.attend(this.#segments[layer], { q, positions, group, headDim }, {
+    const segments = this.#segments[layer];
+    const T = positions.length;
+    if (options.layout !== "head" || T === 1 || this.#executor.headMajor === true) {
+      return this.#executor.attend(segments, { q, positions, group, headDim }, {
+        ...options,
+        window,
+      });
+    }
+    return attendTokenMajor(this.#executor, segments, { q, positions, group, headDim }, {
       ...options,
       window,
     });
@@ -573,6 +618,26 @@ function gather(seg: HeadSegment, keep: Int32Array, headDim: number): HeadSegmen
     i = j;
   }
   return out;
+}
+
+/**
+ * Head-major attention through an executor that takes token-major queries only: the queries
+ * and the output are transposed around the call.
+ */
+async function attendTokenMajor(
+  executor: AttentionExecutor,
+  segments: readonly HeadSegment[],
+  query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },
+  options: AttendOptions,
+): Promise<AttendResult> {
+  const dims = { a: segments.length * query.group, b: query.positions.length, d: query.headDim };
+  const result = await executor.attend(
+    segments,
+    { ...query, q: swapLeadingAxes(query.q, dims) },
+    { ...options, layout: "token" },
+  );
+  const output = swapLeadingAxes(result.output, { a: dims.b, b: dims.a, d: dims.d });
+  return { output, stats: result.stats };
 }
 
 /**

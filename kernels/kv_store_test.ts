@@ -5,6 +5,7 @@ import {
   CpuKvStore,
   referenceAttention,
   type StatsRequest,
+  swapLeadingAxes,
 } from "./kv_store.ts";
 import { OrtAttention } from "./attention_ort.ts";
 import { seededRandom } from "./random.ts";
@@ -232,6 +233,15 @@ for (const c of cases) {
       for (let i = 0; i < want.out.length; i++) {
         assertAlmostEquals(got.output[i], want.out[i], 1e-5);
       }
+      // The same call with head-major queries gives the head-major output and the same stats.
+      const heads = { a: c.chunk, b: H * c.group, d: c.d };
+      const byHead = await kv.attend(0, swapLeadingAxes(q, heads), qPos, {
+        ...opts,
+        layout: "head",
+      });
+      const back = swapLeadingAxes(byHead.output, { a: heads.b, b: heads.a, d: c.d });
+      for (let i = 0; i < want.out.length; i++) assertAlmostEquals(back[i], got.output[i], 1e-6);
+      assertEquals(byHead.stats, got.stats);
       if (c.noStats) {
         assertEquals(got.stats, null);
         return;

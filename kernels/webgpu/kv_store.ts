@@ -31,6 +31,7 @@ import {
   type KvStoreShape,
   type NormOf,
   requestedStats,
+  swapLeadingAxes,
 } from "../kv_store.ts";
 import { attendLayer, type DeviceStats } from "./attention.ts";
 import { type GpuContext, grid1d, type KernelDef, type Readback, type Recorder } from "./device.ts";
@@ -208,8 +209,8 @@ export class GpuKvStore implements KvStore {
   }
 
   /**
-   * Attention of T host queries [T, numHeads, headDim] over the layer's entries, with the
-   * optional statistics; one submission and one readback.
+   * Attention of T host queries [T, numHeads, headDim] (or head-major, as `layout` asks) over
+   * the layer's entries, with the optional statistics; one submission and one readback.
    */
   async attend(
     layer: number,
@@ -227,6 +228,10 @@ export class GpuKvStore implements KvStore {
       );
     }
     if (T === 0) return { output: new Float32Array(0), stats: null };
+    // The kernels read token-major queries; head-major ones are transposed around the call.
+    const heads = numKvHeads * group;
+    const headMajor = options.layout === "head" && T > 1;
+    if (headMajor) q = swapLeadingAxes(q, { a: heads, b: T, d: headDim });
     const gpu = this.gpu;
     const rec = gpu.recorder();
     const qBuffer = gpu.upload(q, "attend q");
@@ -242,8 +247,9 @@ export class GpuKvStore implements KvStore {
     const statsRead = stats === null ? null : rec.read(stats.buffer, 0, stats.buffer.size);
     for (const b of [qBuffer, posBuffer, out, stats?.buffer ?? null]) rec.releaseAfter(b);
     await rec.finish();
+    const output = new Float32Array(outRead.data());
     return {
-      output: new Float32Array(outRead.data()),
+      output: headMajor ? swapLeadingAxes(output, { a: T, b: heads, d: headDim }) : output,
       stats: stats === null ? null : splitStats(stats, statsRead!),
     };
   }
