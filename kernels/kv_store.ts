@@ -306,6 +306,21 @@ export class CpuKvStore implements KvStore {
   }
 
   /**
+   * Make room for `tokens` more entries in every segment of the global layers, so that a
+   * prefill of that many tokens appends without reallocating. Without it, every chunk of a
+   * long prefill reallocates and copies what the segment holds (2048 tokens in chunks of 512
+   * on a Qwen3-0.6B shape: 280 ms of appends, most of it those copies). Sliding-window layers
+   * hold at most their window and grow as usual.
+   */
+  reserve(tokens: number): void {
+    const { headDim, slidingWindows } = this.shape;
+    for (let l = 0; l < this.#segments.length; l++) {
+      if (slidingWindows[l] !== null) continue;
+      for (const seg of this.#segments[l]) reserveExactly(seg, seg.length + tokens, headDim);
+    }
+  }
+
+  /**
    * Attention of T queries over the layer's stored entries (append the chunk's own keys
    * first), causal by original position, with optional statistics from the same pass.
    */
@@ -584,7 +599,12 @@ function emptySegment(): HeadSegment {
 function reserve(seg: HeadSegment, needed: number, headDim: number): void {
   const capacity = seg.positions.length;
   if (needed <= capacity) return;
-  const next = Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8)));
+  reserveExactly(seg, Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8))), headDim);
+}
+
+/** Reallocate `seg` to a capacity of `next` entries (when larger), keeping what it holds. */
+function reserveExactly(seg: HeadSegment, next: number, headDim: number): void {
+  if (next <= seg.positions.length) return;
   const keys = new Float32Array(next * headDim);
   const values = new Float32Array(next * headDim);
   const positions = new Int32Array(next);

@@ -298,6 +298,30 @@ Deno.test("evict keeps exactly the listed entries and frees memory", () => {
   assertThrows(() => kv.evict(0, [Int32Array.of(9), Int32Array.of(0)]), Error, "within [0, 5)");
 });
 
+Deno.test("reserve sizes global layers for a prefill, which then appends into that room", () => {
+  const kv = new CpuKvStore({
+    numLayers: 2,
+    numKvHeads: 2,
+    group: 1,
+    headDim: 4,
+    slidingWindows: [null, 8],
+  });
+  const perEntry = 4 * 8 + 4;
+  kv.reserve(600);
+  // Layer 0: 600 entries per head; the sliding layer 1 is left to grow within its window.
+  assertEquals(kv.bytesHeld(), 2 * 600 * perEntry);
+  const room = kv.segment(0, 0).keys.buffer;
+  const k = new Float32Array(300 * 2 * 4).fill(1);
+  for (const start of [0, 300]) {
+    const positions = Int32Array.from({ length: 300 }, (_, i) => start + i);
+    kv.append(0, k, k, positions);
+  }
+  const segment = kv.segment(0, 0);
+  assertEquals(kv.bytesUsed(), 2 * 600 * perEntry, "the prompt fills the room exactly");
+  assert(segment.keys.buffer === room, "appends went into the reserved storage");
+  assertEquals(segment.positions[599], 599);
+});
+
 Deno.test("mark/restore truncates back to the compressed context", () => {
   const rand = seededRandom(3);
   const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 1, headDim: 2 });
