@@ -13,11 +13,15 @@ import { OrtAttention } from "../kernels/attention_ort.ts";
 import { CpuKvStore } from "../kernels/kv_store.ts";
 import type { ModelConfig } from "../engine/types.ts";
 import { seededRandom } from "../kernels/random.ts";
+import type { ReadBandwidthProbe } from "./ceilings.ts";
 
-/** Latency of `fn` in ms (tinybench: median of `iterations` after `warmup` runs). */
+/**
+ * Latency of `fn` in ms (tinybench: median of `iterations` after `warmup` runs). `between`
+ * runs after each timed iteration, outside the timed window.
+ */
 export async function latencyMs(
   fn: () => Promise<unknown> | unknown,
-  options: { iterations: number; warmup?: number },
+  options: { iterations: number; warmup?: number; between?: () => Promise<void> },
 ): Promise<{ medianMs: number; meanMs: number; samples: number }> {
   const bench = new Bench({
     iterations: options.iterations,
@@ -26,7 +30,12 @@ export async function latencyMs(
     warmupTime: 0,
     throws: true,
   });
-  bench.add("task", fn);
+  const between = options.between;
+  bench.add("task", fn, {
+    afterEach: between === undefined ? undefined : async (mode) => {
+      if (mode === "run") await between();
+    },
+  });
   await bench.run();
   const result = bench.tasks[0].result;
   if (result === undefined || !("latency" in result)) {
@@ -59,6 +68,15 @@ export function decodeWeightBytes(config: ModelConfig): number {
   return (denseFlops(config, 1, 1) / 2) * 4;
 }
 
+/** Bytes of f32 keys and values one decode step reads over `context` stored tokens. */
+export function decodeKvBytes(config: ModelConfig, context: number): number {
+  let entries = 0;
+  for (const layer of config.layers) {
+    entries += layer.slidingWindow === null ? context : Math.min(context, layer.slidingWindow);
+  }
+  return 2 * entries * config.numKvHeads * config.headDim * 4;
+}
+
 /**
  * FLOPs of attention's two products (q·k and p·v) for a causal prefill of T tokens, 2 per
  * multiply-add, counting only the (query, key) pairs the mask allows: T(T+1)/2 per head, or
@@ -86,10 +104,23 @@ export interface ModelBench {
   prefillDenseGflops: number;
   /** Linear layers plus causal attention products per second (model FLOP/s). */
   prefillModelGflops: number;
+  /** Decode at the prefill's context: weights plus that many keys and values per step. */
   decodeContext: number;
   decodeMsPerToken: number;
   decodeSamples: number;
   decodeWeightBytes: number;
+  /** Keys and values one decode step reads at `decodeContext`. */
+  decodeKvBytes: number;
+  /** Decode after a short prompt, where the weights are nearly all a step reads. */
+  shortDecodeContext: number;
+  shortDecodeMsPerToken: number;
+  /**
+   * Median read bandwidth (GB/s) of a {@linkcode ReadBandwidthProbe} sampled between the
+   * decode steps, at 2048 and at the short context: the floors' bandwidth, measured on the
+   * same machine state as the steps (NaN without a probe).
+   */
+  decodeReadGbps: number;
+  shortDecodeReadGbps: number;
 }
 
 /** Prefill `prefillTokens` random ids (default chunks), then time single-token decode steps. */
@@ -101,6 +132,8 @@ export async function benchModel(
     decodeWarmup?: number;
     threads?: number;
     repeats?: number;
+    /** Sampled between decode steps (see {@linkcode ModelBench.decodeReadGbps}). */
+    probe?: ReadBandwidthProbe;
   },
 ): Promise<ModelBench> {
   const t0 = performance.now();
@@ -114,15 +147,9 @@ export async function benchModel(
   const prefill = await latencyMs(async () => {
     await model.prefill(ids, model.createCache());
   }, { iterations: options.repeats ?? 2, warmup: 1 });
-  const cache = model.createCache();
-  let logits = await model.prefill(ids, cache);
-  const mark = cache.mark();
-  let step = 0;
-  const decode = await latencyMs(async () => {
-    const next = Int32Array.of(argmaxOf(logits));
-    logits = await model.forward(next, cache, { logits: "last" });
-    if (++step % 32 === 0) cache.restore(mark);
-  }, { iterations: options.decodeSteps, warmup: options.decodeWarmup ?? 2 });
+  const decode = await timeDecode(model, ids, options);
+  const shortContext = Math.min(SHORT_DECODE_CONTEXT, options.prefillTokens);
+  const shortDecode = await timeDecode(model, ids.subarray(0, shortContext), options);
   const flops = denseFlops(model.config, options.prefillTokens, 1);
   return {
     loadMs,
@@ -137,7 +164,45 @@ export async function benchModel(
     decodeMsPerToken: decode.medianMs,
     decodeSamples: decode.samples,
     decodeWeightBytes: decodeWeightBytes(model.config),
+    decodeKvBytes: decodeKvBytes(model.config, options.prefillTokens),
+    shortDecodeContext: shortContext,
+    shortDecodeMsPerToken: shortDecode.medianMs,
+    decodeReadGbps: decode.readGbps,
+    shortDecodeReadGbps: shortDecode.readGbps,
   };
+}
+
+/** Context of the short-prompt decode: its keys and values are ~1 % of the weights' bytes. */
+export const SHORT_DECODE_CONTEXT = 64;
+
+/**
+ * Median ms of greedy single-token decode steps after prefilling `ids`; the cache is restored
+ * to the prompt every 32 steps, so the context stays within 32 tokens of the prompt's.
+ */
+async function timeDecode(
+  model: Model,
+  ids: Int32Array,
+  options: { decodeSteps: number; decodeWarmup?: number; probe?: ReadBandwidthProbe },
+): Promise<{ medianMs: number; samples: number; readGbps: number }> {
+  const cache = model.createCache();
+  let logits = await model.prefill(ids, cache);
+  const mark = cache.mark();
+  let step = 0;
+  const reads: number[] = [];
+  const probe = options.probe;
+  const timed = await latencyMs(async () => {
+    const next = Int32Array.of(argmaxOf(logits));
+    logits = await model.forward(next, cache, { logits: "last" });
+    if (++step % 32 === 0) cache.restore(mark);
+  }, {
+    iterations: options.decodeSteps,
+    warmup: options.decodeWarmup ?? 2,
+    between: probe === undefined ? undefined : async () => {
+      reads.push((await probe.sample()).gbps);
+    },
+  });
+  const sorted = reads.sort((a, b) => a - b);
+  return { ...timed, readGbps: sorted.length > 0 ? sorted[sorted.length >> 1] : NaN };
 }
 
 function argmaxOf(x: Float32Array): number {
