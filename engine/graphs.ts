@@ -37,14 +37,15 @@ function norm(
 }
 
 function linear(g: GraphBuilder, x: string, name: string, w: LinearWeights): string {
-  const weight = g.initializer(
-    `${name}.weight`,
-    tensorDataF32(w.weight, [w.outFeatures, w.inFeatures]),
-  );
   const bias = w.bias === null
     ? undefined
     : g.initializer(`${name}.bias`, tensorDataF32(w.bias, [w.outFeatures]));
-  return g.gemm(x, weight, bias);
+  return g.gemm(x, weightOf(g, name, w), bias);
+}
+
+/** The [out, in] weight of a linear map as an initializer. */
+function weightOf(g: GraphBuilder, name: string, w: LinearWeights): string {
+  return g.initializer(`${name}.weight`, tensorDataF32(w.weight, [w.outFeatures, w.inFeatures]));
 }
 
 /**
@@ -59,11 +60,7 @@ function linearPlus(
   residual: string,
 ): string {
   if (w.bias !== null) return g.node("Add", [residual, linear(g, x, name, w)]);
-  const weight = g.initializer(
-    `${name}.weight`,
-    tensorDataF32(w.weight, [w.outFeatures, w.inFeatures]),
-  );
-  return g.gemm(x, weight, residual);
+  return g.gemm(x, weightOf(g, name, w), residual);
 }
 
 /**

@@ -172,6 +172,7 @@ function headQueries(
   return out;
 }
 
+/** [rows, cols] → [cols, rows]. */
 function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
@@ -186,8 +187,11 @@ interface MaskEntry {
   bias: OrtTensor;
 }
 
-/** Masks kept for reuse: enough for a local and a global layer with a few eviction patterns. */
-const MASKS_KEPT = 4;
+/**
+ * Masks kept for reuse: one for the global and one for the sliding-window layers of a chunk.
+ * Each is T × n floats (8 MiB for 512 queries over 4096 entries), so few are kept.
+ */
+const MASKS_KEPT = 2;
 
 function samePositions(a: Int32Array, b: Int32Array): boolean {
   if (a.length !== b.length) return false;
