@@ -384,7 +384,7 @@ export class Model<S extends KvStore = CpuKvStore> {
     }
     // Room for the whole prompt up front, unless the caller may evict between chunks: then
     // the segments stay sized to what they hold, so eviction bounds the peak memory too.
-    if (options.onChunk === undefined && cache instanceof CpuKvStore) cache.reserve(ids.length);
+    if (options.onChunk === undefined) cache.reserve(ids.length);
     let logits = new Float32Array(0);
     for (let start = 0; start < ids.length; start += chunk) {
       const end = Math.min(ids.length, start + chunk);

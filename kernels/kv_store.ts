@@ -167,6 +167,11 @@ export interface KvStore {
   readonly nextPosition: number;
   readonly tokensSeen: number;
   append(layer: number, keys: Float32Array, values: Float32Array, positions: Int32Array): void;
+  /**
+   * Make room for `tokens` more entries in every segment of the global layers (a prefill's
+   * hint, so its chunks append without reallocating); sliding-window layers grow as usual.
+   */
+  reserve(tokens: number): void;
   attend(
     layer: number,
     q: Float32Array,
