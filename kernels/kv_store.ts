@@ -314,14 +314,16 @@ export class CpuKvStore implements KvStore {
    * Make room for `tokens` more entries in every segment of the global layers, so that a
    * prefill of that many tokens appends without reallocating. Without it, every chunk of a
    * long prefill reallocates and copies what the segment holds (2048 tokens in chunks of 512
-   * on a Qwen3-0.6B shape: 280 ms of appends, most of it those copies). Sliding-window layers
-   * hold at most their window and grow as usual.
+   * on a Qwen3-0.6B shape: 280 ms of appends, most of it those copies). The room follows the
+   * usual growth rule, so an empty segment gets exactly the prompt and a short addition to a
+   * full one grows it as an append would. Sliding-window layers hold at most their window and
+   * grow as usual.
    */
   reserve(tokens: number): void {
     const { headDim, slidingWindows } = this.shape;
     for (let l = 0; l < this.#segments.length; l++) {
       if (slidingWindows[l] !== null) continue;
-      for (const seg of this.#segments[l]) reserveExactly(seg, seg.length + tokens, headDim);
+      for (const seg of this.#segments[l]) reserve(seg, seg.length + tokens, headDim);
     }
   }
 
@@ -604,12 +606,7 @@ function emptySegment(): HeadSegment {
 function reserve(seg: HeadSegment, needed: number, headDim: number): void {
   const capacity = seg.positions.length;
   if (needed <= capacity) return;
-  reserveExactly(seg, Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8))), headDim);
-}
-
-/** Reallocate `seg` to a capacity of `next` entries (when larger), keeping what it holds. */
-function reserveExactly(seg: HeadSegment, next: number, headDim: number): void {
-  if (next <= seg.positions.length) return;
+  const next = Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8)));
   const keys = new Float32Array(next * headDim);
   const values = new Float32Array(next * headDim);
   const positions = new Int32Array(next);

@@ -320,6 +320,10 @@ Deno.test("reserve sizes global layers for a prefill, which then appends into th
   assertEquals(kv.bytesUsed(), 2 * 600 * perEntry, "the prompt fills the room exactly");
   assert(segment.keys.buffer === room, "appends went into the reserved storage");
   assertEquals(segment.positions[599], 599);
+  // A short addition to a full segment grows it as an append would (by max(128, 1/8)), not
+  // to the exact size, so prefilling a question after the context does not copy every time.
+  kv.reserve(30);
+  assertEquals(kv.bytesHeld(), 2 * (600 + 128) * perEntry);
 });
 
 Deno.test("mark/restore truncates back to the compressed context", () => {

@@ -81,6 +81,11 @@ export class TimedAttention implements AttentionExecutor {
     this.inner = inner;
   }
 
+  /** As the wrapped executor: timing must not add the store's layout conversion. */
+  get headMajor(): boolean | undefined {
+    return this.inner.headMajor;
+  }
+
   async attend(
     segments: readonly HeadSegment[],
     query: { q: Float32Array; positions: Int32Array; group: number; headDim: number },

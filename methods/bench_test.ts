@@ -3,6 +3,7 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import { Model } from "../engine/model.ts";
 import { type AttentionExecutor, referenceAttention } from "../kernels/kv_store.ts";
+import { OrtAttention } from "../kernels/attention_ort.ts";
 import "./mod.ts";
 import { benchMethods, median, TimedAttention, timeStatistics } from "./bench.ts";
 import { withTinyModel } from "./testing.ts";
@@ -10,6 +11,11 @@ import { withTinyModel } from "./testing.ts";
 Deno.test("median: middle value, or the mean of the two middle ones", () => {
   assertEquals(median([3, 1, 2]), 2);
   assertEquals(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test("TimedAttention takes the layouts its wrapped executor takes", () => {
+  assertEquals(new TimedAttention(new OrtAttention()).headMajor, true);
+  assertEquals(new TimedAttention(referenceAttention).headMajor, undefined);
 });
 
 Deno.test("benchMethods: interleaved runs per method, attention and taps split out", async () => {

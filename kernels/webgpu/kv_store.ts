@@ -526,17 +526,14 @@ export class GpuKvStore implements KvStore {
     for (let l = 0; l < this.#segments.length; l++) {
       if (this.shape.slidingWindows[l] !== null) continue;
       this.#segments[l].forEach((seg, h) => {
-        this.#reserve(rec, l, h, Math.min(this.maxEntries, seg.length + tokens), true);
+        this.#reserve(rec, l, h, Math.min(this.maxEntries, seg.length + tokens));
       });
     }
     rec.submit();
   }
 
-  /**
-   * Grow head h's capacity to at least `needed` entries, as CpuKvStore does (copy on device);
-   * to exactly `needed` when `exact`.
-   */
-  #reserve(rec: Recorder, layer: number, h: number, needed: number, exact = false): void {
+  /** Grow head h's capacity to at least `needed` entries, as CpuKvStore does (copy on device). */
+  #reserve(rec: Recorder, layer: number, h: number, needed: number): void {
     const seg = this.#segments[layer][h];
     if (needed <= seg.capacity) return;
     const max = this.maxEntries;
@@ -545,7 +542,7 @@ export class GpuKvStore implements KvStore {
         `GpuKvStore: layer ${layer} head ${h} would hold ${needed} entries, above the ${max} that fit one storage binding of ${this.gpu.maxBinding} bytes`,
       );
     }
-    const capacity = exact ? needed : Math.min(
+    const capacity = Math.min(
       max,
       Math.max(needed, seg.capacity + Math.max(128, Math.ceil(seg.capacity / 8))),
     );
