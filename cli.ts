@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { isInputError } from "./errors.ts";
 import { runForwardCommand } from "./cli/forward.ts";
 import { runGenerateCommand } from "./cli/generate.ts";
@@ -16,22 +16,12 @@ import { runReportCommand } from "./cli/report.ts";
 import { runTrainGateCommand } from "./cli/train_gate.ts";
 import { runConvertGateCommand } from "./cli/convert_gate.ts";
 import { runInspectCommand } from "./cli/inspect.ts";
-import { runCorpusCommand } from "./cli/corpus.ts";
+import { corpusCommand } from "./cli/corpus.ts";
+import { positiveInt } from "./cli/options.ts";
 
 /** Collect a repeatable option's values. */
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** Parse a positive integer option, naming the option on failure. */
-function positiveInt(name: string): (value: string) => number {
-  return function parse(value: string): number {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new InvalidArgumentError(`${name} expects a positive integer, got "${value}"`);
-    }
-    return n;
-  };
 }
 
 /** The compute backend option of the commands that run a model. */
@@ -199,22 +189,8 @@ export function buildProgram(): Command {
     .option("--threads <n>", "onnxruntime threads")
     .action(runInspectCommand);
 
-  program.command("corpus")
-    .description("Write generated task samples (prompt + reference completion) as JSONL or text.")
-    .option("--tasks <names...>", "tasks or suites (long-context, code, math)")
-    .option("--model <dir>", "model directory whose tokenizer counts lengths")
-    .option("--tokenizer <dir>", "tokenizer directory (instead of --model)")
-    .option("--split <split>", "train (seeds ≥ 1000000) or eval (seeds < 1000000)", "train")
-    .option("--seeds <list>", "seeds and ranges, e.g. 1000000-1000009 (default: the split's first)")
-    .option("-n, --n <count>", "samples per task, seed and length", positiveInt("--n"), 10)
-    .option("--lengths <list>", "target prompt lengths in tokens, e.g. 512,2048,4k (default 2048)")
-    .option("--format <format>", "jsonl or text", "jsonl")
-    .option("--prompt-format <format>", "auto, chat or plain", "auto")
-    .option("--out <file>", "output file (default stdout)")
-    .option("--skip-unfit", "skip a task at a length too short for it, with a warning", false)
-    .option("--with-ids", "add each record's prompt and completion token ids (jsonl)", false)
-    .option("--list", "list the registered tasks and exit", false)
-    .action(runCorpusCommand);
+  // addCommand does not pass settings down as .command() does: copy them (exitOverride, output).
+  program.addCommand(corpusCommand().copyInheritedSettings(program));
 
   return program;
 }

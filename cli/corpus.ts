@@ -10,6 +10,7 @@
  * @module
  */
 
+import { Command } from "commander";
 import { InputError } from "../errors.ts";
 import { loadTokenizer, type TextTokenizer } from "../engine/tokenizer.ts";
 import { listTasks, parseTaskOptions, resolveTasks } from "../tasks/registry.ts";
@@ -17,6 +18,7 @@ import { buildPrompt, promptIds, promptText, referenceCompletion } from "../task
 import type { AnyTaskAdapter, PromptOptions, Sample } from "../tasks/types.ts";
 import { checkSeeds, MAX_SEED, seedRange, type SeedSplit } from "../tasks/generators/seeds.ts";
 import { openOutputFile } from "./output.ts";
+import { positiveInt } from "./options.ts";
 
 /** Options of the corpus command, as commander parses them. */
 export interface CorpusCommandOptions {
@@ -269,4 +271,27 @@ export async function runCorpusCommand(options: CorpusCommandOptions): Promise<v
       options.out === undefined ? "" : `, written to ${options.out}`
     }]`,
   );
+}
+
+/**
+ * The `corpus` command with its options, for the CLI and for the organism recipe's standalone
+ * bundle (tools/organism/corpus_main.ts).
+ */
+export function corpusCommand(): Command {
+  return new Command("corpus")
+    .description("Write generated task samples (prompt + reference completion) as JSONL or text.")
+    .option("--tasks <names...>", "tasks or suites (long-context, code, math)")
+    .option("--model <dir>", "model directory whose tokenizer counts lengths")
+    .option("--tokenizer <dir>", "tokenizer directory (instead of --model)")
+    .option("--split <split>", "train (seeds ≥ 1000000) or eval (seeds < 1000000)", "train")
+    .option("--seeds <list>", "seeds and ranges, e.g. 1000000-1000009 (default: the split's first)")
+    .option("-n, --n <count>", "samples per task, seed and length", positiveInt("--n"), 10)
+    .option("--lengths <list>", "target prompt lengths in tokens, e.g. 512,2048,4k (default 2048)")
+    .option("--format <format>", "jsonl or text", "jsonl")
+    .option("--prompt-format <format>", "auto, chat or plain", "auto")
+    .option("--out <file>", "output file (default stdout)")
+    .option("--skip-unfit", "skip a task at a length too short for it, with a warning", false)
+    .option("--with-ids", "add each record's prompt and completion token ids (jsonl)", false)
+    .option("--list", "list the registered tasks and exit", false)
+    .action(runCorpusCommand);
 }

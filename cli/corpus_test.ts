@@ -7,6 +7,7 @@ import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
 import {
+  corpusCommand,
   type CorpusCommandOptions,
   type CorpusRecord,
   parseLengthList,
@@ -86,6 +87,35 @@ Deno.test("corpus JSONL: one record per query, prompt plus completion, determini
       options({ out: `${dir}/b.jsonl`, seeds: "1000000-1000001", lengths: "600,900" }),
     );
     assertEquals(await Deno.readTextFile(`${dir}/b.jsonl`), text);
+  });
+});
+
+Deno.test("corpusCommand alone (the organism recipe's bundle) parses its flags as the CLI does", async () => {
+  await withTemp(async (dir) => {
+    const flags = ["--tokenizer", FIXTURE, "--tasks", "niah_single_2", "gsm_synth", "-n", "2"];
+    flags.push("--seeds", "1000000-1000001", "--lengths", "600", "--with-ids", "--skip-unfit");
+    await corpusCommand().exitOverride().parseAsync([...flags, "--out", `${dir}/a.jsonl`], {
+      from: "user",
+    });
+    await runCorpusCommand(options({
+      out: `${dir}/b.jsonl`,
+      seeds: "1000000-1000001",
+      lengths: "600",
+      withIds: true,
+      skipUnfit: true,
+    }));
+    const standalone = await Deno.readTextFile(`${dir}/a.jsonl`);
+    assertEquals(standalone, await Deno.readTextFile(`${dir}/b.jsonl`));
+    assertEquals(standalone.trim().split("\n").length, 4 + 4);
+    await assertRejects(
+      () =>
+        corpusCommand().exitOverride().configureOutput({ writeErr: () => {} }).parseAsync(
+          ["--bogus"],
+          { from: "user" },
+        ),
+      Error,
+      "unknown option",
+    );
   });
 });
 

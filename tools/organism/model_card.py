@@ -11,6 +11,7 @@ Every number in the card comes from those files.
 
 import argparse
 import csv
+import glob
 import json
 import os
 import struct
@@ -54,21 +55,42 @@ def pct(x):
     return f"{100 * float(x):.0f} %"
 
 
+def training_state(work):
+    """The trainer's state (<work>/ckpt/state.pt), or, for a model trained on a lent GPU and
+    brought back as --save-parts files, <work>/parts (weights and counters)."""
+    path = os.path.join(work, "ckpt", "state.pt")
+    if os.path.exists(path):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    parts = os.path.join(work, "parts")
+    meta = json.load(open(os.path.join(parts, "meta.json")))
+    weights = {}
+    for index in range(meta["parts"]):
+        weights.update(torch.load(os.path.join(parts, f"weights-{index}.pt"), map_location="cpu"))
+    return dict(meta, model=weights)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default=os.path.join(HERE, "recipe.json"))
     parser.add_argument("--work", default=os.path.join(ROOT, ".cache", "organism"))
     parser.add_argument("--eval", default=os.path.join(ROOT, "runs", "organism-eval"))
     parser.add_argument("--compare", default=os.path.join(ROOT, "runs", "organism-compare"))
+    parser.add_argument("--stage-rows", default="",
+                        help="rows per stage (comma-separated) where the stage's data is not here "
+                             "(generated and trained on another machine)")
     parser.add_argument("--notes", default=os.path.join(HERE, "card_notes.md"),
                         help="hand-written reading of the tables, appended when it exists")
     args = parser.parse_args()
     recipe = json.load(open(args.recipe))
+    stage_rows = {i: f"{int(r):,}" for i, r in enumerate(args.stage_rows.split(",")) if r}
     model_dir = os.path.join(ROOT, "models", recipe["name"])
     config = json.load(open(os.path.join(model_dir, "config.json")))
-    state = torch.load(os.path.join(args.work, "ckpt", "state.pt"), map_location="cpu", weights_only=False)
+    state = training_state(args.work)
     params = sum(v.numel() for k, v in state["model"].items() if k != "lm_head.weight")
     log = [json.loads(line) for line in open(os.path.join(args.work, "train_log.jsonl"))]
+    # A log line names the GPU it was trained on; none means the CPU.
+    gpu = next((entry["gpu"] for entry in reversed(log) if "gpu" in entry), None)
+    hardware = f"one {gpu}" if gpu else "2 CPU cores"
     total_steps = sum(s["steps"] for s in recipe["stages"])
     files = sorted(os.listdir(model_dir))
     sizes = {f: os.path.getsize(os.path.join(model_dir, f)) for f in files}
@@ -87,29 +109,37 @@ def main():
     w(f"- {config['num_hidden_layers']} layers, hidden {config['hidden_size']}, MLP {config['intermediate_size']}, "
       f"{config['num_attention_heads']} query / {config['num_key_value_heads']} KV heads of {config['head_dim']}, "
       f"vocabulary {config['vocab_size']}, max positions {config['max_position_embeddings']}.")
-    w(f"- Parameters: {params:,} (float32 weights).")
+    w(f"- Parameters: {params:,} ({recipe.get('export_dtype', 'float32')} weights; evictbench computes in float32).")
     w("- Tokenizer: byte-level BPE trained on generated text (tools/organism/make_tokenizer.py), Qwen2's "
       "pre-tokenizer: single digits, so numbers and identifiers are copied token by token. No BOS; "
       "`<|endoftext|>` (id 0) ends every answer. No chat template: evictbench uses its plain prompt format.")
     w(f"- Files ({sum(sizes.values()) / 1e6:.1f} MB): " + ", ".join(f"`{f}` {sizes[f] / 1e6:.2f} MB" for f in files) + ".\n")
 
     w("## Training\n")
-    w("Recipe: `tools/organism/` (`setup.sh`, then `.venv/bin/python tools/organism/run.py`, then "
-      "`--export` and `--gates`). It is resumable: every step skips what exists, and training resumes "
-      "from its checkpoint, so it can be spread over several runs.\n")
+    recipe_arg = "" if os.path.basename(args.recipe) == "recipe.json" else f" --recipe tools/organism/{os.path.basename(args.recipe)}"
+    w(f"Recipe: `tools/organism/{os.path.basename(args.recipe)}` (`setup.sh`, then "
+      f"`.venv/bin/python tools/organism/run.py{recipe_arg}`, then the same with `--export` and "
+      "`--gates`). It is resumable: every step skips what exists, and training resumes from its "
+      "checkpoint, so it can be spread over several runs.\n")
     w("| stage | row length | batch | steps | corpus lengths | training seeds | rows | notes |")
     w("| ----- | ---------- | ----- | ----- | -------------- | -------------- | ---- | ----- |")
     for i, s in enumerate(recipe["stages"]):
         npz = os.path.join(args.work, "data", stage_data_name(s) + ".npz")
-        rows = len(np.load(npz)["tokens"]) if os.path.exists(npz) else "?"
+        rows = f"{len(np.load(npz)['tokens']):,}" if os.path.exists(npz) else stage_rows.get(i, "?")
         notes = []
         if "focus_tasks" in s:
             notes.append("focus tasks: " + ", ".join(s["focus_tasks"]))
         for k, extra in enumerate(s.get("extra", [])):
-            jsonl = os.path.join(args.work, "data", f"{stage_data_name(s)}-extra{k}.jsonl")
-            count = f"{sum(1 for _ in open(jsonl)):,}" if os.path.exists(jsonl) else "?"
+            # One file per block, or one per chunk of its seeds ("data_chunks").
+            files = glob.glob(os.path.join(args.work, "data", f"{stage_data_name(s)}-extra{k}.jsonl")) + \
+                glob.glob(os.path.join(args.work, "data", f"{stage_data_name(s)}-extra{k}.*-*.jsonl"))
+            seeds = f"seeds {extra['seeds'][0]}–{extra['seeds'][1]}"
+            if files:
+                count = f"{sum(1 for f in files for _ in open(f)):,} "
+            else:  # the data was made elsewhere: say how it was drawn
+                count, seeds = "", f"{extra.get('n', 5)} per task, seed and length; {seeds}"
             at = f" at {', '.join(map(str, extra['lengths']))} tokens" if "lengths" in extra else ""
-            notes.append(f"+ {count} {', '.join(extra['tasks'])} samples{at} (seeds {extra['seeds'][0]}–{extra['seeds'][1]})")
+            notes.append(f"+ {count}{', '.join(extra['tasks'])} samples{at} ({seeds})")
         if "restart_lr" in s:
             notes.append(f"new cosine cycle from lr {s['restart_lr']} ({s.get('restart_warmup', 100)} warm-up steps)")
         w(f"| {i} | {s['length']} | {s['batch']} | {s['steps']} | {', '.join(map(str, s['corpus_lengths']))} "
@@ -123,11 +153,12 @@ def main():
       "(so answers weigh as much as the text around them).")
     cycles = lr_cycles(recipe["stages"], o)
     w(f"- AdamW (β = {tuple(o['betas'])}, weight decay {o['weight_decay']}), gradient clip {o['clip']}; "
-      f"bfloat16 autocast on the CPU (torch {torch.__version__}). Learning rate: "
+      f"bfloat16 autocast on {hardware} (torch {state.get('torch', torch.__version__)}"
+      + (", torch.compile" if gpu and recipe.get("gpu", {}).get("compile") else "") + "). Learning rate: "
       + "; ".join(f"steps {c['start']}–{c['end']}: {c['warmup']} warm-up steps to {c['peak']}, cosine to {o['min_lr']}"
                   for c in cycles) + ".")
     w(f"- Steps: {state['step']} of {total_steps}; tokens seen: {state['tokens_seen']:,}; "
-      f"training time: {state['seconds'] / 60:.0f} min on 2 CPU cores.")
+      f"training time: {state['seconds'] / 60:.0f} min on {hardware}.")
     if log:
         last = log[-1]
         w(f"- Last logged window (step {last['step']}): prompt loss {last['text']:.3f}, answer loss "

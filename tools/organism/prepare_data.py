@@ -67,7 +67,8 @@ def main():
         cls = cls + record_cls
     flush()
 
-    tokens = np.asarray(rows, dtype=np.int32)
+    # uint16 holds any vocabulary up to 65 536 ids at half the bytes of int32.
+    tokens = np.asarray(rows, dtype=np.uint16 if max(map(max, rows), default=0) < 65536 else np.int32)
     # Written beside the target and renamed, so an interrupted run leaves no partial file.
     partial = args.out + ".partial.npz"
     np.savez(partial, tokens=tokens, classes=np.asarray(classes, dtype=np.uint8))

@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -36,15 +37,32 @@ def deno():
     return [found] if found else ["npx", "--yes", "deno@2.9.6"]
 
 
+# The corpus command as a single-file bundle (`deno bundle tools/organism/corpus_main.ts`), for
+# machines with a Deno binary but no npm registry (e.g. a GPU machine lent without network).
+CORPUS_BUNDLE = os.environ.get("ORGANISM_CORPUS_BUNDLE")
+
+
 def corpus(tokenizer, tasks, seeds, lengths, n, out, fmt="jsonl"):
+    entry = ["--no-config", CORPUS_BUNDLE] if CORPUS_BUNDLE else [os.path.join(ROOT, "cli.ts"), "corpus"]
     cmd = deno() + [
         "run", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys",
-        os.path.join(ROOT, "cli.ts"), "corpus", "--tokenizer", tokenizer, "--tasks", *tasks,
+        *entry, "--tokenizer", tokenizer, "--tasks", *tasks,
         "--split", "train", "--seeds", seeds, "--lengths", ",".join(map(str, lengths)),
         "-n", str(n), "--skip-unfit", "--format", fmt, "--out", out,
-    ] + (["--with-ids"] if fmt == "jsonl" else []) + [
-    ]
+    ] + (["--with-ids"] if fmt == "jsonl" else [])
+    # The corpus command writes beside the target and renames, so an interrupted run leaves
+    # no partial block behind and the next run regenerates it.
     subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def seed_chunks(lo, hi, chunks):
+    """Split seeds lo…hi into at most `chunks` contiguous ranges of near-equal size, each with
+    the file-name suffix of its range ("" when there is one range, so old data keeps its name)."""
+    count = min(chunks, hi - lo + 1)
+    if count <= 1:
+        return [(lo, hi, "")]
+    bounds = [lo + (hi - lo + 1) * i // count for i in range(count + 1)]
+    return [(a, b - 1, f".{a}-{b - 1}") for a, b in zip(bounds, bounds[1:])]
 
 
 def main():
@@ -57,6 +75,11 @@ def main():
     parser.add_argument("--gates", action="store_true")
     parser.add_argument("--gate-steps", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="corpus blocks generated side by side")
+    parser.add_argument("--data-only", action="store_true", help="build the stages' data and stop")
+    parser.add_argument("--data-stage", type=int, default=None,
+                        help="build only this stage's data (0-based), e.g. a stage added after the others were trained elsewhere")
     args = parser.parse_args()
     recipe = json.load(open(args.recipe))
     py = sys.executable
@@ -75,33 +98,44 @@ def main():
     sys.path.insert(0, HERE)
     from train import stage_data_name
 
-    for stage in recipe["stages"]:
+    for index, stage in enumerate(recipe["stages"]):
+        if args.data_stage is not None and index != args.data_stage:
+            continue
         L = stage["length"]
         name = stage_data_name(stage)
         npz = os.path.join(work, "data", f"{name}.npz")
         if os.path.exists(npz):
             continue
         lo, hi = stage["seeds"]
+        lengths = stage["corpus_lengths"]
         blocks = [
-            ("all", ["long-context", "code", "math"], f"{lo}-{hi}", 5),
+            ("all", ["long-context", "code", "math"], lo, hi, 5, lengths),
             # The focus tasks again, on the other half of the stage's seed block.
-            ("focus", stage.get("focus_tasks", recipe["focus_tasks"]), f"{lo + 50000}-{hi + 50000}", 5),
+            ("focus", stage.get("focus_tasks", recipe["focus_tasks"]), lo + 50000, hi + 50000, 5, lengths),
         ]
         # Extra blocks weight chosen tasks further (e.g. many short math problems per row), at
         # the stage's corpus lengths or their own "lengths" (short lookups packed into long rows).
         for k, extra in enumerate(stage.get("extra", [])):
             elo, ehi = extra["seeds"]
-            blocks.append((f"extra{k}", extra["tasks"], f"{elo}-{ehi}", extra.get("n", 5),
-                           extra.get("lengths", stage["corpus_lengths"])))
-        parts = []
-        for part, tasks, seeds, n, *lengths in blocks:
-            path = os.path.join(work, "data", f"{name}-{part}.jsonl")
-            if not os.path.exists(path):
-                corpus(tok_dir, tasks, seeds, lengths[0] if lengths else stage["corpus_lengths"], n, path)
-            parts.append(path)
+            blocks.append((f"extra{k}", extra["tasks"], elo, ehi, extra.get("n", 5), extra.get("lengths", lengths)))
+        parts, missing = [], []
+        for part, tasks, blo, bhi, n, block_lengths in blocks:
+            for clo, chi, suffix in seed_chunks(blo, bhi, recipe.get("data_chunks", 1)):
+                path = os.path.join(work, "data", f"{name}-{part}{suffix}.jsonl")
+                if not os.path.exists(path):
+                    missing.append((tasks, f"{clo}-{chi}", block_lengths, n, path))
+                parts.append(path)
+        # Each block (or chunk of a block's seeds, when the recipe asks for "data_chunks") is
+        # one `deno task corpus` process writing its own file atomically, so they run side by
+        # side, one per core asked for.
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for done in [pool.submit(corpus, tok_dir, *block) for block in missing]:
+                done.result()
         subprocess.run([py, os.path.join(HERE, "prepare_data.py"), npz, *parts,
                         "--length", str(L), "--eos", "0", "--seed", str(lo)], check=True)
 
+    if args.data_only:
+        return
     train = [py, os.path.join(HERE, "train.py"), "--recipe", args.recipe, "--work", work]
     if args.threads:
         train += ["--threads", str(args.threads)]

@@ -12,8 +12,15 @@ follows cosine cycles (lr_cycles): one over the curriculum, and a new one at any
 gives "restart_lr" (continued training). On the CPU it trains in bfloat16 autocast (1.7× faster here than
 float32, master weights stay float32); on a GPU, when torch sees one, it uses it.
 
---export writes an HF model directory (config.json, model.safetensors in float32,
-generation_config.json) that evictbench loads like any checkpoint, plus the tokenizer files.
+On a GPU a recipe may ask for torch.compile ("gpu": {"compile": true}); the optimizer then
+runs fused. A machine that is lent for a while only (and can send back only small files) uses
+--save-parts DIR: the weights, float32, in files of at most 15 MB plus the step counters, written
+at every save. --load-parts DIR resumes from them where no state.pt exists (the optimizer's
+moments start afresh).
+
+--export writes an HF model directory (config.json, model.safetensors in the recipe's
+"export_dtype", float32 unless it says bfloat16; generation_config.json) that evictbench loads
+like any checkpoint, plus the tokenizer files.
 """
 
 import argparse
@@ -102,7 +109,7 @@ def save_atomic(state, path):
 
 
 def batch_loss(model, tokens, classes, device, autocast):
-    x = torch.from_numpy(tokens).long().to(device)
+    x = torch.from_numpy(tokens.astype(np.int64)).to(device)
     c = torch.from_numpy(classes).to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         logits = model(input_ids=x[:, :-1]).logits
@@ -120,9 +127,43 @@ def batch_loss(model, tokens, classes, device, autocast):
     return out
 
 
+PART_BYTES = 15_000_000
+
+
+def save_parts(model, counters, out_dir):
+    """The weights in float32 files of at most PART_BYTES (whole tensors), then meta.json."""
+    os.makedirs(out_dir, exist_ok=True)
+    parts, current, size = [], {}, 0
+    for name, tensor in model.state_dict().items():
+        nbytes = tensor.numel() * 4
+        if current and size + nbytes > PART_BYTES:
+            parts.append(current)
+            current, size = {}, 0
+        current[name] = tensor.detach().float().cpu().clone()
+        size += nbytes
+    parts.append(current)
+    for index, part in enumerate(parts):
+        save_atomic(part, os.path.join(out_dir, f"weights-{index}.pt"))
+    meta = dict(counters, parts=len(parts))
+    with open(os.path.join(out_dir, "meta.json.partial"), "w") as f:
+        json.dump(meta, f)
+    os.replace(os.path.join(out_dir, "meta.json.partial"), os.path.join(out_dir, "meta.json"))
+
+
+def load_parts(model, in_dir, device):
+    with open(os.path.join(in_dir, "meta.json")) as f:
+        meta = json.load(f)
+    weights = {}
+    for index in range(meta["parts"]):
+        weights.update(torch.load(os.path.join(in_dir, f"weights-{index}.pt"), map_location=device))
+    model.load_state_dict(weights)
+    return meta
+
+
 def export(recipe, model, work, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    model = model.to("cpu").float()
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[recipe.get("export_dtype", "float32")]
+    model = model.to("cpu").to(dtype)
     model.save_pretrained(out_dir, safe_serialization=True)
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump({"eos_token_id": 0, "pad_token_id": 0, "do_sample": False}, f, indent=2)
@@ -142,6 +183,8 @@ def main():
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--export", default=None, help="write the HF model directory and exit")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--save-parts", default=None, help="also write the weights in small files here")
+    parser.add_argument("--load-parts", default=None, help="resume from --save-parts files")
     args = parser.parse_args()
 
     recipe = json.load(open(args.recipe))
@@ -155,7 +198,7 @@ def main():
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=o["lr"], betas=tuple(o["betas"]),
+        lr=o["lr"], betas=tuple(o["betas"]), fused=device.type == "cuda",
     )
     stages = recipe["stages"]
     total = sum(s["steps"] for s in stages)
@@ -172,6 +215,10 @@ def main():
         optimizer.load_state_dict(state["optimizer"])
         step, seconds, tokens_seen = state["step"], state["seconds"], state["tokens_seen"]
         print(f"resumed at step {step}/{total} ({seconds / 60:.1f} min trained, {tokens_seen:,} tokens)")
+    elif args.load_parts and os.path.exists(os.path.join(args.load_parts, "meta.json")):
+        meta = load_parts(model, args.load_parts, device)
+        step, seconds, tokens_seen = meta["step"], meta["seconds"], meta["tokens_seen"]
+        print(f"resumed from {args.load_parts} at step {step}/{total} (fresh optimizer moments)")
 
     if args.export:
         export(recipe, model, args.work, args.export)
@@ -183,10 +230,20 @@ def main():
     started = time.time()
     clock = PauseClock()
     autocast = True
+    forward = model
+    if device.type == "cuda" and recipe.get("gpu", {}).get("compile", False):
+        forward = torch.compile(model)
+    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
     def state():
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "seconds": seconds, "tokens_seen": tokens_seen, "recipe": recipe}
+
+    def save():
+        save_atomic(state(), state_path)
+        if args.save_parts:
+            save_parts(model, {"step": step, "seconds": seconds, "tokens_seen": tokens_seen,
+                               "torch": torch.__version__}, args.save_parts)
 
     first = 0
     for index, stage in enumerate(stages):
@@ -200,32 +257,36 @@ def main():
         tokens, classes = data["tokens"], data["classes"]
         print(f"stage {index}: length {stage['length']}, batch {stage['batch']}, {len(tokens)} rows, steps {step - first}/{stage['steps']}")
         window = {"loss": 0.0, "text": 0.0, "answer": 0.0, "answer_acc": 0.0, "n": 0}
-        t_window = time.time()
+        t_window = t_last = time.time()
+        paused_last = clock.paused
         while step < last:
             rng = np.random.default_rng([recipe["seed"], step])
             pick = rng.choice(len(tokens), size=stage["batch"], replace=len(tokens) < stage["batch"])
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, cycles, o)
-            t0 = time.time()
-            paused0 = clock.paused
-            out = batch_loss(model, tokens[pick], classes[pick], device, autocast)
+            out = batch_loss(forward, tokens[pick], classes[pick], device, autocast)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), o["clip"])
             optimizer.step()
-            seconds += max(0.0, time.time() - t0 - (clock.paused - paused0))
+            # Wall time between steps (sampling and, on a GPU, the queue's waits included), less
+            # any time the process was stopped.
+            now = time.time()
+            seconds += max(0.0, now - t_last - (clock.paused - paused_last))
+            t_last, paused_last = now, clock.paused
             tokens_seen += int(stage["batch"] * stage["length"])
             step += 1
+            # Summed on the device and read at log time, so the GPU never waits on the host.
             for k in ("loss", "text", "answer", "answer_acc"):
-                window[k] += float(out[k].detach())
+                window[k] += out[k].detach()
             window["n"] += 1
             if step % args.log_every == 0 or step == last:
                 n = window["n"]
                 entry = {"step": step, "stage": index, "length": stage["length"],
                          "lr": optimizer.param_groups[0]["lr"],
-                         **{k: round(window[k] / n, 4) for k in ("loss", "text", "answer", "answer_acc")},
+                         **{k: round(float(window[k]) / n, 4) for k in ("loss", "text", "answer", "answer_acc")},
                          "s_per_step": round((time.time() - t_window) / n, 3),
-                         "minutes": round(seconds / 60, 2)}
+                         "minutes": round(seconds / 60, 2)} | ({"gpu": gpu_name} if gpu_name else {})
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
                 print(json.dumps(entry), flush=True)
@@ -233,12 +294,12 @@ def main():
                 t_window = time.time()
             out_of_time = args.max_minutes is not None and time.time() - started > args.max_minutes * 60
             if step % args.save_every == 0 or step == last or out_of_time:
-                save_atomic(state(), state_path)
+                save()
             if out_of_time:
                 print(f"time limit reached at step {step}; rerun to resume")
                 return
         first = last
-    save_atomic(state(), state_path)
+    save()
     print(f"trained to step {step}/{total}")
 
 
