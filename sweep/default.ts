@@ -1,7 +1,7 @@
 /**
  * The default sweep: what `deno task sweep` runs with no config. Methods full, gated, kvzip,
  * snapkv, h2o, streamingllm and random; kept ratios 1.0 … 0.1; small samples of each suite at
- * 2048 tokens, on the embedded default model (models/organism-qwen3-5m, trained by
+ * 2048 tokens, on the embedded default model (models/organism-qwen3-10m, trained by
  * tools/organism, with its trained gates).
  *
  * @module
@@ -11,7 +11,7 @@ import { InputError } from "../errors.ts";
 import { DEFAULT_KEPT_RATIOS } from "./config.ts";
 
 /** The embedded default model, committed with the repository. */
-export const EMBEDDED_MODEL = new URL("../models/organism-qwen3-5m/", import.meta.url).pathname;
+export const EMBEDDED_MODEL = new URL("../models/organism-qwen3-10m/", import.meta.url).pathname;
 
 /** The methods of the default sweep. */
 export const DEFAULT_METHODS = [

@@ -99,6 +99,8 @@ def main():
     from train import stage_data_name
 
     for index, stage in enumerate(recipe["stages"]):
+        if args.export or args.gates:
+            break  # neither needs the training data (which may live on the machine that trained)
         if args.data_stage is not None and index != args.data_stage:
             continue
         L = stage["length"]
