@@ -13,7 +13,12 @@ import { OrtAttention } from "../kernels/attention_ort.ts";
 import { CpuKvStore } from "../kernels/kv_store.ts";
 import type { ModelConfig } from "../engine/types.ts";
 import { seededRandom } from "../kernels/random.ts";
-import type { ReadBandwidthProbe } from "./ceilings.ts";
+import {
+  type Ceiling,
+  gemmPeakOf,
+  type GemmPeakProbe,
+  type ReadBandwidthProbe,
+} from "./ceilings.ts";
 
 /**
  * Latency of `fn` in ms (tinybench: median of `iterations` after `warmup` runs). `between`
@@ -104,6 +109,11 @@ export interface ModelBench {
   prefillDenseGflops: number;
   /** Linear layers plus causal attention products per second (model FLOP/s). */
   prefillModelGflops: number;
+  /**
+   * The GEMM peak sampled between the prefills (a {@linkcode GemmPeakProbe}): the ceiling of
+   * the machine state the prefills ran in (value 0 without a probe).
+   */
+  prefillGemmPeak: Ceiling;
   /** Decode at the prefill's context: weights plus that many keys and values per step. */
   decodeContext: number;
   decodeMsPerToken: number;
@@ -134,6 +144,8 @@ export async function benchModel(
     repeats?: number;
     /** Sampled between decode steps (see {@linkcode ModelBench.decodeReadGbps}). */
     probe?: ReadBandwidthProbe;
+    /** Sampled between prefills (see {@linkcode ModelBench.prefillGemmPeak}). */
+    gemmProbe?: GemmPeakProbe;
   },
 ): Promise<ModelBench> {
   const t0 = performance.now();
@@ -144,9 +156,17 @@ export async function benchModel(
     { length: options.prefillTokens },
     () => Math.floor(rand() * model.config.vocabSize),
   );
+  const gemmSamples: { gflops: number; label: string }[][] = [];
+  const gemmProbe = options.gemmProbe;
   const prefill = await latencyMs(async () => {
     await model.prefill(ids, model.createCache());
-  }, { iterations: options.repeats ?? 2, warmup: 1 });
+  }, {
+    iterations: options.repeats ?? 2,
+    warmup: 1,
+    between: gemmProbe === undefined ? undefined : async () => {
+      gemmSamples.push(await gemmProbe.sample());
+    },
+  });
   const decode = await timeDecode(model, ids, options);
   const shortContext = Math.min(SHORT_DECODE_CONTEXT, options.prefillTokens);
   const shortDecode = await timeDecode(model, ids.subarray(0, shortContext), options);
@@ -160,6 +180,7 @@ export async function benchModel(
     prefillDenseGflops: flops / (prefill.medianMs * 1e6),
     prefillModelGflops: (flops + causalAttentionFlops(model.config, options.prefillTokens)) /
       (prefill.medianMs * 1e6),
+    prefillGemmPeak: gemmPeakOf(gemmSamples),
     decodeContext: options.prefillTokens,
     decodeMsPerToken: decode.medianMs,
     decodeSamples: decode.samples,
