@@ -48,6 +48,11 @@ interface Variant {
   masked: boolean;
   /** One query per query head (a decode step): {@linkcode addDecodeHead}'s graph. */
   decode: boolean;
+  /**
+   * Decode only: p · v over blocks of {@linkcode DECODE_BLOCK} entries (every head holds at
+   * least two blocks' worth), see {@linkcode addDecodeHead}.
+   */
+  blocked: boolean;
   stats: StatName[];
   gqa: "mean" | "max";
 }
@@ -60,6 +65,15 @@ interface Variant {
  *   out_r = p_r v [1, d] for each of the G rows: with M = 1 the GEMM kernel reads v in place
  *       (for M > 1 it packs a copy of v), and the second row finds v in cache.
  * 2048 entries × 8 KV heads × 28 layers, interleaved with the [G, d] form: 0.93× the time.
+ *
+ * Over long caches v no longer stays in cache between the rows, and one M = 1 product runs on
+ * one thread. The blocked form (`v.blocked`) takes v as [m/B, 1, B, d] blocks of B =
+ * DECODE_BLOCK entries (a view of the same memory) plus a tail [r, d] (1 ≤ r ≤ B) and computes
+ *   out = Σ_b p[:, block b] v_b  as one batched product [m/B, G, 1, B] × [m/B, 1, B, d]:
+ * the batches spread over the threads, the G rows of a block meet it while it is in cache,
+ * and M stays 1, so nothing is packed; the tail is one small [G, r] × [r, d] product.
+ * 32768 entries × 8 KV heads, G = 2, here: p · v in 4.1 ms against 7.8–9.2 ms for the rows.
+ *
  * With one query every statistic is the GQA reduction (mean or max) of the G rows of p.
  */
 function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; v: string }): void {
@@ -72,6 +86,28 @@ function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; 
   }
   if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", [1, `n${h}`])]);
   const p = g.node("Softmax", [s], { axis: { int: -1 } });
+  if (v.blocked) {
+    const B = DECODE_BLOCK;
+    const [main, tail] = g.nodeMulti("Split", [p, g.input(`split${h}`, "int64", [2])], 2, {
+      axis: { int: 1 },
+    });
+    const blocks = g.reshape(g.transpose(g.reshape(main, [G, -1, B]), [1, 0, 2]), [-1, G, 1, B]);
+    const summed = g.reduce("ReduceSum", g.node("MatMul", [blocks, kv.v]), [0], {
+      keepdims: false,
+    });
+    const out = g.node("Add", [
+      g.reshape(summed, [G, d]),
+      g.node("MatMul", [tail, `${kv.v}_tail`]),
+    ]);
+    g.output(out, { name: `out${h}`, dataType: "float32", shape: [G, d] });
+    if (v.stats.length > 0) {
+      const reduced = g.reduce(v.gqa === "max" ? "ReduceMax" : "ReduceMean", p, [0], {
+        keepdims: true,
+      });
+      g.output(reduced, { name: `stat${h}`, dataType: "float32", shape: [1, `n${h}`] });
+    }
+    return;
+  }
   const rows = G === 1 ? [p] : g.nodeMulti("Split", [p], G, { axis: { int: 0 } });
   for (let r = 0; r < G; r++) {
     g.output(g.node("MatMul", [rows[r], kv.v]), {
@@ -91,6 +127,12 @@ function buildAttentionGraph(v: Variant): Uint8Array {
   const g = new GraphBuilder(`attention_h${H}_g${G}_d${d}`);
   for (let h = 0; h < H; h++) {
     const k = g.input(`k${h}`, "float32", [`n${h}`, d]);
+    if (v.blocked) {
+      const blocks = g.input(`v${h}`, "float32", [`b${h}`, 1, DECODE_BLOCK, d]);
+      g.input(`v${h}_tail`, "float32", [`r${h}`, d]);
+      addDecodeHead(g, v, h, { k, v: blocks });
+      continue;
+    }
     const val = g.input(`v${h}`, "float32", [`n${h}`, d]);
     if (v.decode) {
       addDecodeHead(g, v, h, { k, v: val });
@@ -179,6 +221,12 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
+/**
+ * Entries per block of the blocked decode product ({@linkcode addDecodeHead}); decode steps
+ * where every head holds at least two blocks use it.
+ */
+export const DECODE_BLOCK = 1024;
+
 /** A bias tensor and the positions it was built for. */
 interface MaskEntry {
   qPos: Int32Array;
@@ -234,6 +282,7 @@ export class OrtAttention implements AttentionExecutor {
     // With one query in a global layer every stored entry is visible: no mask at all.
     const masked = T > 1 || window !== null;
     const decode = T === 1;
+    const blocked = decode && segments.every((seg) => seg.length >= 2 * DECODE_BLOCK);
     // One query: the token-major and head-major layouts are the same array.
     const headMajor = options.layout === "head" || decode;
     const variant: Variant = {
@@ -244,6 +293,7 @@ export class OrtAttention implements AttentionExecutor {
       softcap: options.softcap ?? null,
       masked,
       decode,
+      blocked,
       stats,
       gqa: req?.gqa ?? "mean",
     };
@@ -264,7 +314,24 @@ export class OrtAttention implements AttentionExecutor {
         if (stats.includes("lastWindowMean")) feeds[`w_start${h}`] = tensorI64(wStart, [1]);
       }
       feeds[`k${h}`] = tensorF32(seg.keys.subarray(0, n * headDim), [n, headDim]);
-      feeds[`v${h}`] = tensorF32(seg.values.subarray(0, n * headDim), [n, headDim]);
+      if (blocked) {
+        // Whole blocks, then a tail of 1…B entries: both views of the stored values.
+        const m = Math.floor((n - 1) / DECODE_BLOCK) * DECODE_BLOCK;
+        const values = seg.values;
+        feeds[`v${h}`] = tensorF32(values.subarray(0, m * headDim), [
+          m / DECODE_BLOCK,
+          1,
+          DECODE_BLOCK,
+          headDim,
+        ]);
+        feeds[`v${h}_tail`] = tensorF32(values.subarray(m * headDim, n * headDim), [
+          n - m,
+          headDim,
+        ]);
+        feeds[`split${h}`] = tensorI64(BigInt64Array.of(BigInt(m), BigInt(n - m)), [2]);
+      } else {
+        feeds[`v${h}`] = tensorF32(seg.values.subarray(0, n * headDim), [n, headDim]);
+      }
       if (masked) feeds[`bias${h}`] = this.#mask(positions, seg.positions.subarray(0, n), window);
     }
     const result = await session.run(feeds);
@@ -284,7 +351,9 @@ export class OrtAttention implements AttentionExecutor {
     }
     const output = new Float32Array(q.length);
     for (let h = 0; h < H; h++) {
-      if (decode) {
+      if (blocked) {
+        output.set(readF32(result[`out${h}`]), h * block);
+      } else if (decode) {
         for (let r = 0; r < group; r++) {
           output.set(readF32(result[`out${h}_${r}`]), (h * group + r) * headDim);
         }

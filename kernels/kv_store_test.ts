@@ -152,6 +152,29 @@ const cases: Case[] = [
     gqa: "max",
   },
   {
+    // Both heads hold ≥ 2 × DECODE_BLOCK entries after eviction (2501 and 3335), so
+    // onnxruntime takes the blocked p · v with a tail of another length in each head.
+    name: "long decode after eviction, blocked product",
+    kvHeads: 2,
+    group: 2,
+    d: 8,
+    prior: 5000,
+    chunk: 1,
+    evict: true,
+    gqa: "mean",
+  },
+  {
+    name: "long decode, soft-capped, GQA 3 max, blocked product",
+    kvHeads: 1,
+    group: 3,
+    d: 4,
+    prior: 2 * 1024 + 1023,
+    chunk: 1,
+    evict: false,
+    softcap: 3,
+    gqa: "max",
+  },
+  {
     name: "decode step without grouping (group 1)",
     kvHeads: 2,
     group: 1,
