@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import default_work  # noqa: E402
 from train import lr_cycles, stage_data_name  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,7 +73,7 @@ def training_state(work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default=os.path.join(HERE, "recipe.json"))
-    parser.add_argument("--work", default=os.path.join(ROOT, ".cache", "organism"))
+    parser.add_argument("--work", default=None, help="default: the recipe's work folder (run.py)")
     parser.add_argument("--eval", default=os.path.join(ROOT, "runs", "organism-eval"))
     parser.add_argument("--compare", default=os.path.join(ROOT, "runs", "organism-compare"))
     parser.add_argument("--stage-rows", default="",
@@ -82,6 +83,7 @@ def main():
                         help="hand-written reading of the tables, appended when it exists")
     args = parser.parse_args()
     recipe = json.load(open(args.recipe))
+    args.work = args.work or default_work(args.recipe)
     stage_rows = {i: f"{int(r):,}" for i, r in enumerate(args.stage_rows.split(",")) if r}
     model_dir = os.path.join(ROOT, "models", recipe["name"])
     config = json.load(open(os.path.join(model_dir, "config.json")))

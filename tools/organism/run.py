@@ -2,9 +2,15 @@
 resumes (training itself resumes from its checkpoint).
 
     tools/organism/setup.sh                       # once: the recipe's Python dependencies
-    .venv/bin/python tools/organism/run.py [--max-minutes M] [--export]
+    .venv/bin/python tools/organism/run.py [--recipe R] [--max-minutes M] [--export]
 
-Steps, under --work (default .cache/organism):
+Recipes: recipe.json (the 5M model, on 2 CPU cores) and recipe-gpu.json (the shipped 10M
+model, 15 minutes on one H100). On a GPU machine without npm, build the data elsewhere with
+--data-only, or carry a Deno binary and the corpus bundle (ORGANISM_CORPUS_BUNDLE, see
+corpus_main.ts) and let --jobs processes generate it there.
+
+Steps, under --work (default .cache/organism for recipe.json, .cache/organism-<x> for
+recipe-<x>.json):
 1. tokenizer/: a byte-level BPE trained on bootstrap text (make_tokenizer.py). The bootstrap
    text is generated with the test fixture tokenizer on its own training seeds.
 2. data/<stage data>.npz for every curriculum stage (stage-<length>, or the stage's "data"
@@ -55,6 +61,14 @@ def corpus(tokenizer, tasks, seeds, lengths, n, out, fmt="jsonl"):
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
+def default_work(recipe_path):
+    """.cache/organism for recipe.json, .cache/organism-<x> for recipe-<x>.json: recipes of
+    different models never share a checkpoint."""
+    stem = os.path.splitext(os.path.basename(recipe_path))[0]
+    suffix = "" if stem == "recipe" else "-" + stem.removeprefix("recipe-")
+    return os.path.join(ROOT, ".cache", "organism" + suffix)
+
+
 def seed_chunks(lo, hi, chunks):
     """Split seeds lo…hi into at most `chunks` contiguous ranges of near-equal size, each with
     the file-name suffix of its range ("" when there is one range, so old data keeps its name)."""
@@ -68,7 +82,7 @@ def seed_chunks(lo, hi, chunks):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default=os.path.join(HERE, "recipe.json"))
-    parser.add_argument("--work", default=os.path.join(ROOT, ".cache", "organism"))
+    parser.add_argument("--work", default=None, help="default: one folder per recipe (default_work)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--until-stage", type=int, default=None)
     parser.add_argument("--export", action="store_true")
@@ -83,7 +97,7 @@ def main():
     args = parser.parse_args()
     recipe = json.load(open(args.recipe))
     py = sys.executable
-    work = args.work
+    work = args.work or default_work(args.recipe)
     os.makedirs(os.path.join(work, "data"), exist_ok=True)
 
     tok_dir = os.path.join(work, "tokenizer")
