@@ -22,9 +22,18 @@ export interface Ceiling {
   detail: string;
 }
 
-function median(xs: number[]): number {
+/** The upper median of `xs` (the middle value, or the larger of the two middle ones). */
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/** One open GEMM session of a {@linkcode GemmPeakProbe}, with its input and work. */
+interface TimedGemm {
+  session: OrtSession;
+  feeds: Record<string, OrtTensor>;
+  flops: number;
+  label: string;
 }
 
 /**
@@ -33,21 +42,9 @@ function median(xs: number[]): number {
  * judge (the GEMM rate drifts by up to 1.2× within minutes here).
  */
 export class GemmPeakProbe {
-  readonly #gemms: {
-    session: OrtSession;
-    feeds: Record<string, OrtTensor>;
-    flops: number;
-    label: string;
-  }[];
+  readonly #gemms: TimedGemm[];
 
-  private constructor(
-    gemms: {
-      session: OrtSession;
-      feeds: Record<string, OrtTensor>;
-      flops: number;
-      label: string;
-    }[],
-  ) {
+  private constructor(gemms: TimedGemm[]) {
     this.#gemms = gemms;
   }
 

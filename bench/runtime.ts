@@ -17,6 +17,7 @@ import {
   type Ceiling,
   gemmPeakOf,
   type GemmPeakProbe,
+  median,
   type ReadBandwidthProbe,
 } from "./ceilings.ts";
 
@@ -222,8 +223,7 @@ async function timeDecode(
       reads.push((await probe.sample()).gbps);
     },
   });
-  const sorted = reads.sort((a, b) => a - b);
-  return { ...timed, readGbps: sorted.length > 0 ? sorted[sorted.length >> 1] : NaN };
+  return { ...timed, readGbps: reads.length > 0 ? median(reads) : NaN };
 }
 
 function argmaxOf(x: Float32Array): number {

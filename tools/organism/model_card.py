@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import default_work  # noqa: E402
-from train import lr_cycles, stage_data_name  # noqa: E402
+from train import lr_cycles, read_parts, stage_data_name  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -62,11 +62,7 @@ def training_state(work):
     path = os.path.join(work, "ckpt", "state.pt")
     if os.path.exists(path):
         return torch.load(path, map_location="cpu", weights_only=False)
-    parts = os.path.join(work, "parts")
-    meta = json.load(open(os.path.join(parts, "meta.json")))
-    weights = {}
-    for index in range(meta["parts"]):
-        weights.update(torch.load(os.path.join(parts, f"weights-{index}.pt"), map_location="cpu"))
+    meta, weights = read_parts(os.path.join(work, "parts"))
     return dict(meta, model=weights)
 
 

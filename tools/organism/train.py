@@ -150,12 +150,18 @@ def save_parts(model, counters, out_dir):
     os.replace(os.path.join(out_dir, "meta.json.partial"), os.path.join(out_dir, "meta.json"))
 
 
-def load_parts(model, in_dir, device):
+def read_parts(in_dir, device="cpu"):
+    """What save_parts wrote: (the counters of meta.json, the weights by name)."""
     with open(os.path.join(in_dir, "meta.json")) as f:
         meta = json.load(f)
     weights = {}
     for index in range(meta["parts"]):
         weights.update(torch.load(os.path.join(in_dir, f"weights-{index}.pt"), map_location=device))
+    return meta, weights
+
+
+def load_parts(model, in_dir, device):
+    meta, weights = read_parts(in_dir, device)
     model.load_state_dict(weights)
     return meta
 
