@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import type { ModelConfig } from "../engine/types.ts";
-import { causalAttentionFlops, decodeKvBytes, latencyMs } from "./runtime.ts";
-import { ReadBandwidthProbe } from "./ceilings.ts";
+import { benchDecodeAttention, causalAttentionFlops, decodeKvBytes, latencyMs } from "./runtime.ts";
+import { median, ReadBandwidthProbe } from "./ceilings.ts";
 
 Deno.test("causal attention FLOPs count the pairs the mask allows, windows included", () => {
   const config = {
@@ -49,4 +49,21 @@ Deno.test("the read-bandwidth probe streams its whole buffer through both probes
   assertEquals(probe.bytes, 2 ** 22);
   assert(sample.sumGbps > 0 && sample.gemvGbps > 0, "both probes timed");
   assertEquals(sample.gbps, Math.max(sample.sumGbps, sample.gemvGbps));
+});
+
+Deno.test("decode attention times the full and the evicted store in alternating rounds", async () => {
+  const a = await benchDecodeAttention({
+    entries: 300,
+    kvHeads: 2,
+    group: 2,
+    headDim: 8,
+    keptRatio: 0.3,
+    threads: 1,
+    rounds: 3,
+    iterations: 2,
+  });
+  assertEquals(a.roundRatios.length, 3);
+  assertEquals(a.timeRatio, median(a.roundRatios));
+  assert(a.fullMs > 0 && a.evictedMs > 0, "both stores timed");
+  assertEquals(a.fullGbps, (2 * 300 * 2 * 8 * 4) / (a.fullMs * 1e6));
 });

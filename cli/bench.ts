@@ -232,7 +232,11 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
   );
   line(
     `  after evicting to ${attn.keptRatio} kept`,
-    `${attn.evictedMs.toFixed(2)} ms = ${attn.timeRatio.toFixed(2)}× the full time (target ≤ 0.4×)`,
+    `${attn.evictedMs.toFixed(2)} ms; ${
+      attn.timeRatio.toFixed(2)
+    }× the full time (target ≤ 0.4×), median of rounds ${
+      attn.roundRatios.map((r) => r.toFixed(2)).join(", ")
+    }`,
   );
 
   const report = await benchReport({ rows: quick ? 1000 : 10_000 });
