@@ -242,6 +242,7 @@ export interface AttentionBench {
   /** K and V bytes read by one full step, over its time (GB/s). */
   fullGbps: number;
   keptRatio: number;
+  /** The same for the store after eviction. */
   evictedMs: number;
   /**
    * Median over the rounds of evicted ÷ full, each round timing both stores back to back;

@@ -331,6 +331,10 @@ export class GraphBuilder {
 
   /**
    * RMSNorm over `axis`: `x / sqrt(mean(x²) + eps) * weight` (no weight when `weight` is null).
+   * With a weight over the last axis (every norm of the models) it is onnxruntime's
+   * SimplifiedLayerNormalization, one kernel in place of six element-wise nodes: a decode step
+   * of the 10M embedded model's layer in 113 vs 118 µs here, a 512-token prefill step of a
+   * Qwen3-0.6B shape in 45.1 vs 46.0 ms. Other axes, or no weight, are the six nodes.
    *
    * @example
    * ```ts
@@ -338,8 +342,16 @@ export class GraphBuilder {
    * ```
    */
   rmsNorm(x: string, weight: string | null, eps: number, options: RmsNormOptions = {}): string {
+    const axis = options.axis ?? -1;
+    if (weight !== null && axis === -1) {
+      // onnxruntime's own op in the default domain; its `axis` is the first normalised axis.
+      return this.node("SimplifiedLayerNormalization", [x, weight], {
+        axis: { int: -1 },
+        epsilon: { float: eps },
+      });
+    }
     const squared = this.node("Mul", [x, x]);
-    const meanSquare = this.reduce("ReduceMean", squared, [options.axis ?? -1], { keepdims: true });
+    const meanSquare = this.reduce("ReduceMean", squared, [axis], { keepdims: true });
     const rms = this.node("Sqrt", [this.node("Add", [meanSquare, this.constantF32(eps)])]);
     const normed = this.node("Div", [x, rms]);
     return weight === null ? normed : this.node("Mul", [normed, weight]);

@@ -47,6 +47,27 @@ Deno.test("rmsNorm matches x / sqrt(mean(x²) + eps) · w over the last axis", a
   assertClose(readF32(out.y), expected, 1e-6);
 });
 
+Deno.test("rmsNorm of a 3-D input normalises each last-axis row alone (per-head q/k norms)", async () => {
+  const rows = 2 * 3, dim = 4, eps = 1e-6;
+  const x = values(rows * dim, 5).map((v, i) => v * (1 + (i >> 2))); // rows of different scales
+  const w = values(dim, 6);
+  const g = new GraphBuilder("rms3d");
+  const xin = g.input("x", "float32", ["T", 3, dim]);
+  g.output(g.rmsNorm(xin, g.initializer("w", tensorDataF32(w, [dim])), eps), {
+    name: "y",
+    dataType: "float32",
+    shape: ["T", 3, dim],
+  });
+  const out = await run(g, { x: tensorF32(x, [2, 3, dim]) });
+  const expected: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * dim, (r + 1) * dim);
+    const inv = 1 / Math.sqrt(row.reduce((a, v) => a + v * v, 0) / dim + eps);
+    for (let i = 0; i < dim; i++) expected.push(row[i] * inv * w[i]);
+  }
+  assertClose(readF32(out.y), expected, 1e-6);
+});
+
 Deno.test("rmsNorm over axis 0 without weight, at opset 18 (axes as input)", async () => {
   const x = values(6, 3); // [3, 2], normalised down columns
   const g = new GraphBuilder("rms18", { opsetVersion: 18 });
