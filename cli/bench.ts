@@ -143,10 +143,12 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
   const tokens = quick ? 256 : 2048;
   const probe = await ReadBandwidthProbe.create(probeBytes(quick), { threads });
   const gemmProbe = await GemmPeakProbe.create(gemmShapes(quick), { threads });
+  // Five prefills and 64 steps: the machine's rates swing by a third within a run here, and
+  // each figure is a median of samples paired with its ceiling's.
   const m = await benchModel(dir, {
     prefillTokens: tokens,
-    repeats: quick ? 2 : 3,
-    decodeSteps: quick ? 8 : 32,
+    repeats: quick ? 2 : 5,
+    decodeSteps: quick ? 8 : 64,
     decodeWarmup: quick ? 2 : 8,
     threads,
     probe,
