@@ -175,6 +175,18 @@ const cases: Case[] = [
     gqa: "max",
   },
   {
+    // 1500 and 2000 entries of 128 floats: past the compact form's 512 KiB of values per head,
+    // short of the blocked product's 2048 entries in every head, so p · v runs row by row.
+    name: "decode over 1500 and 2000 entries after eviction, row form",
+    kvHeads: 2,
+    group: 2,
+    d: 128,
+    prior: 3000,
+    chunk: 1,
+    evict: true,
+    gqa: "max",
+  },
+  {
     name: "decode step without grouping (group 1)",
     kvHeads: 2,
     group: 1,
