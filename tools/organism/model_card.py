@@ -1,11 +1,12 @@
 """Write models/<name>/MODEL_CARD.md from what the recipe produced and evictbench measured.
 
     .venv/bin/python tools/organism/model_card.py [--eval runs/organism-eval]
-        [--compare runs/organism-compare]
+        [--compare runs/organism-compare] [--compare-decode runs/organism-compare-decode]
 
 Reads the recipe, the training state and log (<work>/ckpt/state.pt, <work>/train_log.jsonl),
 the data files' row counts, the gate file's metadata (train-gate's validation and held-out
-figures) and the cells.csv of the two sweeps (tools/organism/eval.jsonc and compare.jsonc).
+figures) and the cells.csv of the sweeps (tools/organism/eval.jsonc, compare.jsonc and
+compare_decode.jsonc).
 Every number in the card comes from those files.
 """
 
@@ -72,6 +73,7 @@ def main():
     parser.add_argument("--work", default=None, help="default: the recipe's work folder (run.py)")
     parser.add_argument("--eval", default=os.path.join(ROOT, "runs", "organism-eval"))
     parser.add_argument("--compare", default=os.path.join(ROOT, "runs", "organism-compare"))
+    parser.add_argument("--compare-decode", default=os.path.join(ROOT, "runs", "organism-compare-decode"))
     parser.add_argument("--stage-rows", default="",
                         help="rows per stage (comma-separated) where the stage's data is not here "
                              "(generated and trained on another machine)")
@@ -227,6 +229,32 @@ def main():
                 for b in budgets:
                     v = by.get((suite, m, b)) or (by.get((suite, m, 1.0)) if m == "full" else None)
                     vals.append("" if not v else f"{100 * sum(v) / len(v):.0f}")
+                w(f"| {m} | " + " | ".join(vals) + " |")
+            w("")
+    decode_cells = task_cells(args.compare_decode)
+    if decode_cells:
+        w("## Score vs decode budget (math)\n")
+        w("`deno task sweep tools/organism/compare_decode.jsonc` (decode protocol: the prompt is "
+          "prefilled whole, then eviction runs during the chain-of-thought decoding, keeping a budget "
+          "of entries per layer and KV head). Score, then in brackets the share of the final cache "
+          "kept. KVzip scores a prefilled context only, so it has no row.\n")
+        by = {(c["method"], c["task"], int(c["budget"])): c for c in decode_cells}
+        budgets = sorted({int(c["budget"]) for c in decode_cells if c["method"] != "full"}, reverse=True)
+        methods = sorted({c["method"] for c in decode_cells},
+                         key=lambda m: (COMPARE_METHODS + ["tova"]).index(m)
+                         if m in COMPARE_METHODS + ["tova"] else 99)
+        for task in sorted({c["task"] for c in decode_cells}):
+            w(f"**{task}**\n")
+            w("| method | " + " | ".join(f"{b} entries" for b in budgets) + " |")
+            w("| ------ | " + " | ".join("---" for _ in budgets) + " |")
+            for m in methods:
+                vals = []
+                for b in budgets:
+                    c = by.get((m, task, b))
+                    if c is None and m == "full":
+                        c = next((x for x in decode_cells if x["method"] == "full" and x["task"] == task), None)
+                    vals.append("" if c is None or c["score"] == "" else
+                                f"{100 * float(c['score']):.0f} ({100 * float(c['kept_ratio_achieved']):.0f} %)")
                 w(f"| {m} | " + " | ".join(vals) + " |")
             w("")
     if os.path.exists(args.notes):
