@@ -53,6 +53,15 @@ def task_cells(run):
         return [r for r in csv.DictReader(f) if r["scope"] == "task"]
 
 
+def method_table(w, columns, methods, cell):
+    """A markdown table with a row per method and a column per budget: cell(method, budget)."""
+    w("| method | " + " | ".join(label for label, _ in columns) + " |")
+    w("| ------ | " + " | ".join("---" for _ in columns) + " |")
+    for m in methods:
+        w(f"| {m} | " + " | ".join(cell(m, b) for _, b in columns) + " |")
+    w("")
+
+
 def pct(x):
     return f"{100 * float(x):.0f} %"
 
@@ -222,15 +231,12 @@ def main():
         for suite in sorted({c["suite"] for c in cells}):
             tasks = sorted({c["task"] for c in cells if c["suite"] == suite})
             w(f"**{suite}** ({', '.join(tasks)})\n")
-            w("| method | " + " | ".join(f"{b:g}" for b in budgets) + " |")
-            w("| ------ | " + " | ".join("---" for _ in budgets) + " |")
-            for m in COMPARE_METHODS:
-                vals = []
-                for b in budgets:
-                    v = by.get((suite, m, b)) or (by.get((suite, m, 1.0)) if m == "full" else None)
-                    vals.append("" if not v else f"{100 * sum(v) / len(v):.0f}")
-                w(f"| {m} | " + " | ".join(vals) + " |")
-            w("")
+
+            def mean_score(m, b, suite=suite):
+                v = by.get((suite, m, b)) or (by.get((suite, m, 1.0)) if m == "full" else None)
+                return "" if not v else f"{100 * sum(v) / len(v):.0f}"
+
+            method_table(w, [(f"{b:g}", b) for b in budgets], COMPARE_METHODS, mean_score)
     decode_cells = task_cells(args.compare_decode)
     if decode_cells:
         w("## Score vs decode budget (math)\n")
@@ -245,18 +251,15 @@ def main():
                          if m in COMPARE_METHODS + ["tova"] else 99)
         for task in sorted({c["task"] for c in decode_cells}):
             w(f"**{task}**\n")
-            w("| method | " + " | ".join(f"{b} entries" for b in budgets) + " |")
-            w("| ------ | " + " | ".join("---" for _ in budgets) + " |")
-            for m in methods:
-                vals = []
-                for b in budgets:
-                    c = by.get((m, task, b))
-                    if c is None and m == "full":
-                        c = next((x for x in decode_cells if x["method"] == "full" and x["task"] == task), None)
-                    vals.append("" if c is None or c["score"] == "" else
-                                f"{100 * float(c['score']):.0f} ({100 * float(c['kept_ratio_achieved']):.0f} %)")
-                w(f"| {m} | " + " | ".join(vals) + " |")
-            w("")
+            full = next((x for x in decode_cells if x["method"] == "full" and x["task"] == task), None)
+
+            def score_and_kept(m, b, task=task, full=full):
+                c = by.get((m, task, b)) or (full if m == "full" else None)
+                if c is None or c["score"] == "":
+                    return ""
+                return f"{100 * float(c['score']):.0f} ({100 * float(c['kept_ratio_achieved']):.0f} %)"
+
+            method_table(w, [(f"{b} entries", b) for b in budgets], methods, score_and_kept)
     if os.path.exists(args.notes):
         out.append(open(args.notes).read().strip() + "\n")
     open(os.path.join(model_dir, "MODEL_CARD.md"), "w").write("\n".join(out).rstrip() + "\n")
