@@ -143,8 +143,9 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
   const tokens = quick ? 256 : 2048;
   const probe = await ReadBandwidthProbe.create(probeBytes(quick), { threads });
   const gemmProbe = await GemmPeakProbe.create(gemmShapes(quick), { threads });
-  // Five prefills and 64 steps: the machine's rates swing by a third within a run here, and
-  // each figure is a median of samples paired with its ceiling's.
+  // Five prefills and 64 steps per context: the machine's rates swing by a third within a run
+  // here, so each figure is a median over many samples, judged against the ceiling sampled
+  // between those same samples.
   const m = await benchModel(dir, {
     prefillTokens: tokens,
     repeats: quick ? 2 : 5,
