@@ -103,6 +103,17 @@ export function gemmPeakOf(samples: { gflops: number; label: string }[][]): Ceil
   return best;
 }
 
+/** `repeats` samples of an open probe, which is then released. */
+async function samplesOf<T>(
+  probe: { sample(): Promise<T>; release(): Promise<void> },
+  repeats: number,
+): Promise<T[]> {
+  const samples: T[] = [];
+  for (let i = 0; i < repeats; i++) samples.push(await probe.sample());
+  await probe.release();
+  return samples;
+}
+
 /**
  * The best f32 GEMM rate over shapes like the model's: each shape's median of `repeats` runs,
  * the best shape's.
@@ -112,10 +123,7 @@ export async function measureGemmPeak(
   options: { threads?: number; repeats?: number } = {},
 ): Promise<Ceiling> {
   const probe = await GemmPeakProbe.create(shapes, options);
-  const samples = [];
-  for (let i = 0; i < (options.repeats ?? 5); i++) samples.push(await probe.sample());
-  await probe.release();
-  return gemmPeakOf(samples);
+  return gemmPeakOf(await samplesOf(probe, options.repeats ?? 5));
 }
 
 /**
@@ -226,9 +234,7 @@ export async function measureReadBandwidth(
   options: { threads?: number; repeats?: number } = {},
 ): Promise<Ceiling> {
   const probe = await ReadBandwidthProbe.create(bytes, options);
-  const samples = [];
-  for (let i = 0; i < (options.repeats ?? 5); i++) samples.push(await probe.sample());
-  await probe.release();
+  const samples = await samplesOf(probe, options.repeats ?? 5);
   const gbps = median(samples.map((x) => x.gbps));
   const sum = median(samples.map((x) => x.sumGbps));
   const gemv = median(samples.map((x) => x.gemvGbps));

@@ -62,6 +62,22 @@ interface Variant {
   gqa: "mean" | "max";
 }
 
+/** `cap · tanh(s / cap)` when the model soft-caps its attention logits, else `s`. */
+function softcapped(g: GraphBuilder, s: string, softcap: number | null): string {
+  if (softcap === null) return s;
+  const cap = g.constantF32(softcap);
+  return g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
+}
+
+/** A decode step's scores `scale · k qᵀ` [n, G] for head h (soft-capped), for qᵀ [d, G]. */
+function decodeScores(g: GraphBuilder, v: Variant, h: number, k: string): string {
+  const qT = g.node("Mul", [
+    g.input(`q${h}`, "float32", [v.headDim, v.group]),
+    g.constantF32(v.scale),
+  ]);
+  return softcapped(g, g.node("MatMul", [k, qT]), v.softcap);
+}
+
 /**
  * Values per head (bytes) up to which a decode step takes {@linkcode addCompactDecodeHead}:
  * while v fits in a core's L2 cache, packing it for one product costs less than the nodes the
@@ -85,12 +101,7 @@ function addCompactDecodeHead(
   kv: { k: string; v: string },
 ): void {
   const { group: G, headDim: d } = v;
-  const qT = g.node("Mul", [g.input(`q${h}`, "float32", [d, G]), g.constantF32(v.scale)]);
-  let s = g.node("MatMul", [kv.k, qT]); // scale · k qᵀ [n, G]
-  if (v.softcap !== null) {
-    const cap = g.constantF32(v.softcap);
-    s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
-  }
+  let s = decodeScores(g, v, h, kv.k); // [n, G]
   if (v.masked) {
     const bias = g.reshape(g.input(`bias${h}`, "float32", [1, `n${h}`]), [-1, 1]);
     s = g.node("Add", [s, bias]);
@@ -135,12 +146,7 @@ function addCompactDecodeHead(
  */
 function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; v: string }): void {
   const { group: G, headDim: d } = v;
-  const qT = g.node("Mul", [g.input(`q${h}`, "float32", [d, G]), g.constantF32(v.scale)]);
-  let s = g.transpose(g.node("MatMul", [kv.k, qT]), [1, 0]); // scale · q kᵀ [G, n]
-  if (v.softcap !== null) {
-    const cap = g.constantF32(v.softcap);
-    s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
-  }
+  let s = g.transpose(decodeScores(g, v, h, kv.k), [1, 0]); // [G, n]
   if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", [1, `n${h}`])]);
   const p = g.node("Softmax", [s], { axis: { int: -1 } });
   if (v.blocked) {
@@ -206,10 +212,7 @@ function buildAttentionGraph(v: Variant): Uint8Array {
     // inside this graph the layer's attention gained a few percent.
     let s = g.node("MatMul", [qh, g.transpose(k, [1, 0])]); // scale · q kᵀ [G·T, n]
     s = g.reshape(g.node("Unsqueeze", [s, g.constantI64([0])]), [G, -1, 0]);
-    if (v.softcap !== null) {
-      const cap = g.constantF32(v.softcap);
-      s = g.node("Mul", [g.node("Tanh", [g.node("Div", [s, cap])]), cap]);
-    }
+    s = softcapped(g, s, v.softcap);
     if (v.masked) s = g.node("Add", [s, g.input(`bias${h}`, "float32", ["T", `n${h}`])]);
     const p = g.node("Softmax", [s], { axis: { int: -1 } }); // [G, T, n]
     // p · v as one 2-D product: the batched [G, T, n] form runs about 25 % slower.
