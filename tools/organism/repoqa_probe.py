@@ -10,6 +10,12 @@ whether the choice is learnt (the model card's repoqa notes).
     python tools/organism/repoqa_probe.py --recipe tools/organism/recipe-gpu.json \\
         --parts .cache/organism-gpu/parts --eval eval.jsonl [--train train.jsonl --steps 400]
 
+--query picks what stands where the description was, to tell the two steps of the lookup apart:
+"description" (the task as evaluated), "body" (the needle's body lines verbatim, from the line after
+its def) or "line" (one body line that holds a number or a quoted character and occurs once in the
+context). A model that scores no better than chance with "body" cannot name a function from its own
+code: its body positions do not carry the name, whatever the description's wording.
+
 The answer is "```python\\ndef <name>(…": the name starts at its fifth token. The fine-tune's loss
 is the completion's mean cross-entropy plus the name tokens' mean, so the choice of function
 weighs as much as the copying of its body.
@@ -30,7 +36,40 @@ from train import model_config, read_parts
 NAME_START = 4  # " ```", "python", "\n", "def"
 
 
-def read_queries(path, tokenizer):
+DESCRIPTION = "Function Description:\n"
+INSTRUCTION = "Based on the function description"
+
+
+def query_ids(record, query, tokenizer):
+    """The record's prompt ids with the description replaced as --query asks, or None when the
+    needle has no body line that the "line" query can use. Only the query segment (corpus
+    "tokens": prefix, context, query, postfix) is tokenized anew, so the context's ids are the
+    evaluated ones."""
+    ids, counts = record["ids"]["prompt"], record["tokens"]
+    if query == "description":
+        return ids
+    start = counts["prefix"] + counts["context"]
+    end = start + counts["query"]
+    text = tokenizer.decode(ids[start:end])
+    if DESCRIPTION not in text or INSTRUCTION not in text:
+        raise SystemExit(f"{record['id']}: expected a query segment holding {DESCRIPTION!r} and the instruction")
+    context = record["prompt"][: record["prompt"].index(DESCRIPTION)]
+    body = record["answers"][0].split("\n")[1:]
+    if query == "body":
+        replacement = "\n".join(body)
+    else:
+        unique = [l for l in body if context.count(l + "\n") == 1]
+        # A line with a number first, then one with a quoted character.
+        marked = [l for l in unique if any(c.isdigit() for c in l)] + [l for l in unique if "'" in l]
+        if not marked:
+            return None
+        replacement = marked[0].strip()
+    lead = text[: text.index(DESCRIPTION)]
+    text = lead + DESCRIPTION + replacement + "\n\n" + text[text.index(INSTRUCTION) :]
+    return ids[:start] + tokenizer.encode(text).ids + ids[end:]
+
+
+def read_queries(path, tokenizer, query="description"):
     """(prompt ids, completion ids, first name position, position after the name's "(" token)."""
     queries = []
     with open(path, encoding="utf-8") as f:
@@ -38,7 +77,10 @@ def read_queries(path, tokenizer):
             record = json.loads(line)
             if record["task"] != "repoqa":
                 continue
-            prompt, completion = record["ids"]["prompt"], record["ids"]["completion"]
+            completion = record["ids"]["completion"]
+            prompt = query_ids(record, query, tokenizer)
+            if prompt is None:
+                continue
             ends = [i for i in range(NAME_START, len(completion)) if "(" in tokenizer.id_to_token(completion[i])]
             if tokenizer.id_to_token(completion[NAME_START - 1]) != "def" or not ends:
                 raise SystemExit(f"{path}:{n}: expected a repoqa answer starting ```python\\ndef <name>(")
@@ -83,6 +125,8 @@ def main():
     parser.add_argument("--parts", required=True, help="weights as train.py --save-parts wrote them")
     parser.add_argument("--tokenizer", default="models/organism-qwen3-10m/tokenizer.json")
     parser.add_argument("--eval", required=True, help="held-out repoqa records (corpus --with-ids)")
+    parser.add_argument("--query", choices=["description", "body", "line"], default="description",
+                        help="what stands in the description's place, in the held-out and the fine-tuning queries")
     parser.add_argument("--train", help="repoqa records to fine-tune on")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=16)
@@ -100,12 +144,12 @@ def main():
     model.load_state_dict(weights)
     model.to(device)
     tokenizer = Tokenizer.from_file(args.tokenizer)
-    held_out = read_queries(args.eval, tokenizer)
+    held_out = read_queries(args.eval, tokenizer, args.query)
     print(json.dumps({"step": 0, "from_step": meta["step"], "queries": len(held_out),
                       "name_accuracy": name_accuracy(model, held_out, device)}), flush=True)
     if not args.train:
         return
-    train = read_queries(args.train, tokenizer)
+    train = read_queries(args.train, tokenizer, args.query)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     rng = random.Random(0)
     started = time.time()
