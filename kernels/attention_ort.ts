@@ -79,6 +79,16 @@ function decodeScores(g: GraphBuilder, v: Variant, h: number, k: string): string
 }
 
 /**
+ * A decode step's one statistic for head h, `stat${h}` [1, n]: the probabilities `p` reduced
+ * over the query group (`axis` of p, which holds the group) by the request's GQA reduction.
+ */
+function addDecodeStat(g: GraphBuilder, v: Variant, h: number, p: string, axis: number): void {
+  const op = v.gqa === "max" ? "ReduceMax" : "ReduceMean";
+  const reduced = g.reshape(g.reduce(op, p, [axis], { keepdims: false }), [1, -1]);
+  g.output(reduced, { name: `stat${h}`, dataType: "float32", shape: [1, `n${h}`] });
+}
+
+/**
  * Values per head (bytes) up to which a decode step takes {@linkcode addCompactDecodeHead}:
  * while v fits in a core's L2 cache, packing it for one product costs less than the nodes the
  * row form adds.
@@ -112,16 +122,7 @@ function addCompactDecodeHead(
     dataType: "float32",
     shape: [G, d],
   });
-  if (v.stats.length > 0) {
-    const reduced = g.reduce(v.gqa === "max" ? "ReduceMax" : "ReduceMean", p, [1], {
-      keepdims: false,
-    });
-    g.output(g.reshape(reduced, [1, -1]), {
-      name: `stat${h}`,
-      dataType: "float32",
-      shape: [1, `n${h}`],
-    });
-  }
+  if (v.stats.length > 0) addDecodeStat(g, v, h, p, 1);
 }
 
 /**
@@ -163,12 +164,7 @@ function addDecodeHead(g: GraphBuilder, v: Variant, h: number, kv: { k: string; 
       g.node("MatMul", [tail, `${kv.v}_tail`]),
     ]);
     g.output(out, { name: `out${h}`, dataType: "float32", shape: [G, d] });
-    if (v.stats.length > 0) {
-      const reduced = g.reduce(v.gqa === "max" ? "ReduceMax" : "ReduceMean", p, [0], {
-        keepdims: true,
-      });
-      g.output(reduced, { name: `stat${h}`, dataType: "float32", shape: [1, `n${h}`] });
-    }
+    if (v.stats.length > 0) addDecodeStat(g, v, h, p, 0);
     return;
   }
   const rows = G === 1 ? [p] : g.nodeMulti("Split", [p], G, { axis: { int: 0 } });

@@ -246,9 +246,9 @@ def main():
           "kept. KVzip scores a prefilled context only, so it has no row.\n")
         by = {(c["method"], c["task"], int(c["budget"])): c for c in decode_cells}
         budgets = sorted({int(c["budget"]) for c in decode_cells if c["method"] != "full"}, reverse=True)
+        order = COMPARE_METHODS + ["tova"]
         methods = sorted({c["method"] for c in decode_cells},
-                         key=lambda m: (COMPARE_METHODS + ["tova"]).index(m)
-                         if m in COMPARE_METHODS + ["tova"] else 99)
+                         key=lambda m: order.index(m) if m in order else len(order))
         for task in sorted({c["task"] for c in decode_cells}):
             w(f"**{task}**\n")
             full = next((x for x in decode_cells if x["method"] == "full" and x["task"] == task), None)
