@@ -14,7 +14,7 @@ whether the choice is learnt (the model card's repoqa notes).
 "description" (the task as evaluated), "body" (the needle's body lines verbatim, from the line after
 its def) or "line" (one body line that holds a number or a quoted character and occurs once in the
 context). A model that scores no better than chance with "body" cannot name a function from its own
-code: its body positions do not carry the name, whatever the description's wording.
+code, so no wording of the description can help it.
 
 The answer is "```python\\ndef <name>(…": the name starts at its fifth token. The fine-tune's loss
 is the completion's mean cross-entropy plus the name tokens' mean, so the choice of function
