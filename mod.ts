@@ -64,7 +64,8 @@ export {
   type StatsRequest,
 } from "./kernels/kv_store.ts";
 export { OrtAttention } from "./kernels/attention_ort.ts";
-export { type KvStore } from "./kernels/kv_store.ts";
+export { type KvStore, type QueryLayout } from "./kernels/kv_store.ts";
+export { KvStoragePool, type SegmentStorage } from "./kernels/kv_pool.ts";
 export type { GpuModelOptions } from "./engine/model_webgpu.ts";
 export type { WeightStore } from "./engine/safetensors.ts";
 export type {

@@ -159,8 +159,12 @@ export async function benchModel(
   );
   const gemmSamples: { gflops: number; label: string }[][] = [];
   const gemmProbe = options.gemmProbe;
+  // Each prefill releases its store, as a sweep does after a sample: the next one's appends
+  // reuse that memory (see kernels/kv_pool.ts) instead of faulting in fresh pages.
   const prefill = await latencyMs(async () => {
-    await model.prefill(ids, model.createCache());
+    const cache = model.createCache();
+    await model.prefill(ids, cache);
+    cache.release();
   }, {
     iterations: options.repeats ?? 2,
     warmup: 1,
@@ -223,6 +227,7 @@ async function timeDecode(
       reads.push((await probe.sample()).gbps);
     },
   });
+  cache.release();
   return { ...timed, readGbps: reads.length > 0 ? median(reads) : NaN };
 }
 

@@ -169,7 +169,8 @@ function addPostAttention(
  * output, head-major as the attention executor gives it), cos and sin [T, d/2], proj_w [D, P].
  * Outputs: y [T, D] (the residual after layer index − 1) and hidden [T, D], q [T, heads, d],
  * the same queries head-major as q_heads [heads, T, d] (what attention reads, without a
- * transpose outside the graph), k and v [T, kvHeads, d] of layer index, and
+ * transpose outside the graph), k and v [T, kvHeads, d] of layer index, the same head-major
+ * as k_heads and v_heads [kvHeads, T, d] (what the store appends, one copy per head), and
  * proj [T, P] = hidden · proj_w: a linear map of the hidden state that a method asked for,
  * computed here by the layer's own threads (P = 0 when none was asked for).
  */
@@ -200,6 +201,13 @@ export function buildStepGraph(
     });
     g.output(pre.k, { name: "k", dataType: "float32", shape: ["T", numKvHeads, d] });
     g.output(pre.v, { name: "v", dataType: "float32", shape: ["T", numKvHeads, d] });
+    for (const [name, x] of [["k_heads", pre.k], ["v_heads", pre.v]]) {
+      g.output(g.transpose(x, [1, 0, 2]), {
+        name,
+        dataType: "float32",
+        shape: [numKvHeads, "T", d],
+      });
+    }
     const proj = hiddenProjectionNode(g, pre.hidden, g.input("proj_w", "float32", [D, "P"]));
     g.output(proj, { name: "proj", dataType: "float32", shape: ["T", "P"] });
   }

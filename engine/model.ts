@@ -24,6 +24,7 @@ import {
   tensorF32,
 } from "../kernels/ort.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
+import { KvStoragePool } from "../kernels/kv_pool.ts";
 import { buildHeadGraph, buildStepGraph } from "./graphs.ts";
 import { openModelDir } from "./model_dir.ts";
 import { type RopeFrequencies, ropeFrequencies, ropeTables } from "./rope.ts";
@@ -134,6 +135,8 @@ export class Model<S extends KvStore = CpuKvStore> {
   readonly #head: OrtSession | null;
   readonly #rope: RopeFrequencies[];
   readonly #attention: AttentionExecutor;
+  /** Storage the CPU stores of this model release, for the next ones (see kernels/kv_pool.ts). */
+  readonly #pool = new KvStoragePool();
   /** The WebGPU forward, when that backend runs this model (then steps and head are unused). */
   readonly #gpu: GpuForward | null;
   /** proj_w when no projection is asked for: [hidden, 0] (made on first use: ORT loads lazily). */
@@ -267,7 +270,11 @@ export class Model<S extends KvStore = CpuKvStore> {
     this.#gpu?.dispose();
   }
 
-  /** An empty KV store shaped for this model (in device memory on WebGPU). */
+  /**
+   * An empty KV store shaped for this model (in device memory on WebGPU). On the CPU the
+   * model's stores share one {@linkcode KvStoragePool}: call `release()` on a store when done
+   * with it, and the next store's appends reuse its memory.
+   */
   createCache(): S {
     if (this.#gpu !== null) return this.#gpu.createCache() as KvStore as S;
     const c = this.config;
@@ -277,7 +284,7 @@ export class Model<S extends KvStore = CpuKvStore> {
       group: c.numHeads / c.numKvHeads,
       headDim: c.headDim,
       slidingWindows: c.layers.map((l) => l.slidingWindow),
-    }, { executor: this.#attention }) as KvStore as S;
+    }, { executor: this.#attention, pool: this.#pool }) as KvStore as S;
   }
 
   /**
@@ -324,17 +331,15 @@ export class Model<S extends KvStore = CpuKvStore> {
         feeds.proj_w = projection === undefined
           ? (this.#noProjection ??= tensorF32(new Float32Array(0), [c.hiddenSize, 0]))
           : this.#projectionTensor(projection);
-        fetches.push("q_heads", "k", "v");
-        if (observed) fetches.push("q", "hidden");
+        fetches.push("q_heads", "k_heads", "v_heads");
+        if (observed) fetches.push("q", "hidden", "k", "v");
         if (observed && projection !== undefined) fetches.push("proj");
       }
       const out = await this.#steps[l].run(feeds, { fetches });
       if (l > 0) x = readF32(out.y);
       if (l === c.numLayers) break;
 
-      const keys = readF32(out.k);
-      const values = readF32(out.v);
-      cache.append(l, keys, values, positions);
+      cache.append(l, readF32(out.k_heads), readF32(out.v_heads), positions, "head");
       const stats = typeof taps?.stats === "function" ? taps.stats(l) : taps?.stats;
       // Head-major queries in, head-major output back: the layout the step graphs use.
       const attended: AttendResult = await cache.attend(l, readF32(out.q_heads), positions, {
@@ -349,8 +354,8 @@ export class Model<S extends KvStore = CpuKvStore> {
           positions,
           hidden: readF32(out.hidden),
           queries: readF32(out.q),
-          keys,
-          values,
+          keys: readF32(out.k),
+          values: readF32(out.v),
           stats: attended.stats,
           ...(feeds.proj_w === this.#noProjection ? {} : { projected: readF32(out.proj) }),
         });

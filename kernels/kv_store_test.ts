@@ -333,6 +333,34 @@ Deno.test("evict keeps exactly the listed entries and frees memory", () => {
   assertThrows(() => kv.evict(0, [Int32Array.of(9), Int32Array.of(0)]), Error, "within [0, 5)");
 });
 
+Deno.test("a head-major append stores exactly what the token-major one does", () => {
+  const rand = seededRandom(17);
+  const shape = { numLayers: 2, numKvHeads: 3, group: 2, headDim: 5, slidingWindows: [null, 4] };
+  const byToken = new CpuKvStore(shape);
+  const byHead = new CpuKvStore(shape);
+  const dims = { a: 0, b: shape.numKvHeads, d: shape.headDim };
+  for (const [start, T] of [[0, 7], [7, 1], [8, 3]]) {
+    const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+    for (let l = 0; l < shape.numLayers; l++) {
+      const k = randn(rand, T * 3 * 5);
+      const v = randn(rand, T * 3 * 5);
+      byToken.append(l, k, v, positions);
+      const heads = { ...dims, a: T };
+      byHead.append(l, swapLeadingAxes(k, heads), swapLeadingAxes(v, heads), positions, "head");
+    }
+  }
+  for (let l = 0; l < shape.numLayers; l++) {
+    for (let h = 0; h < shape.numKvHeads; h++) {
+      const a = byToken.segment(l, h);
+      const b = byHead.segment(l, h);
+      assertEquals(b.length, a.length, `layer ${l} head ${h}: length`);
+      assertEquals(b.positions.subarray(0, b.length), a.positions.subarray(0, a.length));
+      assertEquals(b.keys.subarray(0, 5 * b.length), a.keys.subarray(0, 5 * a.length));
+      assertEquals(b.values.subarray(0, 5 * b.length), a.values.subarray(0, 5 * a.length));
+    }
+  }
+});
+
 Deno.test("reserve sizes global layers for a prefill, which then appends into that room", () => {
   const kv = new CpuKvStore({
     numLayers: 2,

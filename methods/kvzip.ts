@@ -219,6 +219,7 @@ export const kvzip: MethodDefinition<KvzipParams> = {
           await ctx.model.forward(pass.ids, cache, { logits: "none", taps: { onLayer } });
         } finally {
           cache.restore(mark);
+          scratch.release();
         }
       }
       done = true;

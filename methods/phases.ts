@@ -455,7 +455,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
 /** One ratio's pruned cache, handed to {@linkcode RatioSweepOptions.onRatio}. */
 export interface RatioResult<S extends KvStore = CpuKvStore> {
   keptRatio: number;
-  /** A pruned clone; the callback owns it until it returns. */
+  /** A pruned clone; the callback owns it until it returns, and then it is released. */
   cache: S;
   report: EvictionReport;
   /** Logits of the last prompt position (the same for every ratio). */
@@ -559,6 +559,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
     }
     reports.push(report);
     await options.onRatio({ keptRatio, cache: clone, report, logits, scoreMs: ratioScoreMs });
+    clone.release();
   }
   return { cache, prefillMs, scoreMs, reports };
 }

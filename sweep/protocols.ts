@@ -120,7 +120,10 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
   const outcomes: QueryOutcome[] = [];
   const ratios = [...input.budgets].sort((a, b) => b - a);
-  const { prefillMs } = await prefillAtRatios(model, { prefix: ids.prefix, context: ids.context }, {
+  const { prefillMs, cache } = await prefillAtRatios(model, {
+    prefix: ids.prefix,
+    context: ids.context,
+  }, {
     ...input.method,
     ratios,
     window: specWindow(ids.context.length, input.window),
@@ -151,6 +154,7 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
       }
     },
   });
+  cache.release();
   for (const o of outcomes) o.prefillMs = prefillMs;
   return outcomes;
 }
@@ -163,7 +167,10 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
     // The query joins the evictable part; the assistant opener stays outside the budget.
     const evictable = concat(ids.context, ids.queries[q].query);
     const perQuery: QueryOutcome[] = [];
-    const { prefillMs } = await prefillAtRatios(model, { prefix: ids.prefix, context: evictable }, {
+    const { prefillMs, cache } = await prefillAtRatios(model, {
+      prefix: ids.prefix,
+      context: evictable,
+    }, {
       ...input.method,
       ratios,
       window: specWindow(evictable.length, input.window),
@@ -195,6 +202,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
         });
       },
     });
+    cache.release();
     for (const o of perQuery) o.prefillMs = prefillMs;
     outcomes.push(...perQuery);
   }
@@ -257,6 +265,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         bytesHeld: cache.bytesHeld(),
         bytesFull,
       });
+      cache.release();
     }
   }
   return outcomes;

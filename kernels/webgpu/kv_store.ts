@@ -21,6 +21,7 @@
 import {
   type AttendOptions,
   type AttendResult,
+  checkAppendSizes,
   checkRange,
   entryBytes,
   type EntryRange,
@@ -30,6 +31,7 @@ import {
   type KvStore,
   type KvStoreShape,
   type NormOf,
+  type QueryLayout,
   requestedStats,
   swapLeadingAxes,
 } from "../kv_store.ts";
@@ -127,18 +129,19 @@ export class GpuKvStore implements KvStore {
   }
 
   /**
-   * Append T entries (host arrays, [T, numKvHeads, headDim]) to every KV head of `layer`.
-   * Positions must exceed every position the layer holds.
+   * Append T entries (host arrays, laid out as `layout` says; see {@linkcode KvStore.append})
+   * to every KV head of `layer`. Positions must exceed every position the layer holds.
    */
-  append(layer: number, keys: Float32Array, values: Float32Array, positions: Int32Array): void {
+  append(
+    layer: number,
+    keys: Float32Array,
+    values: Float32Array,
+    positions: Int32Array,
+    layout: QueryLayout = "token",
+  ): void {
     const { numKvHeads, headDim } = this.shape;
     const T = positions.length;
-    const rowFloats = numKvHeads * headDim;
-    if (keys.length !== T * rowFloats || values.length !== T * rowFloats) {
-      throw new Error(
-        `append(layer ${layer}): expected keys and values of ${T}×${numKvHeads}×${headDim} floats, got ${keys.length} and ${values.length}`,
-      );
-    }
+    checkAppendSizes(this.shape, { layer, keys, values, tokens: T });
     const E = entryWords(headDim);
     const rec = this.gpu.recorder();
     const starts = this.#prepareAppend(rec, layer, positions);
@@ -148,7 +151,7 @@ export class GpuKvStore implements KvStore {
     for (let h = 0; h < numKvHeads && T > 0; h++) {
       const entries = new Uint32Array(T * E);
       for (let t = 0; t < T; t++) {
-        const src = (t * numKvHeads + h) * headDim;
+        const src = (layout === "head" ? h * T + t : t * numKvHeads + h) * headDim;
         entries.set(keyBits.subarray(src, src + headDim), t * E);
         entries.set(valueBits.subarray(src, src + headDim), t * E + headDim);
         entries[t * E + 2 * headDim] = positions[t] >>> 0;
@@ -505,6 +508,11 @@ export class GpuKvStore implements KvStore {
   }
 
   /** Drop every entry and free all device storage. */
+  /** Done with the store: its device buffers are freed (device memory is not pooled here). */
+  release(): void {
+    this.clear();
+  }
+
   clear(): void {
     for (const layer of this.#segments) {
       for (let h = 0; h < layer.length; h++) {

@@ -184,13 +184,15 @@ export async function kvzipSample(
       onLayer: async (layer, tap) => {
         const li = slot.get(layer);
         if (li === undefined) return;
+        const scratch = model.createCache();
         const chunk = await reconstructionColumnMax(
           cache,
-          model.createCache(),
+          scratch,
           model.config,
           { layer, queries: tap.queries, positions: tap.positions },
           { prefixEnd: s, chunkStart: s + a, chunkEnd: s + b, passStart: s + n },
         );
+        scratch.release();
         for (let h = 0; h < H; h++) {
           const values = chunk.perHead[h];
           for (let j = 0; j < values.length; j++) {
