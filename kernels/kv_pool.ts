@@ -6,8 +6,10 @@
  * 7 s here, against 20 ms into memory already touched.
  *
  * The pool holds at most one store's worth: its limit is the largest release it has taken, and
- * older storage leaves first. A store takes storage only where it would allocate anyway, so
- * what a store holds, and what `bytesHeld()` says, does not depend on the pool.
+ * older storage leaves first. That much memory stays with the process between stores; release
+ * only stores whose storage the next ones are likely to reuse (a sample's prefilled cache, not a
+ * pruned copy). A store takes storage only where it would allocate anyway, so what a store
+ * holds, and what `bytesHeld()` says, does not depend on the pool.
  *
  * @module
  */

@@ -455,7 +455,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
 /** One ratio's pruned cache, handed to {@linkcode RatioSweepOptions.onRatio}. */
 export interface RatioResult<S extends KvStore = CpuKvStore> {
   keptRatio: number;
-  /** A pruned clone; the callback owns it until it returns, and then it is released. */
+  /** A pruned clone; the callback owns it until it returns. */
   cache: S;
   report: EvictionReport;
   /** Logits of the last prompt position (the same for every ratio). */
@@ -558,8 +558,9 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
       });
     }
     reports.push(report);
+    // The clone is not released to the pool: it would hold a pruned copy's storage, which the
+    // next ratio's full-size clone cannot use, beside the live cache.
     await options.onRatio({ keptRatio, cache: clone, report, logits, scoreMs: ratioScoreMs });
-    clone.release();
   }
   return { cache, prefillMs, scoreMs, reports };
 }
