@@ -85,7 +85,10 @@ export function buildProgram(): Command {
     .description("Measure speed against ceilings taken in the same run (see README).")
     .option("--quick", "small shapes, for a smoke run", false)
     .option("--out <file>", "also write the results as JSON")
-    .option("--hf <file>", "JSON from tools/bench_hf.py to print side by side")
+    .option(
+      "--hf <python>",
+      "also run HF transformers (tools/bench_hf.py with this Python) on the same weights, side by side",
+    )
     .option("--keep-model <dir>", "write the random benchmark model here and keep it")
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
     .option(

@@ -320,6 +320,12 @@ const ERROR_CASES: ErrorCase[] = [
     setup: (dir, root) => Promise.resolve(forward(dir, root, "--ids", IDS, "--chunk-size", "0")),
     mentions: ["--chunk-size", "positive integer"],
   },
+  {
+    // Checked before any measuring: the HF side would otherwise fail minutes later.
+    name: "bench --hf with a Python that cannot run",
+    setup: (_dir, root) => Promise.resolve(["bench", "--quick", "--hf", `${root}/no/python`]),
+    mentions: ["--hf", "ROOT/no/python", "cannot run it", "torch and transformers"],
+  },
 ];
 
 Deno.test("CLI: bad input exits 2 with one error line and no stack trace", async (t) => {

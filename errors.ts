@@ -20,6 +20,19 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * The first line of an error's message (of `String(error)` for a non-Error), for the one-line
+ * messages the CLI prints.
+ *
+ * @example
+ * ```ts
+ * firstLineOf(new Error("cannot read\n  at …")); // "cannot read"
+ * ```
+ */
+export function firstLineOf(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
 /** True when `error` is an {@linkcode InputError}. */
 export function isInputError(error: unknown): error is InputError {
   return error instanceof InputError;

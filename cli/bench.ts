@@ -27,6 +27,7 @@
  */
 
 import os from "node:os";
+import { firstLineOf, InputError } from "../errors.ts";
 import { benchDecodeAttention, benchModel } from "../bench/runtime.ts";
 import {
   type Ceiling,
@@ -105,6 +106,8 @@ export async function runBenchCommand(options: BenchCommandOptions): Promise<voi
     await runGpuBench({ quick: options.quick, out: options.out, keepModel: options.keepModel });
     return;
   }
+  // The HF side runs last, after minutes of measuring: find out first whether it can run.
+  if (options.hf !== undefined) await checkHfPython(options.hf);
   const threads = options.threads ?? navigator.hardwareConcurrency;
   const quick = options.quick;
   console.log(`evictbench bench (${quick ? "quick" : "full"}), ${threads} threads, ${cpuModel()}`);
@@ -391,6 +394,26 @@ async function runMethodsSection(
   return r;
 }
 
+/** Throws an InputError unless `python` runs and imports torch and transformers. */
+async function checkHfPython(python: string): Promise<void> {
+  const expected =
+    "expected a Python with torch and transformers (tools/setup_venv.sh makes .venv)";
+  let status: Deno.CommandOutput;
+  try {
+    status = await new Deno.Command(python, {
+      args: ["-c", "import torch, transformers"],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    throw new InputError(`--hf ${python}: cannot run it (${firstLineOf(error)}); ${expected}`);
+  }
+  if (!status.success) {
+    const last = new TextDecoder().decode(status.stderr).trim().split("\n").at(-1) ?? "";
+    throw new InputError(`--hf ${python}: ${last || `exited with ${status.code}`}; ${expected}`);
+  }
+}
+
 async function runHfReference(
   python: string,
   dir: string,
@@ -406,10 +429,16 @@ async function runHfReference(
   ];
   const status = await new Deno.Command(python, { args, stdout: "inherit", stderr: "inherit" })
     .output();
-  if (!status.success) throw new Error(`${python} tools/bench_hf.py exited with ${status.code}`);
-  const result = JSON.parse(await Deno.readTextFile(json));
+  if (!status.success) {
+    throw new InputError(`--hf ${python}: tools/bench_hf.py exited with ${status.code}`);
+  }
+  const text = await Deno.readTextFile(json);
   await Deno.remove(json);
-  return result;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InputError(`--hf ${python}: tools/bench_hf.py wrote no JSON results`);
+  }
 }
 
 /** The CPU's model name as the OS reports it (node:os; /proc needs --allow-all in Deno). */

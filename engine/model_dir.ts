@@ -5,7 +5,7 @@
  * @module
  */
 
-import { InputError } from "../errors.ts";
+import { firstLineOf, InputError } from "../errors.ts";
 import { parseModelConfig } from "./config.ts";
 import { joinPath, openWeightStore, type WeightStore } from "./safetensors.ts";
 import { loadTokenizer, type TextTokenizer } from "./tokenizer.ts";
@@ -41,17 +41,13 @@ async function readJson(path: string, required: boolean): Promise<unknown> {
         cause: error,
       });
     }
-    throw new InputError(`${path}: cannot read (${firstLine(error)})`, { cause: error });
+    throw new InputError(`${path}: cannot read (${firstLineOf(error)})`, { cause: error });
   }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new InputError(`${path}: not valid JSON (${firstLine(error)})`, { cause: error });
+    throw new InputError(`${path}: not valid JSON (${firstLineOf(error)})`, { cause: error });
   }
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /**
@@ -66,7 +62,7 @@ export async function openModelDir(dir: string): Promise<ModelDir> {
     if (error instanceof Deno.errors.NotFound) {
       throw new InputError(`${dir}: model directory not found`, { cause: error });
     }
-    throw new InputError(`${dir}: cannot open (${firstLine(error)})`, { cause: error });
+    throw new InputError(`${dir}: cannot open (${firstLineOf(error)})`, { cause: error });
   }
   if (!stat.isDirectory) {
     throw new InputError(`${dir}: not a directory; expected a model directory`);

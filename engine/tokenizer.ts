@@ -8,7 +8,7 @@
 
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
-import { InputError } from "../errors.ts";
+import { firstLineOf, InputError } from "../errors.ts";
 import { joinPath } from "./safetensors.ts";
 
 /** One chat message. */
@@ -145,7 +145,7 @@ export class TextTokenizer {
         this.#compiled = new Template(this.#chatTemplate);
       } catch (error) {
         throw new InputError(
-          `${this.#chatTemplateSource}: chat template does not parse (${firstLine(error)})`,
+          `${this.#chatTemplateSource}: chat template does not parse (${firstLineOf(error)})`,
           { cause: error },
         );
       }
@@ -162,15 +162,11 @@ export class TextTokenizer {
       return this.#compiled.render(variables);
     } catch (error) {
       throw new InputError(
-        `${this.#chatTemplateSource}: chat template failed to render (${firstLine(error)})`,
+        `${this.#chatTemplateSource}: chat template failed to render (${firstLineOf(error)})`,
         { cause: error },
       );
     }
   }
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -182,7 +178,7 @@ async function readOptional(path: string): Promise<string | null> {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
-    throw new InputError(`${path}: cannot read (${firstLine(error)})`, { cause: error });
+    throw new InputError(`${path}: cannot read (${firstLineOf(error)})`, { cause: error });
   }
 }
 
@@ -191,7 +187,7 @@ function parseJson(path: string, text: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new InputError(`${path}: not valid JSON (${firstLine(error)})`, { cause: error });
+    throw new InputError(`${path}: not valid JSON (${firstLineOf(error)})`, { cause: error });
   }
   if (!isObject(parsed)) throw new InputError(`${path}: expected a JSON object`);
   return parsed;
@@ -276,7 +272,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
     tokenizer = new Tokenizer(tokenizerJson, libraryConfig);
   } catch (error) {
     throw new InputError(
-      `${tokenizerPath}: unsupported or malformed tokenizer (${firstLine(error)})`,
+      `${tokenizerPath}: unsupported or malformed tokenizer (${firstLineOf(error)})`,
       {
         cause: error,
       },
