@@ -190,6 +190,33 @@ for (const variant of VARIANTS) {
           }
         });
 
+        await t.step(
+          "a store grows into a released one's memory; no logit bit changes",
+          async () => {
+            const first = model.createCache();
+            const want = await model.prefill(ids, first);
+            const buffers = (cache: CpuKvStore) =>
+              Array.from(
+                { length: c.numLayers },
+                (_, l) =>
+                  Array.from({ length: c.numKvHeads }, (_, h) => cache.segment(l, h).keys.buffer),
+              )
+                .flat();
+            const released = new Set(buffers(first));
+            first.release();
+            const second = model.createCache();
+            assertBitIdentical(
+              await model.prefill(ids, second),
+              want,
+              "prefill into reused memory",
+            );
+            assert(
+              buffers(second).some((b) => released.has(b)),
+              "the model's stores share a pool",
+            );
+          },
+        );
+
         await t.step("evicting nothing changes no logit bit", async () => {
           const prefix = 17;
           const plain = model.createCache();
