@@ -2,8 +2,9 @@
  * Storage that released CPU stores hand back, kept for the next store's growth. A sweep runs
  * one store per sample, and a KVzip pass one scratch store per chunk; without the pool each
  * new store writes into freshly mapped memory, and the first touch of every page is a fault:
- * a 2048-token prefill of a Qwen3-0.6B shape appends 470 MB, which took 0.1–0.8 s of its
- * 7 s here, against 20 ms into memory already touched.
+ * a 2048-token prefill of a Qwen3-0.6B shape appends 470 MB, and its appends took 0.14–0.93 s
+ * of its 7 s here (faults, and collecting the previous store), against 20 ms into memory
+ * already touched.
  *
  * The pool holds at most one store's worth: its limit is the largest release it has taken, and
  * older storage leaves first. That much memory stays with the process between stores; release

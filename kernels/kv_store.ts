@@ -581,8 +581,8 @@ export class CpuKvStore implements KvStore {
   }
 
   /**
-   * An independent copy holding the same entries (exactly sized), sharing the executor: for
-   * pruning one scored cache at several ratios.
+   * An independent copy holding the same entries (exactly sized), sharing the executor and the
+   * pool: for pruning one scored cache at several ratios.
    */
   clone(): CpuKvStore {
     const copy = new CpuKvStore(this.shape, {
