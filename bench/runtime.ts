@@ -256,6 +256,11 @@ export interface AttentionBench {
   timeRatio: number;
   /** Each round's evicted ÷ full, in order. */
   roundRatios: number[];
+  /**
+   * Median read bandwidth (GB/s) of a {@linkcode ReadBandwidthProbe} sampled after each round:
+   * the ceiling of the machine state the rounds ran in (NaN without a probe).
+   */
+  readGbps: number;
 }
 
 /**
@@ -277,6 +282,8 @@ export async function benchDecodeAttention(
     rounds?: number;
     /** Timed steps per store and round (default 8). */
     iterations?: number;
+    /** Sampled after each round (see {@linkcode AttentionBench.readGbps}). */
+    probe?: ReadBandwidthProbe;
   },
 ): Promise<AttentionBench> {
   const { entries, kvHeads, group, headDim } = options;
@@ -306,12 +313,14 @@ export async function benchDecodeAttention(
   const fullTimes: number[] = [];
   const evictedTimes: number[] = [];
   const roundRatios: number[] = [];
+  const reads: number[] = [];
   for (let r = 0; r < (options.rounds ?? 5); r++) {
     const a = await latencyMs(step(full), { iterations, warmup: 2 });
     const b = await latencyMs(step(evicted), { iterations, warmup: 2 });
     fullTimes.push(a.medianMs);
     evictedTimes.push(b.medianMs);
     roundRatios.push(b.medianMs / a.medianMs);
+    if (options.probe !== undefined) reads.push((await options.probe.sample()).gbps);
   }
   const fullMs = median(fullTimes);
   const bytes = 2 * entries * kvHeads * headDim * 4;
@@ -325,5 +334,6 @@ export async function benchDecodeAttention(
     evictedMs: median(evictedTimes),
     timeRatio: median(roundRatios),
     roundRatios,
+    readGbps: reads.length > 0 ? median(reads) : NaN,
   };
 }

@@ -52,6 +52,9 @@ Deno.test("the read-bandwidth probe streams its whole buffer through both probes
 });
 
 Deno.test("decode attention times the full and the evicted store in alternating rounds", async () => {
+  let samples = 0;
+  const probe = await ReadBandwidthProbe.create(2 ** 20, { threads: 1 });
+  const counted = { sample: () => (samples++, probe.sample()) } as ReadBandwidthProbe;
   const a = await benchDecodeAttention({
     entries: 300,
     kvHeads: 2,
@@ -61,8 +64,12 @@ Deno.test("decode attention times the full and the evicted store in alternating 
     threads: 1,
     rounds: 3,
     iterations: 2,
+    probe: counted,
   });
+  await probe.release();
   assertEquals(a.roundRatios.length, 3);
+  assertEquals(samples, 3, "the bandwidth is sampled after every round");
+  assert(a.readGbps > 0, "the rounds' bandwidth is the probe's median");
   assertEquals(a.timeRatio, median(a.roundRatios));
   assert(a.fullMs > 0 && a.evictedMs > 0, "both stores timed");
   assertEquals(a.fullGbps, (2 * 300 * 2 * 8 * 4) / (a.fullMs * 1e6));
