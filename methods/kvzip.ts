@@ -100,8 +100,9 @@ export function reconstructionPasses(
 
 /**
  * Entries of `layer` at positions < prefixEnd, in [chunkStart, chunkEnd) or ≥ passStart, as
- * [T, kvHeads, d] arrays (every head holds the same positions: the cache is unevicted). One
- * `readEntries` of the layer: views on the CPU, a read-back on the GPU.
+ * head-major [kvHeads, T, d] arrays (every head holds the same positions: the cache is
+ * unevicted). One `readEntries` of the layer: views on the CPU, a read-back on the GPU. The
+ * picked entries form a few runs of consecutive indices, copied one run at a time.
  */
 async function restrictedEntries(
   cache: KvStore,
@@ -113,13 +114,18 @@ async function restrictedEntries(
     Array.from({ length: H }, (_, head) => ({ layer, head })),
   );
   const ref = segments[0];
-  const pick: number[] = [];
+  const runs: [number, number][] = []; // [from, to) index runs of the picked entries
+  let picked = 0;
   for (let i = 0; i < ref.length; i++) {
     const p = ref.positions[i];
-    if (p < o.prefixEnd || (p >= o.chunkStart && p < o.chunkEnd) || p >= o.passStart) pick.push(i);
+    if (!(p < o.prefixEnd || (p >= o.chunkStart && p < o.chunkEnd) || p >= o.passStart)) continue;
+    const last = runs.at(-1);
+    if (last !== undefined && last[1] === i) last[1] = i + 1;
+    else runs.push([i, i + 1]);
+    picked++;
   }
-  const keys = new Float32Array(pick.length * H * d);
-  const values = new Float32Array(pick.length * H * d);
+  const keys = new Float32Array(H * picked * d);
+  const values = new Float32Array(H * picked * d);
   for (let h = 0; h < H; h++) {
     const seg = segments[h];
     if (
@@ -127,12 +133,20 @@ async function restrictedEntries(
     ) {
       throw new Error(`kvzip: layer ${layer} heads hold different entries; score before evicting`);
     }
-    pick.forEach((i, t) => {
-      keys.set(seg.keys.subarray(i * d, (i + 1) * d), (t * H + h) * d);
-      values.set(seg.values.subarray(i * d, (i + 1) * d), (t * H + h) * d);
-    });
+    let t = h * picked * d;
+    for (const [from, to] of runs) {
+      keys.set(seg.keys.subarray(from * d, to * d), t);
+      values.set(seg.values.subarray(from * d, to * d), t);
+      t += (to - from) * d;
+    }
   }
-  return { keys, values, positions: Int32Array.from(pick, (i) => ref.positions[i]) };
+  const positions = new Int32Array(picked);
+  let t = 0;
+  for (const [from, to] of runs) {
+    positions.set(ref.positions.subarray(from, to), t);
+    t += to - from;
+  }
+  return { keys, values, positions };
 }
 
 /** Position ranges of one reconstruction pass (spec §2.1). */
@@ -161,7 +175,7 @@ export async function reconstructionColumnMax(
   ranges: ReconstructionRanges,
 ): Promise<{ positions: Int32Array; perHead: Float32Array[] }> {
   const e = await restrictedEntries(cache, tap.layer, ranges);
-  scratch.append(tap.layer, e.keys, e.values, e.positions);
+  scratch.append(tap.layer, e.keys, e.values, e.positions, "head");
   const { stats } = await scratch.attend(tap.layer, tap.queries, tap.positions, {
     scale: config.attnScale,
     softcap: config.attnLogitSoftcap,
