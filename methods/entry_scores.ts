@@ -11,6 +11,9 @@
 import type { KvStore } from "../kernels/kv_store.ts";
 import type { ScoreGrid } from "./types.ts";
 
+/** How new values meet held ones at the same position. */
+type Combine = "replace" | "add" | "max";
+
 interface Column {
   positions: Int32Array;
   values: Float64Array;
@@ -45,12 +48,20 @@ export class EntryScores {
 
   /** Set the values at `positions` (ascending), replacing what was there. */
   put(layer: number, head: number, positions: Int32Array, values: ArrayLike<number>): void {
-    this.#merge(layer, head, positions, values, false);
+    this.#merge(layer, head, positions, values, "replace");
   }
 
   /** Add `values` to what `positions` (ascending) hold; absent positions start at 0. */
   add(layer: number, head: number, positions: Int32Array, values: ArrayLike<number>): void {
-    this.#merge(layer, head, positions, values, true);
+    this.#merge(layer, head, positions, values, "add");
+  }
+
+  /**
+   * Keep the larger of what `positions` (ascending) hold and `values`; absent positions take
+   * `values` (KVzip's max over the chunks of one reconstruction pass).
+   */
+  max(layer: number, head: number, positions: Int32Array, values: ArrayLike<number>): void {
+    this.#merge(layer, head, positions, values, "max");
   }
 
   /** The value at `position`, or undefined. */
@@ -97,7 +108,7 @@ export class EntryScores {
     head: number,
     positions: Int32Array,
     values: ArrayLike<number>,
-    accumulate: boolean,
+    combine: Combine,
   ): void {
     const c = this.#columns[layer][head];
     const n = positions.length;
@@ -114,7 +125,7 @@ export class EntryScores {
     // new positions. Update in place and append the tail, without a merge copy.
     if (c.length <= n && startsWith(positions, c.positions, c.length)) {
       for (let i = 0; i < c.length; i++) {
-        c.values[i] = accumulate ? c.values[i] + values[i] : values[i];
+        c.values[i] = combined(c.values[i], values[i], combine);
       }
       grow(c, n);
       c.positions.set(positions.subarray(c.length), c.length);
@@ -136,7 +147,7 @@ export class EntryScores {
         outVal[k++] = values[j++];
       } else {
         outPos[k] = positions[j];
-        outVal[k++] = accumulate ? c.values[i] + values[j] : values[j];
+        outVal[k++] = combined(c.values[i], values[j], combine);
         i++;
         j++;
       }
@@ -145,6 +156,11 @@ export class EntryScores {
     c.values = outVal;
     c.length = k;
   }
+}
+
+function combined(held: number, value: number, combine: Combine): number {
+  if (combine === "add") return held + value;
+  return combine === "max" ? Math.max(held, value) : value;
 }
 
 /** Whether a[0..length) equals b[0..length). */

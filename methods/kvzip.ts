@@ -215,25 +215,36 @@ export const kvzip: MethodDefinition<KvzipParams> = {
       for (const pass of reconstructionPasses(p, ctx)) {
         const mark = cache.mark();
         const passStart = cache.nextPosition;
-        const scratch = ctx.model.createCache();
-        const onLayer = async (tap: LayerTap): Promise<void> => {
-          const l = tap.layer;
-          if (cache.shape.slidingWindows[l] !== null) return;
-          const chunk = await reconstructionColumnMax(cache, scratch, config, tap, {
-            prefixEnd: ctx.contextStart,
-            chunkStart: pass.chunkStart,
-            chunkEnd: pass.chunkEnd,
-            passStart,
-          });
-          for (let h = 0; h < numKvHeads; h++) {
-            stored.put(l, h, chunk.positions, chunk.perHead[h]);
-          }
-        };
         try {
-          await ctx.model.forward(pass.ids, cache, { logits: "none", taps: { onLayer } });
+          // The pass runs in forwards of the phase's chunk: each attends its queries over the
+          // restricted entries in a fresh scratch store, and an entry's score is the max over
+          // all of them. A pass of 2048 queries in one forward would hold 2048 × n
+          // probabilities per head.
+          const step = ctx.forwardChunk;
+          for (let from = 0; from < pass.ids.length; from += step) {
+            const scratch = ctx.model.createCache();
+            const onLayer = async (tap: LayerTap): Promise<void> => {
+              const l = tap.layer;
+              if (cache.shape.slidingWindows[l] !== null) return;
+              const chunk = await reconstructionColumnMax(cache, scratch, config, tap, {
+                prefixEnd: ctx.contextStart,
+                chunkStart: pass.chunkStart,
+                chunkEnd: pass.chunkEnd,
+                passStart,
+              });
+              for (let h = 0; h < numKvHeads; h++) {
+                stored.max(l, h, chunk.positions, chunk.perHead[h]);
+              }
+            };
+            const ids = pass.ids.subarray(from, from + step);
+            try {
+              await ctx.model.forward(ids, cache, { logits: "none", taps: { onLayer } });
+            } finally {
+              scratch.release();
+            }
+          }
         } finally {
           cache.restore(mark);
-          scratch.release();
         }
       }
       done = true;

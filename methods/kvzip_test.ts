@@ -10,7 +10,7 @@ import { referenceAttention } from "../kernels/kv_store.ts";
 import { assistantOpener, kvzip, reconstructionPasses } from "./kvzip.ts";
 import { parseMethodParams } from "./registry.ts";
 import { dot, softmax, withTinyModel } from "./testing.ts";
-import type { MethodContext } from "./types.ts";
+import type { MethodContext, ScoreGrid } from "./types.ts";
 
 Deno.test("kvzip: Q_i ++ A ++ C_i with the spec's prompts and the previous chunk's last 8 tokens", async () => {
   await withTinyModel({ arch: "qwen3", seed: 21 }, async (dir) => {
@@ -57,35 +57,44 @@ Deno.test("kvzip: max over reconstruction queries and group heads of the restric
     const ids = Int32Array.from({ length: 29 }, (_, i) => (i * 31 + 7) % 250); // prefix 4, context 25
     const cache = model.createCache();
     await model.prefill(ids, cache);
-    const ctx: MethodContext = {
-      model,
-      config: c,
-      cache,
-      contextStart: 4,
-      contextEnd: 29,
-      ids,
-      idsStart: 0,
-      tokenizer: model.tokenizer(),
-      seed: 0,
-      phase: "prefill",
-      window: 0,
-    };
     const p = parseMethodParams(kvzip, { chunk: 10 });
     const before = cache.clone();
-    const scores = await kvzip.createScorer(p, ctx).score({
-      observed: { start: 0, end: 29 },
-      range: { start: 4, end: 29 },
-      budget: { keptRatio: 0.5 },
-      keptPerHead: 12,
-    });
-    // The cache is as it was: same entries, same next logits.
-    assertEquals(cache.nextPosition, 29);
-    for (let l = 0; l < c.numLayers; l++) assertEquals(cache.lengths(l), before.lengths(l));
+    // Passes of 30-odd tokens in one forward, and in forwards of 7 (the max over them).
+    const scoresBy = new Map<number, ScoreGrid>();
+    for (const forwardChunk of [512, 7]) {
+      const ctx: MethodContext = {
+        model,
+        config: c,
+        cache,
+        contextStart: 4,
+        contextEnd: 29,
+        ids,
+        idsStart: 0,
+        tokenizer: model.tokenizer(),
+        seed: 0,
+        phase: "prefill",
+        window: 0,
+        forwardChunk,
+      };
+      scoresBy.set(
+        forwardChunk,
+        await kvzip.createScorer(p, ctx).score({
+          observed: { start: 0, end: 29 },
+          range: { start: 4, end: 29 },
+          budget: { keptRatio: 0.5 },
+          keptPerHead: 12,
+        }),
+      );
+      // The cache is as it was: same entries, same next logits.
+      assertEquals(cache.nextPosition, 29);
+      for (let l = 0; l < c.numLayers; l++) assertEquals(cache.lengths(l), before.lengths(l));
+    }
     const probe = Int32Array.of(5, 6);
     assertEquals(
       await model.forward(probe, cache, { logits: "all" }),
       await model.forward(probe, before, { logits: "all" }),
     );
+    const ctx = { ids, idsStart: 0, contextStart: 4, contextEnd: 29, tokenizer: model.tokenizer() };
 
     // Plain: rerun each pass on a fresh prefill and compute the restricted softmax by loops.
     const G = c.numHeads / c.numKvHeads;
@@ -127,8 +136,10 @@ Deno.test("kvzip: max over reconstruction queries and group heads of the restric
               });
             }
           }
-          assertClose(scores[l][h].subarray(pass.chunkStart, pass.chunkEnd), best, 1e-5);
-          assert(Number.isNaN(scores[l][h][0]), "the prefix is not scored");
+          for (const scores of scoresBy.values()) {
+            assertClose(scores[l][h].subarray(pass.chunkStart, pass.chunkEnd), best, 1e-5);
+            assert(Number.isNaN(scores[l][h][0]), "the prefix is not scored");
+          }
         }
       }
     }

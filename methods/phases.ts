@@ -32,7 +32,12 @@
 
 import { InputError } from "../errors.ts";
 import { generate, type GenerateOptions, type GenerateResult } from "../engine/generate.ts";
-import type { ForwardTaps, LayerTap, Model } from "../engine/model.ts";
+import {
+  DEFAULT_PREFILL_CHUNK,
+  type ForwardTaps,
+  type LayerTap,
+  type Model,
+} from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import { getMethod, parseMethodParams } from "./registry.ts";
@@ -194,6 +199,7 @@ function context(
     choice: MethodChoice;
     phase: Phase;
     window: number;
+    forwardChunk: number;
   },
 ): MethodContext {
   return {
@@ -208,6 +214,7 @@ function context(
     seed: o.choice.seed ?? 0,
     phase: o.phase,
     window: o.window,
+    forwardChunk: o.forwardChunk,
   };
 }
 
@@ -289,6 +296,7 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
     choice: options,
     phase: "prefill",
     window,
+    forwardChunk: options.chunkSize ?? DEFAULT_PREFILL_CHUNK,
   });
   const scorer = r.definition.createScorer(r.params, ctx);
   const t0 = performance.now();
@@ -390,6 +398,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
     choice: options,
     phase: "chunked-prefill",
     window,
+    forwardChunk: options.chunkSize ?? DEFAULT_PREFILL_CHUNK,
   });
   const scorer = r.definition.createScorer(r.params, ctx);
   const taps = scorerTaps(scorer);
@@ -508,6 +517,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
     choice: options,
     phase: "prefill",
     window: Math.min(options.window ?? 0, n),
+    forwardChunk: options.chunkSize ?? DEFAULT_PREFILL_CHUNK,
   });
   const scorer = r.definition.createScorer(r.params, ctx);
   const t0 = performance.now();
@@ -630,6 +640,7 @@ export class DecodeEviction<S extends KvStore = CpuKvStore> {
       choice: options,
       phase: "decode",
       window: this.#window,
+      forwardChunk: DEFAULT_PREFILL_CHUNK,
     });
     this.#scorer = def.createScorer(this.#resolved.params, ctx);
     this.prefillTaps = scorerTaps(this.#scorer, () => {

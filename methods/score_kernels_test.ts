@@ -52,6 +52,14 @@ Deno.test("EntryScores: put, add, out-of-order merges and alignment with an evic
   assert(Number.isNaN(s.aligned(cache)[0][0][4]), "unscored entries are NaN");
 });
 
+Deno.test("EntryScores: max keeps the larger value, in order or not, held or new", () => {
+  const s = new EntryScores(1, 1);
+  s.max(0, 0, Int32Array.of(2, 3, 4), [0.5, 0.1, 0.2]);
+  s.max(0, 0, Int32Array.of(2, 3, 4, 5), [0.4, 0.3, 0.2, 0.9]); // held positions a prefix
+  s.max(0, 0, Int32Array.of(1, 3), [0.7, 0.2]); // out of order: a merge
+  assertEquals([1, 2, 3, 4, 5].map((p) => s.get(0, 0, p)), [0.7, 0.5, 0.3, 0.2, 0.9]);
+});
+
 Deno.test("EntryScores: accumulating over a growing store (held positions a prefix) adds in place", () => {
   const s = new EntryScores(1, 1);
   s.add(0, 0, Int32Array.of(0, 1, 2), [1, 1, 1]);

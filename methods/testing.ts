@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { LayerTap, Model } from "../engine/model.ts";
+import { DEFAULT_PREFILL_CHUNK, type LayerTap, type Model } from "../engine/model.ts";
 import { makeRandomModel, type RandomModelOptions } from "../engine/random_model.ts";
 import type { ModelConfig, RopeSpec } from "../engine/types.ts";
 import { CpuKvStore, type StatsRequest } from "../kernels/kv_store.ts";
@@ -59,6 +59,7 @@ export function handContext(
     seed: 0,
     phase: o.phase ?? "prefill",
     window: o.window ?? 0,
+    forwardChunk: DEFAULT_PREFILL_CHUNK,
   };
 }
 

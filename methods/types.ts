@@ -118,6 +118,12 @@ export interface MethodContext {
    * window, 128 for Fast KVzip and 8 for the baselines of spec §4.4).
    */
   window: number;
+  /**
+   * Tokens per forward of the phase's prompt (the prefill chunk). A method that runs forwards
+   * of its own (KVzip's reconstruction passes) runs them in chunks of this size, so that its
+   * attention never holds more probabilities per head than the prefill's does.
+   */
+  forwardChunk: number;
 }
 
 /** What the phase asks of one {@linkcode Scorer.score} call. */
