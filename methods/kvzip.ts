@@ -17,14 +17,16 @@
  *   empty when the tokenizer has no template.
  *
  * After a full prefill, for each chunk C_i the pass R_i = Q_i ++ A ++ C_i runs on top of the
- * cache (mark, forward, restore: the cache is left as it was). In every global layer its
- * post-RoPE queries attend, in a scratch store of the same executor, over the restricted key
- * set prefix ++ C_i ++ R_i (causal); score[l,h,t] = max over R_i's queries and the G heads of
- * the group of that softmax (the store's fused `columnMax` statistic with GQA max), t ∈ C_i.
- * The softmax runs in f32 (the official runs in bf16) with the model's attention scale. Scores
- * are ratio-independent and computed once. Default policy: global (spec §3.4 `pair`). On the
- * GPU backend the scratch stores live on the device too; each layer's restricted entries are
- * read back and uploaded again (`cache.readEntries`), once per pass.
+ * cache (mark, forward, restore: the cache is left as it was), in forwards of the phase's
+ * prefill chunk (`forwardChunk`; the max below is taken over all of them). In every global
+ * layer its post-RoPE queries attend, in a scratch store of the same executor, over the
+ * restricted key set prefix ++ C_i ++ R_i (causal); score[l,h,t] = max over R_i's queries and
+ * the G heads of the group of that softmax (the store's fused `columnMax` statistic with GQA
+ * max), t ∈ C_i. The softmax runs in f32 (the official runs in bf16) with the model's attention
+ * scale. Scores are ratio-independent and computed once. Default policy: global (spec §3.4
+ * `pair`). On the GPU backend the scratch stores live on the device too; each layer's
+ * restricted entries are read back and uploaded again (`cache.readEntries`), once per forward
+ * of a pass.
  *
  * @module
  */
