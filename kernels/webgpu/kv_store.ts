@@ -507,12 +507,12 @@ export class GpuKvStore implements KvStore {
     return copy;
   }
 
-  /** Drop every entry and free all device storage. */
   /** Done with the store: its device buffers are freed (device memory is not pooled here). */
   release(): void {
     this.clear();
   }
 
+  /** Drop every entry and free all device storage. */
   clear(): void {
     for (const layer of this.#segments) {
       for (let h = 0; h < layer.length; h++) {
