@@ -33,7 +33,7 @@
 
 import { z } from "zod";
 import { InputError } from "../errors.ts";
-import type { LayerTap } from "../engine/model.ts";
+import type { LayerTap, Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import type { ModelConfig } from "../engine/types.ts";
@@ -163,19 +163,19 @@ export interface ReconstructionRanges {
 }
 
 /**
- * One layer of a reconstruction pass: the tap's post-RoPE queries attend, in `scratch` (a
- * fresh store of the same backend whose `tap.layer` is still empty), over the entries of
- * `cache` in P ∪ C_i ∪ R_i (causal by position), and every entry of C_i gets the max over the
- * queries and the group's heads of its probability (the fused `columnMax` with GQA max).
- * Backend-neutral: used by the `kvzip` method and by gate training's targets.
+ * One layer of one forward of a reconstruction pass: the tap's post-RoPE queries attend, in
+ * `scratch` (a fresh store of the same backend whose `tap.layer` is still empty), over the
+ * entries of `cache` in P ∪ C_i ∪ R_i (causal by position), and every entry of C_i gets the max
+ * over the queries and the group's heads of its probability (the fused `columnMax` with GQA
+ * max).
  */
-export async function reconstructionColumnMax(
+async function reconstructionColumnMax(
   cache: KvStore,
   scratch: KvStore,
   config: ModelConfig,
   tap: { layer: number; queries: Float32Array; positions: Int32Array },
   ranges: ReconstructionRanges,
-): Promise<{ positions: Int32Array; perHead: Float32Array[] }> {
+): Promise<ColumnMax> {
   const e = await restrictedEntries(cache, tap.layer, ranges);
   scratch.append(tap.layer, e.keys, e.values, e.positions, "head");
   const { stats } = await scratch.attend(tap.layer, tap.queries, tap.positions, {
@@ -191,6 +191,50 @@ export async function reconstructionColumnMax(
     positions: e.positions.subarray(from, to),
     perHead: stats!.map((s) => s.columnMax!.subarray(from, to)),
   };
+}
+
+/** Per-head column maxima of the entries of C_i: `positions` and, per KV head, their values. */
+export interface ColumnMax {
+  positions: Int32Array;
+  perHead: Float32Array[];
+}
+
+/**
+ * Run reconstruction pass R_i (`ids`) on top of `cache` and undo it (mark, forwards, restore),
+ * in forwards of `forwardChunk` tokens, each over a fresh scratch store released after it, so
+ * that no forward holds more than `forwardChunk` × n probabilities per head. For every global
+ * layer of every forward, `onColumnMax` receives that forward's column maxima of C_i; an entry's
+ * score is the max over the pass's forwards. Backend-neutral: used by the `kvzip` method and by
+ * gate training's targets.
+ */
+export async function runReconstructionPass(
+  model: Model<KvStore>,
+  cache: KvStore,
+  pass: { ids: Int32Array; forwardChunk: number; ranges: Omit<ReconstructionRanges, "passStart"> },
+  onColumnMax: (layer: number, chunk: ColumnMax) => void,
+): Promise<void> {
+  const mark = cache.mark();
+  const ranges = { ...pass.ranges, passStart: cache.nextPosition };
+  try {
+    for (let from = 0; from < pass.ids.length; from += pass.forwardChunk) {
+      const scratch = model.createCache();
+      const onLayer = async (tap: LayerTap): Promise<void> => {
+        if (cache.shape.slidingWindows[tap.layer] !== null) return;
+        onColumnMax(
+          tap.layer,
+          await reconstructionColumnMax(cache, scratch, model.config, tap, ranges),
+        );
+      };
+      const ids = pass.ids.subarray(from, from + pass.forwardChunk);
+      try {
+        await model.forward(ids, cache, { logits: "none", taps: { onLayer } });
+      } finally {
+        scratch.release();
+      }
+    }
+  } finally {
+    cache.restore(mark);
+  }
 }
 
 /** The `kvzip` method. */
@@ -212,42 +256,22 @@ export const kvzip: MethodDefinition<KvzipParams> = {
     const stored = new EntryScores(numLayers, numKvHeads);
     let done = false;
     const run = async (): Promise<void> => {
-      const cache = ctx.cache;
-      const config = ctx.config;
       for (const pass of reconstructionPasses(p, ctx)) {
-        const mark = cache.mark();
-        const passStart = cache.nextPosition;
-        try {
-          // The pass runs in forwards of the phase's chunk: each attends its queries over the
-          // restricted entries in a fresh scratch store, and an entry's score is the max over
-          // all of them. A pass of 2048 queries in one forward would hold 2048 × n
-          // probabilities per head.
-          const step = ctx.forwardChunk;
-          for (let from = 0; from < pass.ids.length; from += step) {
-            const scratch = ctx.model.createCache();
-            const onLayer = async (tap: LayerTap): Promise<void> => {
-              const l = tap.layer;
-              if (cache.shape.slidingWindows[l] !== null) return;
-              const chunk = await reconstructionColumnMax(cache, scratch, config, tap, {
-                prefixEnd: ctx.contextStart,
-                chunkStart: pass.chunkStart,
-                chunkEnd: pass.chunkEnd,
-                passStart,
-              });
-              for (let h = 0; h < numKvHeads; h++) {
-                stored.max(l, h, chunk.positions, chunk.perHead[h]);
-              }
-            };
-            const ids = pass.ids.subarray(from, from + step);
-            try {
-              await ctx.model.forward(ids, cache, { logits: "none", taps: { onLayer } });
-            } finally {
-              scratch.release();
+        const ranges = {
+          prefixEnd: ctx.contextStart,
+          chunkStart: pass.chunkStart,
+          chunkEnd: pass.chunkEnd,
+        };
+        await runReconstructionPass(
+          ctx.model,
+          ctx.cache,
+          { ids: pass.ids, forwardChunk: ctx.forwardChunk, ranges },
+          (layer, chunk) => {
+            for (let h = 0; h < numKvHeads; h++) {
+              stored.max(layer, h, chunk.positions, chunk.perHead[h]);
             }
-          }
-        } finally {
-          cache.restore(mark);
-        }
+          },
+        );
       }
       done = true;
     };

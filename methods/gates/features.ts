@@ -27,7 +27,7 @@ import { DEFAULT_PREFILL_CHUNK, type Model } from "../../engine/model.ts";
 import { bf16BitsToF32, f32ToBf16, openSafetensors } from "../../engine/safetensors.ts";
 import type { TextTokenizer } from "../../engine/tokenizer.ts";
 import type { KvStore } from "../../kernels/kv_store.ts";
-import { reconstructionColumnMax } from "../kvzip.ts";
+import { runReconstructionPass } from "../kvzip.ts";
 import { gatedLayers } from "./gate.ts";
 
 /** The instruction line of the "qa" prompt style (spec §6.2). */
@@ -177,56 +177,23 @@ export async function kvzipSample(
       ? prompt.repeatFirst
       : concat(prompt.repeatNext, context.subarray(Math.max(0, a - REPEAT_TAIL), a));
     const r = concat(question, prompt.assistant, context.subarray(a, b));
-    const mark = cache.mark();
-    await runReconstruction(model, cache, {
+    await runReconstructionPass(model, cache, {
       ids: r,
-      forwardChunk: options.forwardChunk,
-      onLayer: async (layer, tap) => {
-        const li = slot.get(layer);
-        if (li === undefined) return;
-        const scratch = model.createCache();
-        const chunk = await reconstructionColumnMax(
-          cache,
-          scratch,
-          model.config,
-          { layer, queries: tap.queries, positions: tap.positions },
-          { prefixEnd: s, chunkStart: s + a, chunkEnd: s + b, passStart: s + n },
-        );
-        scratch.release();
-        for (let h = 0; h < H; h++) {
-          const values = chunk.perHead[h];
-          for (let j = 0; j < values.length; j++) {
-            const at = ((chunk.positions[j] - s) * L + li) * H + h;
-            if (values[j] > targets[at]) targets[at] = values[j];
-          }
+      forwardChunk: options.forwardChunk ?? DEFAULT_PREFILL_CHUNK,
+      ranges: { prefixEnd: s, chunkStart: s + a, chunkEnd: s + b },
+    }, (layer, chunk) => {
+      const li = slot.get(layer)!; // the gated layers are the global ones the pass reports
+      for (let h = 0; h < H; h++) {
+        const values = chunk.perHead[h];
+        for (let j = 0; j < values.length; j++) {
+          const at = ((chunk.positions[j] - s) * L + li) * H + h;
+          if (values[j] > targets[at]) targets[at] = values[j];
         }
-      },
+      }
     });
-    cache.restore(mark);
     options.onChunk?.(i + 1, chunks);
   }
   return targets;
-}
-
-async function runReconstruction(
-  model: Model<KvStore>,
-  cache: KvStore,
-  pass: {
-    ids: Int32Array;
-    forwardChunk?: number;
-    onLayer: (
-      layer: number,
-      tap: { queries: Float32Array; positions: Int32Array },
-    ) => Promise<void>;
-  },
-): Promise<void> {
-  const step = pass.forwardChunk ?? DEFAULT_PREFILL_CHUNK;
-  for (let start = 0; start < pass.ids.length; start += step) {
-    await model.forward(pass.ids.subarray(start, start + step), cache, {
-      logits: "none",
-      taps: { onLayer: (tap) => pass.onLayer(tap.layer, tap) },
-    });
-  }
 }
 
 function concat(...parts: Int32Array[]): Int32Array {
