@@ -1,6 +1,6 @@
 /**
  * Storage that released CPU stores hand back, kept for the next store's growth. A sweep runs
- * one store per sample, and a KVzip pass one scratch store per chunk; without the pool each
+ * one store per sample, and KVzip one scratch store per forward of a pass; without the pool each
  * new store writes into freshly mapped memory, and the first touch of every page is a fault:
  * a 2048-token prefill of a Qwen3-0.6B shape appends 470 MB, and its appends took 0.14–0.93 s
  * of its 7 s here (faults, and collecting the previous store), against 20 ms into memory
@@ -15,19 +15,13 @@
  * @module
  */
 
+import { growthHeadroom } from "./kv_store.ts";
+
 /** One segment's storage: keys and values [capacity, headDim] and positions [capacity]. */
 export interface SegmentStorage {
   keys: Float32Array;
   values: Float32Array;
   positions: Int32Array;
-}
-
-/**
- * A store takes pooled storage of at most this much more than it asked for (the extra is
- * not visible to it): the growth rule's headroom, so similar prompt lengths reuse each other's.
- */
-export function poolSlack(capacity: number): number {
-  return Math.max(128, Math.ceil(capacity / 8));
 }
 
 /**
@@ -55,14 +49,14 @@ export class KvStoragePool {
 
   /**
    * Storage for `capacity` entries of `headDim` floats, as views of exactly that size on a
-   * pooled buffer of at most {@linkcode poolSlack} more entries (the best fit), or null when
-   * none fits.
+   * pooled buffer of at most {@linkcode growthHeadroom} more entries (the best fit, the extra
+   * invisible to the store; similar prompt lengths reuse each other's), or null when none fits.
    */
   take(capacity: number, headDim: number): SegmentStorage | null {
     let best = -1;
     for (let i = 0; i < this.#free.length; i++) {
       const held = this.#free[i].positions.length;
-      if (held < capacity || held > capacity + poolSlack(capacity)) continue;
+      if (held < capacity || held > capacity + growthHeadroom(capacity)) continue;
       if (this.#free[i].keys.length !== held * headDim) continue;
       if (best < 0 || held < this.#free[best].positions.length) best = i;
     }

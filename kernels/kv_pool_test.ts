@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../tests/assert.ts";
-import { KvStoragePool, poolSlack } from "./kv_pool.ts";
-import { CpuKvStore, type KvStoreShape } from "./kv_store.ts";
+import { KvStoragePool } from "./kv_pool.ts";
+import { CpuKvStore, growthHeadroom, type KvStoreShape } from "./kv_store.ts";
 import { OrtAttention } from "./attention_ort.ts";
 import { seededRandom } from "./random.ts";
 
@@ -58,7 +58,7 @@ Deno.test("the pool gives only storage within the slack, and keeps one store's w
   });
   pool.give([storage(1000), storage(2000), storage(0)]);
   assertEquals(pool.take(1001, 4), null, "too small");
-  assertEquals(pool.take(1000 - poolSlack(1000) - 1, 4), null, "too large to hand out");
+  assertEquals(pool.take(1000 - growthHeadroom(1000) - 1, 4), null, "too large to hand out");
   assertEquals(pool.take(1000, 8), null, "another head size");
   const taken = pool.take(1900, 4)!;
   assertEquals(taken.positions.length, 1900, "a view of exactly the capacity asked");

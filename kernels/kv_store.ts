@@ -587,7 +587,7 @@ export class CpuKvStore implements KvStore {
   clone(): CpuKvStore {
     const copy = new CpuKvStore(this.shape, {
       executor: this.#executor,
-      ...(this.#pool === null ? {} : { pool: this.#pool }),
+      pool: this.#pool ?? undefined,
     });
     for (let l = 0; l < this.shape.numLayers; l++) {
       for (let h = 0; h < this.shape.numKvHeads; h++) {
@@ -670,8 +670,16 @@ function emptySegment(): HeadSegment {
 }
 
 /**
- * Grow capacity to at least `needed` entries, with modest headroom so held bytes stay close to
- * used; the new storage comes from `pool` when it has some that fits.
+ * Entries a segment of `capacity` grows by at least when it must grow: modest, so held bytes
+ * stay close to used, and at least 128 so short appends do not copy every time.
+ */
+export function growthHeadroom(capacity: number): number {
+  return Math.max(128, Math.ceil(capacity / 8));
+}
+
+/**
+ * Grow capacity to at least `needed` entries, with {@linkcode growthHeadroom}; the new storage
+ * comes from `pool` when it has some that fits.
  */
 function reserve(
   seg: HeadSegment,
@@ -681,7 +689,7 @@ function reserve(
 ): void {
   const capacity = seg.positions.length;
   if (needed <= capacity) return;
-  const next = Math.max(needed, capacity + Math.max(128, Math.ceil(capacity / 8)));
+  const next = Math.max(needed, capacity + growthHeadroom(capacity));
   const { keys, values, positions } = pool?.take(next, headDim) ?? {
     keys: new Float32Array(next * headDim),
     values: new Float32Array(next * headDim),
