@@ -5,6 +5,8 @@
  * @module
  */
 
+// First: errors met while the other modules load (a method plugin that registers badly).
+import "./cli/import_errors.ts";
 import { Command, CommanderError, Option } from "commander";
 import { isInputError } from "./errors.ts";
 import { runForwardCommand } from "./cli/forward.ts";

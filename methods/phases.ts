@@ -43,6 +43,7 @@ import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import { getMethod, parseMethodParams } from "./registry.ts";
 import {
   adjustWindow,
+  checkScoreGrid,
   describeStore,
   evictableLayers,
   type EvictionReport,
@@ -55,6 +56,7 @@ import type {
   PolicySpec,
   ScoreGrid,
   Scorer,
+  ScoreRequest,
 } from "./types.ts";
 
 /** Spec §3.1: eviction chunk of the chunked prefill, in tokens. */
@@ -189,6 +191,21 @@ export function scorerTaps(scorer: Scorer, onFirstLayer?: (tap: LayerTap) => voi
   };
 }
 
+/**
+ * The scorer's grid for `request`, checked against the store it scores before anything reads
+ * it ({@linkcode checkScoreGrid}): a plugin's broken grid is one error line naming `id`.
+ */
+async function scoreOf(
+  id: string,
+  scorer: Scorer,
+  cache: KvStore,
+  request: ScoreRequest,
+): Promise<ScoreGrid> {
+  const scores = await scorer.score(request);
+  checkScoreGrid(cache, scores, { method: id });
+  return scores;
+}
+
 function context(
   model: Model<KvStore>,
   cache: KvStore,
@@ -316,7 +333,7 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
     return { cache, logits, report, evictions: [report], prefillMs, scoreMs: 0 };
   }
   const t1 = performance.now();
-  const scores = await scorer.score({
+  const scores = await scoreOf(r.definition.id, scorer, cache, {
     observed: { start: base, end: base + ids.length },
     range: { start: ctx.contextStart, end: ctx.contextEnd - window },
     budget: { keptRatio: options.keptRatio },
@@ -335,6 +352,7 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
     asked: { keptRatio: options.keptRatio, populationRatio },
     window,
     onEvict: scorer.onEvict?.bind(scorer),
+    method: r.definition.id,
   });
   return { cache, logits, report, evictions: [report], prefillMs, scoreMs, scores: kept };
 }
@@ -421,7 +439,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
     const end = base + to - window;
     if (end <= start) continue;
     const t1 = performance.now();
-    const scores = await scorer.score({
+    const scores = await scoreOf(r.definition.id, scorer, cache, {
       observed: { start: observed, end: base + to },
       range: { start, end },
       budget: { keptRatio: options.keptRatio },
@@ -440,6 +458,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
       asked: { keptRatio: options.keptRatio, populationRatio },
       window,
       onEvict: scorer.onEvict?.bind(scorer),
+      method: r.definition.id,
     }));
     start = end;
   }
@@ -545,7 +564,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
       let scores: ScoreGrid | null = shared;
       if (scores === null) {
         const t1 = performance.now();
-        scores = await scorer.score({
+        scores = await scoreOf(r.definition.id, scorer, clone, {
           observed: { start: base, end: base + ids.length },
           range: { start: ctx.contextStart, end: ctx.contextEnd - window },
           budget: { keptRatio },
@@ -565,6 +584,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
         context: { start: ctx.contextStart, end: ctx.contextEnd },
         asked: { keptRatio, populationRatio },
         window,
+        method: r.definition.id,
       });
     }
     reports.push(report);
@@ -688,7 +708,7 @@ export class DecodeEviction<S extends KvStore = CpuKvStore> {
       : counts.some((row) => row.some((c) => c > B));
     if (!over) return;
     const end = cache.nextPosition;
-    const scores = await this.#scorer.score({
+    const scores = await scoreOf(this.#resolved.definition.id, this.#scorer, cache, {
       observed: { start: this.#observed, end },
       range: { start: this.#protectBefore, end: END_OF_TIME },
       budget: { entriesPerHead: B },
@@ -707,6 +727,7 @@ export class DecodeEviction<S extends KvStore = CpuKvStore> {
       asked: { entriesPerHead: B },
       window: this.#window,
       onEvict: this.#scorer.onEvict?.bind(this.#scorer),
+      method: this.#resolved.definition.id,
     }));
   }
 }

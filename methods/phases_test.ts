@@ -215,3 +215,49 @@ Deno.test("full never evicts; bad input is an InputError naming the field", asyn
     for (const [run, message] of bad) await assertRejects(run, InputError, message);
   });
 });
+
+Deno.test("every phase checks a plugin's score grid and names the plugin on one line", async () => {
+  await withModel(async (model) => {
+    const knorm = getMethod("knorm");
+    /** knorm under another id, its grid broken by `breakGrid`. */
+    const broken = (breakGrid: (grid: Float32Array[][]) => unknown): AnyMethodDefinition => ({
+      ...knorm,
+      id: "my-norm",
+      createScorer(params, ctx) {
+        const inner = knorm.createScorer(params, ctx);
+        return {
+          ...inner,
+          score: async (request) => breakGrid(await inner.score(request)) as Float32Array[][],
+        };
+      },
+    });
+    const short = broken((grid) => grid.map((row) => row.map((s) => s.subarray(1))));
+    const plain = broken((grid) => grid.map((row) => row.map((s) => [...s])));
+    const runs: [() => Promise<unknown>, string][] = [
+      [
+        () => prefillWithEviction(model, prompt, { method: short, keptRatio: 0.5 }),
+        "method my-norm: scores of layer 0 head 0 have 42 entries; the store holds 43",
+      ],
+      [
+        () => chunkedPrefillWithEviction(model, prompt, { method: plain, keptRatio: 0.5 }),
+        "method my-norm: scores of layer 0 head 0 are an Array of",
+      ],
+      [
+        () => prefillAtRatios(model, prompt, { method: short, ratios: [0.5], onRatio: () => {} }),
+        "method my-norm: scores of layer 0 head 0 have 42 entries",
+      ],
+      [
+        () =>
+          generateWithEviction(model, prompt.context, {
+            maxNewTokens: 4,
+            eviction: { method: broken(() => undefined), entriesPerHead: 8 },
+          }),
+        "method my-norm: scores are undefined",
+      ],
+    ];
+    for (const [run, message] of runs) {
+      const e = await assertRejects(run, InputError, message);
+      assert(!e.message.includes("\n"), e.message);
+    }
+  });
+});

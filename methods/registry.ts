@@ -34,35 +34,43 @@ const registry = new Map<string, AnyMethodDefinition>();
 const ID_PATTERN = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
 
 /**
- * Add a method. Throws (a programming error, not bad input) when the id is malformed or taken,
- * or when the definition is inconsistent: params that are not a zod object, an unknown phase or
- * signal, a decode phase without decode defaults.
+ * Add a method. A definition that cannot work is refused with an {@linkcode InputError} whose
+ * one line names the method and what is wrong: a malformed or taken id, params that are not a
+ * zod object or whose defaults do not validate, an unknown phase, signal or policy, a decode
+ * phase without decode defaults, no `createScorer`. Plugins register when their module is
+ * imported, so the CLI reports these before any command runs.
  */
 export function registerMethod(definition: AnyMethodDefinition): void {
   const { id } = definition;
-  if (!ID_PATTERN.test(id)) {
-    throw new Error(`registerMethod: id "${id}" must be lower-case kebab (e.g. "snapkv")`);
+  const refuse = (what: string) => new InputError(`registerMethod(${id}): ${what}`);
+  if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+    throw new InputError(
+      `registerMethod: id ${JSON.stringify(id)} must be lower-case kebab (e.g. "snapkv")`,
+    );
   }
-  if (registry.has(id)) throw new Error(`registerMethod: "${id}" is already registered`);
+  if (registry.has(id)) {
+    throw refuse(`the id is already registered (by ${registry.get(id)!.title}); pick another`);
+  }
   if (!(definition.params instanceof z.ZodObject)) {
-    throw new Error(`registerMethod(${id}): params must be a z.object(...) schema`);
+    throw refuse("params must be a z.object(...) schema");
+  }
+  if (typeof definition.createScorer !== "function") {
+    throw refuse("createScorer must be a function (params, context) => Scorer");
   }
   for (const phase of definition.phases) {
-    if (!PHASES.includes(phase)) throw new Error(`registerMethod(${id}): unknown phase ${phase}`);
+    if (!PHASES.includes(phase)) throw refuse(`unknown phase "${phase}" (phases: ${PHASES})`);
   }
   for (const signal of definition.signals) {
-    if (!SIGNALS.includes(signal)) {
-      throw new Error(`registerMethod(${id}): unknown signal ${signal}`);
-    }
+    if (!SIGNALS.includes(signal)) throw refuse(`unknown signal "${signal}" (signals: ${SIGNALS})`);
   }
-  checkPolicy(id, definition.policy);
+  checkPolicy(definition.policy, refuse);
   if (definition.phases.includes("decode")) {
     if (definition.decode === undefined) {
-      throw new Error(`registerMethod(${id}): acts in "decode" but declares no decode defaults`);
+      throw refuse(`acts in "decode" but declares no decode defaults`);
     }
-    checkPolicy(id, definition.decode.policy);
+    checkPolicy(definition.decode.policy, refuse);
     if (!Number.isInteger(definition.decode.window) || definition.decode.window < 0) {
-      throw new Error(`registerMethod(${id}): decode window must be a non-negative integer`);
+      throw refuse("decode window must be a non-negative integer");
     }
   }
   // The defaults must validate (zod 4 returns a default without checking it).
@@ -71,24 +79,25 @@ export function registerMethod(definition: AnyMethodDefinition): void {
     const def = defOf(field);
     return def.type === "default" && !def.innerType!.safeParse(def.defaultValue).success;
   });
-  if (!parsed.success || badDefault !== undefined) {
-    throw new Error(
-      `registerMethod(${id}): the parameter defaults do not validate${
-        badDefault ? ` (${badDefault[0]})` : ""
-      }`,
+  if (badDefault !== undefined) {
+    throw refuse(`the default of parameter "${badDefault[0]}" does not validate`);
+  }
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw refuse(
+      `parameter "${issue.path.join(".")}" has no valid default (${issue.message}); ` +
+        "every parameter needs .default(...)",
     );
   }
   registry.set(id, definition);
 }
 
-function checkPolicy(id: string, spec: PolicySpec): void {
+function checkPolicy(spec: PolicySpec, refuse: (what: string) => InputError): void {
   if (!SELECTION_POLICIES.includes(spec.policy)) {
-    throw new Error(`registerMethod(${id}): unknown policy ${spec.policy}`);
+    throw refuse(`unknown policy "${spec.policy}" (policies: ${SELECTION_POLICIES})`);
   }
   const alpha = spec.safeguard ?? 0;
-  if (!(alpha >= 0 && alpha <= 1)) {
-    throw new Error(`registerMethod(${id}): safeguard must be in [0, 1], got ${alpha}`);
-  }
+  if (!(alpha >= 0 && alpha <= 1)) throw refuse(`safeguard must be in [0, 1], got ${alpha}`);
 }
 
 /** Remove a method (tests, hot reloading). Returns whether it was registered. */

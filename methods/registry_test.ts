@@ -64,27 +64,32 @@ Deno.test("getMethod: an unknown id is an InputError naming near matches", () =>
   assert(!far.message.includes("did you mean"), far.message);
 });
 
-Deno.test("registerMethod refuses bad ids, duplicates and inconsistent definitions", () => {
+Deno.test("registerMethod refuses bad ids, duplicates and inconsistent definitions in one line", () => {
   registerMethod(plugin());
   try {
     assertEquals(getMethod("test-plugin").id, "test-plugin");
-    assertThrows(() => registerMethod(plugin()), Error, "already registered");
+    assertThrows(() => registerMethod(plugin()), InputError, "already registered (by Test)");
   } finally {
     assert(unregisterMethod("test-plugin"));
   }
-  assertThrows(() => registerMethod(plugin({ id: "Bad_Id" })), Error, "kebab");
-  assertThrows(() => registerMethod(plugin({ params: z.number() as never })), Error, "z.object");
-  assertThrows(() => registerMethod(plugin({ phases: ["decode"] })), Error, "decode defaults");
-  assertThrows(
-    () => registerMethod(plugin({ policy: { policy: "global", safeguard: 2 } })),
-    Error,
-    "safeguard",
+  const refused = (overrides: Partial<AnyMethodDefinition>, message: string) => {
+    const e = assertThrows(() => registerMethod(plugin(overrides)), InputError, message);
+    assert(!e.message.includes("\n"), e.message);
+    assertEquals(getMethod("full").id, "full");
+  };
+  refused({ id: "Bad_Id" }, "kebab");
+  refused({ id: "knorm" }, "registerMethod(knorm): the id is already registered (by Key norm)");
+  refused({ params: z.number() as never }, "z.object");
+  refused({ createScorer: undefined as never }, "createScorer must be a function");
+  refused({ phases: ["decode"] }, "decode defaults");
+  refused({ phases: ["prefil" as never] }, 'unknown phase "prefil"');
+  refused({ signals: ["keyz" as never] }, 'unknown signal "keyz"');
+  refused({ policy: { policy: "global", safeguard: 2 } }, "safeguard");
+  refused(
+    { params: z.object({ w: z.number().positive().default(-1) }) },
+    'the default of parameter "w" does not validate',
   );
-  assertThrows(
-    () => registerMethod(plugin({ params: z.object({ w: z.number().positive().default(-1) }) })),
-    Error,
-    "defaults do not validate",
-  );
+  refused({ params: z.object({ w: z.number() }) }, 'parameter "w" has no valid default');
   assertEquals(unregisterMethod("test-plugin"), false);
 });
 

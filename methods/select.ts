@@ -28,6 +28,7 @@
  * @module
  */
 
+import { InputError } from "../errors.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import type { PolicySpec, ScoreGrid } from "./types.ts";
 
@@ -52,6 +53,8 @@ export interface SelectOptions {
   layerWeights?: Float64Array | null;
   /** Layers to decide; default every layer without a sliding window (spec §1.6). */
   layers?: readonly number[];
+  /** Id of the method whose scores these are, named in the errors of a broken score grid. */
+  method?: string;
 }
 
 /** What {@linkcode selectKeepSets} decided. */
@@ -112,9 +115,63 @@ interface HeadPlan {
 }
 
 /**
+ * Check that `scores` keeps the {@linkcode ScoreGrid} contract for `layers` of `cache`: a row
+ * per layer, a Float32Array per KV head, one score per stored entry. A method that breaks it
+ * has a bug its author must see plainly, so this throws an {@linkcode InputError} whose one line
+ * names the method, the layer and head, and what was expected.
+ */
+export function checkScoreGrid(
+  cache: KvStore,
+  scores: ScoreGrid,
+  options: { layers?: readonly number[]; method?: string } = {},
+): void {
+  const who = options.method === undefined ? "scores" : `method ${options.method}: scores`;
+  const fail = (what: string) => new InputError(`${who} ${what}`);
+  const { numKvHeads } = cache.shape;
+  if (!Array.isArray(scores)) {
+    throw fail(`are ${describe(scores)}; expected an array of layers of Float32Array per KV head`);
+  }
+  for (const layer of options.layers ?? evictableLayers(cache)) {
+    const row = scores[layer];
+    if (!Array.isArray(row)) {
+      throw fail(`of layer ${layer} are ${describe(row)}; expected ${numKvHeads} KV heads`);
+    }
+    if (row.length !== numKvHeads) {
+      throw fail(
+        `of layer ${layer} hold ${row.length} heads; expected ${numKvHeads} (one per KV head)`,
+      );
+    }
+    for (let head = 0; head < numKvHeads; head++) {
+      const n = cache.positions(layer, head).length;
+      if (!(row[head] instanceof Float32Array)) {
+        throw fail(
+          `of layer ${layer} head ${head} are ${
+            describe(row[head])
+          }; expected a Float32Array of ${n}`,
+        );
+      }
+      if (row[head].length !== n) {
+        throw fail(
+          `of layer ${layer} head ${head} have ${row[head].length} entries; the store holds ${n}`,
+        );
+      }
+    }
+  }
+}
+
+/** "undefined", "null", "a number", "an Array of 3", "a Float64Array of 3" … */
+function describe(x: unknown): string {
+  if (x === undefined || x === null) return String(x);
+  if (Array.isArray(x)) return `an Array of ${x.length}`;
+  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name} of ${(x as Float32Array).length}`;
+  return `a ${typeof x === "object" ? (x.constructor?.name ?? "object") : typeof x}`;
+}
+
+/**
  * Decide which entries to keep. Pure: the store is read, not changed.
- * Throws (a method bug) when a score row's length differs from the head's entries or when a
- * competing entry's score is NaN.
+ * Throws an {@linkcode InputError} naming `options.method` (a method bug) when the scores break
+ * the {@linkcode ScoreGrid} contract ({@linkcode checkScoreGrid}) or when a competing entry's
+ * score is NaN.
  */
 export function selectKeepSets(
   cache: KvStore,
@@ -127,11 +184,13 @@ export function selectKeepSets(
   const recent = options.recent ?? 0;
   const budget = options.budget;
   const alpha = options.policy.safeguard ?? 0;
+  checkScoreGrid(cache, scores, { layers, method: options.method });
   const plans: HeadPlan[][] = [];
   for (const l of layers) {
     const row: HeadPlan[] = [];
     for (let h = 0; h < numKvHeads; h++) {
-      row.push(planHead(cache, scores, { layer: l, head: h, range: options.range, sinks, recent }));
+      const at = { layer: l, head: h, range: options.range, sinks, recent, method: options.method };
+      row.push(planHead(cache, scores, at));
     }
     plans.push(row);
   }
@@ -205,17 +264,13 @@ function planHead(
     range: { start: number; end: number };
     sinks: number;
     recent: number;
+    method?: string;
   },
 ): HeadPlan {
   const { layer, head } = o;
   const pos = cache.positions(layer, head);
   const n = pos.length;
-  const scores = grid[layer]?.[head];
-  if (scores === undefined || scores.length !== n) {
-    throw new Error(
-      `selector: scores of layer ${layer} head ${head} have ${scores?.length} entries; the store holds ${n}`,
-    );
-  }
+  const scores = grid[layer][head];
   const lo = lowerBound(pos, o.range.start);
   const hi = Math.max(lo, lowerBound(pos, o.range.end));
   const u0 = Math.min(hi, Math.max(lo, lowerBound(pos, o.sinks)));
@@ -225,8 +280,10 @@ function planHead(
   flags.fill(1, u1, n);
   for (let i = u0; i < u1; i++) {
     if (Number.isNaN(scores[i])) {
-      throw new Error(
-        `selector: the method scored NaN at layer ${layer} head ${head} position ${pos[i]}`,
+      const who = o.method === undefined ? "the method" : `method ${o.method}:`;
+      throw new InputError(
+        `${who} scored NaN at layer ${layer} head ${head} position ${pos[i]}, an entry up for ` +
+          "eviction (NaN is allowed only for entries that are always kept)",
       );
     }
   }

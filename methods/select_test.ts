@@ -5,6 +5,7 @@
  */
 
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../tests/assert.ts";
+import { InputError } from "../errors.ts";
 import { CpuKvStore } from "../kernels/kv_store.ts";
 import {
   adjustWindow,
@@ -225,26 +226,35 @@ Deno.test("sliding-window layers are never decided; bad score grids are a method
   });
   assertEquals(keep[0], null);
   assertEquals([...keep[1]![0]], [0, 1]);
-  assertThrows(
-    () =>
-      selectKeepSets(kv, grid([[[0]], [[1, 2]]]), {
-        budget: { ratio: 0.5 },
-        policy: { policy: "global" },
-        range: ALL,
-      }),
-    Error,
-    "layer 1 head 0",
-  );
-  assertThrows(
-    () =>
-      selectKeepSets(kv, grid([[[0]], [[1, NaN, 2, 3]]]), {
-        budget: { ratio: 0.5 },
-        policy: { policy: "global" },
-        range: ALL,
-      }),
-    Error,
-    "NaN at layer 1 head 0 position 1",
-  );
+  const refused = (bad: unknown, message: string) => {
+    const e = assertThrows(
+      () =>
+        selectKeepSets(kv, bad as ScoreGrid, {
+          budget: { ratio: 0.5 },
+          policy: { policy: "global" },
+          range: ALL,
+          method: "my-norm",
+        }),
+      InputError,
+      message,
+    );
+    assert(e.message.startsWith("method my-norm: ") && !e.message.includes("\n"), e.message);
+  };
+  refused(grid([[[0]], [[1, 2]]]), "scores of layer 1 head 0 have 2 entries; the store holds 4");
+  refused(grid([[[0]], [[1, NaN, 2, 3]]]), "scored NaN at layer 1 head 0 position 1");
+  refused(undefined, "scores are undefined; expected an array of layers");
+  refused([[Float32Array.of(0)]], "scores of layer 1 are undefined; expected 1 KV heads");
+  refused([[], []], "scores of layer 1 hold 0 heads; expected 1");
+  refused([[], [[4, 3, 2, 1]]], "layer 1 head 0 are an Array of 4; expected a Float32Array of 4");
+  refused([[], [Float64Array.of(4, 3, 2, 1)]], "are a Float64Array of 4");
+  // A NaN in an entry that is always kept (here: a sink) is allowed.
+  const sunk = selectKeepSets(kv, grid([[[0]], [[NaN, 3, 2, 1]]]), {
+    budget: { ratio: 0.5 },
+    policy: { policy: "per-head" },
+    range: ALL,
+    sinks: 1,
+  });
+  assertEquals([...sunk.keep[1]![0]], [0, 1]);
 });
 
 Deno.test("kthSmallest agrees with a sort: small, quickselect and radix paths, ties, ±0, ±∞", () => {
