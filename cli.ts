@@ -19,7 +19,7 @@ import { runTrainGateCommand } from "./cli/train_gate.ts";
 import { runConvertGateCommand } from "./cli/convert_gate.ts";
 import { runInspectCommand } from "./cli/inspect.ts";
 import { corpusCommand } from "./cli/corpus.ts";
-import { positiveInt } from "./cli/options.ts";
+import { finiteNumber, nonNegativeInt, numberList, positiveInt } from "./cli/options.ts";
 
 /** Collect a repeatable option's values. */
 function collect(value: string, previous: string[]): string[] {
@@ -112,14 +112,10 @@ export function buildProgram(): Command {
     .option("--out <dir>", "run directory")
     .option("--backend <name>", "auto, cpu or webgpu")
     .option("--protocol <name>", "query-agnostic, query-aware or decode")
-    .option("--seed <n>", "seed of methods' randomness", Number)
+    .option("--seed <n>", "seed of methods' randomness", nonNegativeInt("--seed"))
     .option("--models <dirs...>", "model directories", collectList)
     .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)
-    .option(
-      "--budgets <r...>",
-      "kept ratios (space- or comma-separated)",
-      (v: string, prev: number[] = []) => [...prev, ...commaList(v).map(Number)],
-    )
+    .option("--budgets <r...>", "kept ratios (space- or comma-separated)", numberList("--budgets"))
     .option("--tasks <names...>", "tasks or suites (space- or comma-separated)", collectList)
     .option("--shard <i/n>", "run one deterministic slice of the plan (0-based)")
     .option("--no-report", "skip report.html (e.g. on shards; merge renders it)")
@@ -135,7 +131,7 @@ export function buildProgram(): Command {
   program.command("report")
     .description("Render a run directory as an offline HTML report (plus cells.csv and SVGs).")
     .argument("[run]", "run directory")
-    .option("--budget <r>", "budget shown in the task × method heatmap", Number)
+    .option("--budget <r>", "budget shown in the task × method heatmap", finiteNumber("--budget"))
     .option("--screenshot <png>", "also save a full-page screenshot (headless Chromium)")
     .action(runReportCommand);
 

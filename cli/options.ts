@@ -16,3 +16,45 @@ export function positiveInt(name: string): (value: string) => number {
     return n;
   };
 }
+
+/** Parse a non-negative integer option, naming the option on failure. */
+export function nonNegativeInt(name: string): (value: string) => number {
+  return function parse(value: string): number {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isInteger(n) || n < 0) {
+      throw new InvalidArgumentError(`${name} expects a non-negative integer, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+/**
+ * A repeatable option of numbers, each value space- or comma-separated, naming the option and
+ * the item that is not a number on failure. Ranges are the config schema's to check.
+ */
+export function numberList(name: string): (value: string, previous?: number[]) => number[] {
+  return function parse(value: string, previous: number[] = []): number[] {
+    const items = value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+    return [
+      ...previous,
+      ...items.map((item) => {
+        const n = Number(item);
+        if (!Number.isFinite(n)) {
+          throw new InvalidArgumentError(`${name} expects numbers, got "${item}"`);
+        }
+        return n;
+      }),
+    ];
+  };
+}
+
+/** Parse a number option, naming the option on failure. */
+export function finiteNumber(name: string): (value: string) => number {
+  return function parse(value: string): number {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n)) {
+      throw new InvalidArgumentError(`${name} expects a number, got "${value}"`);
+    }
+    return n;
+  };
+}

@@ -96,6 +96,7 @@ export function sweepLikeRows(options: { samples?: number; seed?: number } = {})
             protocol: "query-agnostic",
             suite: t.suite,
             task,
+            task_options: `{"targetTokens":${contextTokens}}`,
             budget_kind: "kept_ratio",
             budget,
             seed: 0,

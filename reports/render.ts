@@ -10,7 +10,7 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import { InputError } from "../errors.ts";
 import { aggregate, cellsToCsv, type CellSummary } from "../sweep/aggregate.ts";
-import { readRunRows, writeTextAtomic } from "../sweep/store.ts";
+import { checkUniqueRows, readRunRows, UNBOUNDED_BUDGET, writeTextAtomic } from "../sweep/store.ts";
 import { type ChartSpec, methodColors, methodLabel, methodOrder, reportCharts } from "./specs.ts";
 
 /** Render one Vega-Lite spec to an SVG string. */
@@ -173,7 +173,19 @@ export async function writeReport(
 ): Promise<ReportFiles> {
   const rows = await readRunRows(dir);
   if (rows.length === 0) throw new InputError(`${dir}/rows.csv: no result rows to report`);
+  checkUniqueRows(rows, `${dir}/rows.csv`);
   const cells = aggregate(rows);
+  const wanted = options.heatmapBudget;
+  if (wanted !== undefined && !cells.some((c) => c.scope === "task" && c.budget === wanted)) {
+    const budgets = [...new Set(cells.map((c) => c.budget))]
+      .filter((b) => b !== UNBOUNDED_BUDGET)
+      .sort((a, b) => b - a);
+    throw new InputError(
+      `heatmap budget ${wanted}: ${dir} has no cells at that budget (its budgets: ${
+        budgets.join(", ")
+      })`,
+    );
+  }
   const cellsPath = `${dir}/cells.csv`;
   await writeTextAtomic(cellsPath, cellsToCsv(cells));
   let run: Record<string, unknown> | null = null;

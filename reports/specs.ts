@@ -11,6 +11,7 @@
  */
 
 import type { CellSummary } from "../sweep/aggregate.ts";
+import { UNBOUNDED_BUDGET } from "../sweep/store.ts";
 
 /** A Vega-Lite spec (plain JSON). */
 // deno-lint-ignore no-explicit-any
@@ -176,7 +177,9 @@ function budgetTitle(cells: readonly CellSummary[]): string {
 
 /** The budget axis: ticks at the sweep's own budgets, a 0–1 scale for kept ratios. */
 function budgetX(cells: readonly CellSummary[]): VegaLiteSpec {
-  const budgets = [...new Set(cells.map((c) => c.budget))].sort((a, b) => a - b);
+  const budgets = [...new Set(cells.map((c) => c.budget))]
+    .filter((b) => b !== UNBOUNDED_BUDGET)
+    .sort((a, b) => a - b);
   const ratios = cells.every((c) => c.budget_kind === "kept_ratio");
   return {
     field: "budget",
@@ -192,7 +195,8 @@ function points(cells: readonly CellSummary[]): Record<string, unknown>[] {
     method: methodLabel(c),
     base: c.method,
     task: c.task,
-    budget: c.budget,
+    // No x for an unbounded budget (full while decoding): its dashed rule stands for it.
+    budget: c.budget === UNBOUNDED_BUDGET ? null : c.budget,
     score: c.score,
     low: Number.isFinite(c.score_ci_low) ? c.score_ci_low : c.score,
     high: Number.isFinite(c.score_ci_high) ? c.score_ci_high : c.score,
@@ -330,7 +334,7 @@ export function taskMethodHeatmap(cells: readonly CellSummary[], budget: number)
   const value = relative ? "relative" : "score";
   const present = new Set(data.map((d) => d.method));
   const methods = methodOrder(cells).filter((m) => present.has(m));
-  const tasks = [...new Set(data.map((d) => d.task as string))].sort();
+  const tasks = [...new Set(data.map((d) => d.task as string))].sort(byNaturalOrder);
   const kind = cells.find((c) => c.budget === budget)?.budget_kind === "kept_ratio"
     ? "kept ratio"
     : "budget";
@@ -361,7 +365,7 @@ export function taskMethodHeatmap(cells: readonly CellSummary[], budget: number)
           type: "nominal",
           title: null,
           sort: tasks,
-          axis: { domain: false, ticks: false },
+          axis: { domain: false, ticks: false, labelLimit: 260 },
         },
       },
       layer: [
@@ -487,4 +491,9 @@ export function reportCharts(
   if (budget !== null) charts.push(taskMethodHeatmap(cells, budget));
   charts.push(efficiency(cells), scoringOverhead(cells));
   return charts;
+}
+
+/** Text order with digit runs compared as numbers: "vt (512 tokens)" before "vt (2048 tokens)". */
+function byNaturalOrder(a: string, b: string): number {
+  return a.localeCompare(b, "en", { numeric: true });
 }

@@ -26,8 +26,14 @@ export interface CellSummary {
   policy: string;
   protocol: string;
   suite: string;
-  /** The task, or "(average)". */
+  /**
+   * The task, or "(average)". When the rows hold one task under several option sets (two
+   * context lengths, two task seeds), each cell's task names the options that tell it apart:
+   * `niah_single_1 (4096 tokens)`.
+   */
   task: string;
+  /** The cell's task options as canonical JSON (the rows' `task_options`; "" for averages). */
+  task_options: string;
   budget_kind: string;
   budget: number;
   n_samples: number;
@@ -58,6 +64,7 @@ export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "protocol",
   "suite",
   "task",
+  "task_options",
   "budget_kind",
   "budget",
   "n_samples",
@@ -138,6 +145,7 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       protocol: first.protocol,
       suite: first.suite,
       task: first.task,
+      task_options: first.task_options,
       budget_kind: first.budget_kind,
       budget: first.budget,
       n_samples: bySample.size,
@@ -155,6 +163,7 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       selection_ms: avg("selection_ms"),
     });
   }
+  labelTaskVariants(cells);
   // Relative performance against the full cache of the same model, task and protocol.
   const fullScore = new Map<string, number>();
   const taskKey = (c: CellSummary) => `${c.model}\u0000${c.task}\u0000${c.protocol}`;
@@ -189,6 +198,7 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       scope: "average",
       suite: [...new Set(group.map((c) => c.suite))].sort().join("+"),
       task: "(average)",
+      task_options: "",
       n_samples: group.reduce((n, c) => n + c.n_samples, 0),
       n_queries: group.reduce((n, c) => n + c.n_queries, 0),
       score: complete ? 100 * mean(rel) : NaN,
@@ -204,11 +214,51 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       selection_ms: avg("selection_ms"),
     });
   }
-  const order = (c: CellSummary) =>
-    [c.scope, c.model, c.task, c.protocol, c.method, c.params, c.budget_kind].join("\u0000");
-  return [...cells, ...averages].sort((a, b) =>
-    order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : b.budget - a.budget
-  );
+  const order = (
+    c: CellSummary,
+  ) => [c.scope, c.model, c.task, c.protocol, c.method, c.params, c.budget_kind];
+  return [...cells, ...averages].sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    for (let i = 0; i < x.length; i++) {
+      // Digit runs as numbers: "vt (512 tokens)" before "vt (2048 tokens)".
+      const d = x[i].localeCompare(y[i], "en", { numeric: true });
+      if (d !== 0) return d;
+    }
+    return b.budget - a.budget;
+  });
+}
+
+/**
+ * Where one task holds cells under several option sets, append to each cell's task the options
+ * that differ between them (`vt (4096 tokens, seed=1)`: the context length asked first), so that no two cells of a chart or
+ * table read alike and each compares with the full cache of its own variant.
+ */
+function labelTaskVariants(cells: CellSummary[]): void {
+  const parsed = (c: CellSummary): Record<string, unknown> =>
+    c.task_options === "" ? {} : JSON.parse(c.task_options);
+  for (const group of groupBy(cells, (c) => c.task).values()) {
+    const variants = [...new Set(group.map((c) => c.task_options))].map((text) =>
+      text === "" ? {} : JSON.parse(text) as Record<string, unknown>
+    );
+    if (variants.length < 2) continue;
+    const keys = [...new Set(variants.flatMap((v) => Object.keys(v)))].sort(targetTokensFirst)
+      .filter((k) => new Set(variants.map((v) => JSON.stringify(v[k] ?? null))).size > 1);
+    for (const c of group) {
+      const options = parsed(c);
+      const shown = keys.map((k) =>
+        k === "targetTokens" && typeof options[k] === "number"
+          ? `${options[k]} tokens`
+          : `${k}=${JSON.stringify(options[k] ?? null)}`
+      );
+      c.task = `${c.task} (${shown.length > 0 ? shown.join(", ") : "options unrecorded"})`;
+    }
+  }
+}
+
+function targetTokensFirst(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === "targetTokens" || b === "targetTokens") return a === "targetTokens" ? -1 : 1;
+  return a < b ? -1 : 1;
 }
 
 /** cells.csv text (with header); NaN is written as an empty field. */

@@ -75,3 +75,33 @@ Deno.test("bootstrap interval brackets the mean, narrows with n and is seeded", 
   );
   assertEquals(bootstrapInterval(small, { seed: 3 }), [l1, h1]);
 });
+
+Deno.test("one task at two lengths: two labelled cells, each relative to its own full cache", () => {
+  const rows = syntheticRows({
+    methods: ["full", "snapkv"],
+    budgets: [0.5],
+    tasks: ["niah"],
+    samples: 1,
+    queries: 1,
+  });
+  const long = rows.map((r) => ({
+    ...r,
+    cell_id: `${r.cell_id}|4096`,
+    task_options: '{"seed":0,"targetTokens":4096}',
+  }));
+  const score: Record<string, number> = {
+    "full|1|niah": 1,
+    "snapkv|0.5|niah": 0.5,
+    "full|1|niah|4096": 0.5,
+    "snapkv|0.5|niah|4096": 0.5,
+  };
+  for (const r of [...rows, ...long]) r.score = score[r.cell_id];
+  const cells = aggregate([...rows, ...long]).filter((c) => c.scope === "task");
+  const snap = (tokens: number) =>
+    cells.find((c) => c.method === "snapkv" && c.task === `niah (${tokens} tokens)`)!;
+  assertAlmostEquals(snap(1024).relative, 0.5, 1e-12);
+  assertAlmostEquals(snap(4096).relative, 1, 1e-12);
+  assertEquals(snap(4096).task_options, '{"seed":0,"targetTokens":4096}');
+  // One option set per task: the task keeps its plain name.
+  assertEquals(new Set(aggregate(rows).map((c) => c.task)), new Set(["niah", "(average)"]));
+});

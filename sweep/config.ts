@@ -7,6 +7,7 @@
  * @module
  */
 
+import { isAbsolute, relative, resolve } from "node:path";
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
 import { InputError, nearMatches } from "../errors.ts";
@@ -52,7 +53,7 @@ export const SweepConfigSchema = z.object({
     .describe("task or suite names, or {task, n, lengths, seeds, options}"),
   protocol: z.enum(PROTOCOLS).default("query-agnostic"),
   backend: z.enum(["auto", "cpu", "webgpu"]).default("cpu")
-    .describe("sweeps run on cpu for now; auto means cpu"),
+    .describe("cpu (onnxruntime), webgpu, or auto: WebGPU on a non-fallback adapter, else cpu"),
   seed: z.number().int().min(0).default(0).describe("seed of methods' randomness"),
   out: z.string().min(1).default("runs/default").describe("run directory"),
   chunkSize: z.number().int().min(1).optional().describe("prefill forward chunk in tokens"),
@@ -110,9 +111,10 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
     for (const issue of parsed.error.issues) {
       problems.push(`${issuePath(issue.path)}: ${issue.message}`);
     }
-    throw new InputError(`${source}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
+    throw configError(source, problems);
   }
   const config = parsed.data;
+  config.models = config.models.map(canonicalModelPath);
   methodSpecs(config).forEach((m, i) => {
     try {
       const def = getMethod(m.id);
@@ -132,10 +134,33 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
       );
     }
   });
-  if (problems.length > 0) {
-    throw new InputError(`${source}: ${problems.length} problem(s)\n  ${problems.join("\n  ")}`);
-  }
+  if (problems.length > 0) throw configError(source, problems);
   return config;
+}
+
+/** One problem on one line; several as a count, then one indented line each. */
+function configError(source: string, problems: string[]): InputError {
+  if (problems.length === 1) return new InputError(`${source}: ${problems[0]}`);
+  return new InputError(`${source}: ${problems.length} problems\n  ${problems.join("\n  ")}`);
+}
+
+/**
+ * The form of a model directory that names it in cell ids and rows, so one directory written
+ * two ways (`./models/x/`, `models/x`, its absolute path) is one model: normalised, without a
+ * trailing slash, and relative to the working directory when inside it.
+ *
+ * @example
+ * ```ts
+ * canonicalModelPath("./models/organism-qwen3-10m/"); // "models/organism-qwen3-10m"
+ * ```
+ */
+export function canonicalModelPath(path: string): string {
+  const absolute = resolve(path);
+  const inside = relative(Deno.cwd(), absolute);
+  const chosen = inside !== "" && !inside.startsWith("..") && !isAbsolute(inside)
+    ? inside
+    : absolute;
+  return chosen.replace(/\/+$/, "") || "/";
 }
 
 /** Read a config file (JSON with comments allowed) and validate it. */

@@ -7,14 +7,14 @@
 
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
-import { validateSweepConfig } from "./config.ts";
+import { canonicalModelPath, validateSweepConfig } from "./config.ts";
 import { DEFAULT_METHODS, defaultSweep, EMBEDDED_MODEL, embeddedModel } from "./default.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows } from "./store.ts";
 
 Deno.test("the default sweep runs the embedded model with every default method", async () => {
   const config = validateSweepConfig(await defaultSweep(), "default sweep");
-  assertEquals(config.models, [EMBEDDED_MODEL]);
+  assertEquals(config.models, [canonicalModelPath(EMBEDDED_MODEL)]);
   assertEquals(config.methods.map((m) => typeof m === "string" ? m : m.id), DEFAULT_METHODS);
   await assertRejects(() => embeddedModel("/nonexistent/model/"), InputError, "embedded");
 });

@@ -3,12 +3,64 @@
  * every committed row once (rows are keyed by cell, sample and query), run.json recording the
  * shards, and the report rebuilt from the merged store.
  *
+ * Every input is read and checked before anything is written: a run that cannot be read, holds
+ * a duplicate row, or comes from another sweep (a config that differs in more than its output
+ * directory and backend) stops the merge with one line, and `out` is left as it was.
+ *
  * @module
  */
 
 import { InputError } from "../errors.ts";
 import { writeReport } from "../reports/render.ts";
-import { readRunRows, ResultsStore, rowKey, writeJsonAtomic } from "./store.ts";
+import { canonicalJson } from "./runner.ts";
+import {
+  checkUniqueRows,
+  readRunRows,
+  type ResultRow,
+  ResultsStore,
+  writeJsonAtomic,
+} from "./store.ts";
+
+/** Config fields that may differ between the shards of one sweep. */
+const PER_SHARD_FIELDS = new Set(["out", "backend", "$schema"]);
+
+interface ShardInput {
+  dir: string;
+  rows: ResultRow[];
+  /** The shard's run.json, or null when it has none. */
+  runJson: Record<string, unknown> | null;
+}
+
+async function readShard(dir: string): Promise<ShardInput> {
+  const rows = await readRunRows(dir);
+  checkUniqueRows(rows, `${dir}/rows.csv`);
+  let runJson: Record<string, unknown> | null = null;
+  try {
+    runJson = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new InputError(`${dir}/run.json: not valid JSON (${(error as Error).message})`);
+    }
+  }
+  return { dir, rows, runJson };
+}
+
+/** The part of a shard's config that every shard of one sweep shares, as canonical JSON. */
+function sweepIdentity(runJson: Record<string, unknown>): string | null {
+  const config = runJson.config;
+  if (config === null || typeof config !== "object") return null;
+  return canonicalJson(
+    Object.fromEntries(Object.entries(config).filter(([key]) => !PER_SHARD_FIELDS.has(key))),
+  );
+}
+
+/** The first config field in which two configs differ. */
+function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.find((k) =>
+    !PER_SHARD_FIELDS.has(k) && canonicalJson(a[k] ?? null) !== canonicalJson(b[k] ?? null)
+  ) ?? "config";
+}
 
 /** Merge `runs` into `out`; rows already in `out` are kept, none is duplicated. */
 export async function mergeRuns(
@@ -16,26 +68,28 @@ export async function mergeRuns(
   runs: readonly string[],
 ): Promise<{ rows: number; report: string }> {
   if (runs.length === 0) throw new InputError("merge: give at least one run directory");
-  const store = await ResultsStore.open(out);
-  const shards: unknown[] = [];
-  for (const run of runs) {
-    const rows = await readRunRows(run);
-    const seen = new Set<string>();
-    for (const row of rows) {
-      const key = rowKey(row);
-      if (seen.has(key)) {
-        throw new InputError(`${run}/rows.csv: duplicate row ${key.replaceAll("\u0000", "/")}`);
-      }
-      seen.add(key);
-    }
-    await store.append(rows);
-    try {
-      shards.push(JSON.parse(await Deno.readTextFile(`${run}/run.json`)));
-    } catch {
-      shards.push({ dir: run, runJson: null });
+  const shards: ShardInput[] = [];
+  for (const dir of runs) shards.push(await readShard(dir));
+  const described = shards.filter((s) => s.runJson !== null && sweepIdentity(s.runJson) !== null);
+  for (const shard of described.slice(1)) {
+    const first = described[0];
+    if (sweepIdentity(shard.runJson!) !== sweepIdentity(first.runJson!)) {
+      const field = firstDifference(
+        first.runJson!.config as Record<string, unknown>,
+        shard.runJson!.config as Record<string, unknown>,
+      );
+      throw new InputError(
+        `merge: ${shard.dir} is not a shard of the sweep in ${first.dir} (their configs differ ` +
+          `in "${field}"); to add methods, budgets or tasks to a run, sweep again into its --out`,
+      );
     }
   }
-  await writeJsonAtomic(`${out}/run.json`, { mergedFrom: runs, shards });
+  const store = await ResultsStore.open(out);
+  for (const shard of shards) await store.append(shard.rows);
+  await writeJsonAtomic(`${out}/run.json`, {
+    mergedFrom: runs,
+    shards: shards.map((s) => s.runJson ?? { dir: s.dir, runJson: null }),
+  });
   const { html } = await writeReport(out);
   return { rows: store.size, report: html };
 }

@@ -27,7 +27,7 @@ import {
 } from "./config.ts";
 import { Progress } from "./progress.ts";
 import { runProtocol, type SampleIds } from "./protocols.ts";
-import { type ResultRow, ResultsStore, writeJsonAtomic } from "./store.ts";
+import { type ResultRow, ResultsStore, UNBOUNDED_BUDGET, writeJsonAtomic } from "./store.ts";
 
 /** One slice of a sharded sweep. */
 export interface Shard {
@@ -102,7 +102,7 @@ function taskUnits(config: SweepConfig): TaskUnit[] {
 function budgetsFor(config: SweepConfig, method: MethodSpec): number[] {
   const evicts = method.id !== "full";
   if (config.protocol === "decode") {
-    return evicts ? config.decodeBudgets : [Number.MAX_SAFE_INTEGER];
+    return evicts ? config.decodeBudgets : [UNBOUNDED_BUDGET];
   }
   return evicts ? config.budgets : [1];
 }
@@ -259,6 +259,7 @@ export async function runSweep(
               protocol: config.protocol,
               suite: adapter.suite,
               task: taskUnit.task,
+              task_options: canonicalJson(sampleOptions(taskUnit)),
               budget_kind: o.budgetKind,
               budget: o.budget,
               seed: config.seed,
@@ -310,6 +311,16 @@ function round(ms: number): number {
   return Number.isFinite(ms) ? Math.round(ms * 1000) / 1000 : 0;
 }
 
+/**
+ * A task unit's options without `n`: what each sample is (length, task seed, adapter options),
+ * not how many there are. Raising `n` adds samples to the same cells; the first samples are the
+ * same either way.
+ */
+function sampleOptions(task: TaskUnit): Record<string, unknown> {
+  const { n: _n, ...rest } = task.options;
+  return rest;
+}
+
 async function cellId(
   model: string,
   method: MethodSpec,
@@ -325,7 +336,7 @@ async function cellId(
     safeguard: method.safeguard ?? null,
     budget,
     task: task.task,
-    options: task.options,
+    options: sampleOptions(task),
     protocol: config.protocol,
     window: config.window,
     seed: config.seed,

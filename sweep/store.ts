@@ -28,6 +28,7 @@ export const ROW_COLUMNS = [
   "protocol",
   "suite",
   "task",
+  "task_options",
   "budget_kind",
   "budget",
   "seed",
@@ -50,6 +51,12 @@ export const ROW_COLUMNS = [
   "scoring_ms",
   "selection_ms",
 ] as const;
+
+/**
+ * The budget of a cell with no limit: the full cache under the decode protocol, whose budgets
+ * are entries per head. Reports draw it as the full cache's line, not at this x.
+ */
+export const UNBOUNDED_BUDGET = Number.MAX_SAFE_INTEGER;
 
 /** A column of rows.csv. */
 export type RowColumn = typeof ROW_COLUMNS[number];
@@ -74,6 +81,12 @@ export interface ResultRow {
   protocol: string;
   suite: string;
   task: string;
+  /**
+   * The task's options as canonical JSON, except `n` (how many samples, not what each is):
+   * the context length asked (`targetTokens`), the task seed and any adapter option. Cells of
+   * one task differ by them ("" in rows written before the column existed).
+   */
+  task_options: string;
   /** "kept_ratio" (prefill phases) or "entries_per_head" (decode). */
   budget_kind: string;
   budget: number;
@@ -119,9 +132,29 @@ const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
   "selection_ms",
 ]);
 
+/** The columns of rows.csv before `task_options`: read (with `task_options` ""), never appended to. */
+const LEGACY_COLUMNS: readonly RowColumn[] = ROW_COLUMNS.filter((c) => c !== "task_options");
+
 /** The key that identifies a row across reruns. */
 export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): string {
   return `${row.cell_id}\u0000${row.sample_id}\u0000${row.query_index}`;
+}
+
+/**
+ * Throw an InputError naming the first row of `rows` whose key (cell, sample, query) repeats
+ * an earlier one: a store the sweep wrote never holds one, so it was edited or joined by hand.
+ */
+export function checkUniqueRows(rows: readonly ResultRow[], path: string): void {
+  const seen = new Set<string>();
+  for (const row of rows) {
+    const key = rowKey(row);
+    if (seen.has(key)) {
+      throw new InputError(
+        `${path}: duplicate row (cell ${row.cell_id}, sample ${row.sample_id}, query ${row.query_index})`,
+      );
+    }
+    seen.add(key);
+  }
 }
 
 /** Serialise rows as CSV lines (no header); a NaN number (not applicable) is an empty field. */
@@ -147,14 +180,15 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
     throw new InputError(`${path}: not valid CSV (${(error as Error).message.split("\n")[0]})`);
   }
   const [header, ...body] = records;
-  if (header.join(",") !== ROW_COLUMNS.join(",")) {
+  const columns = [ROW_COLUMNS, LEGACY_COLUMNS].find((cols) => header.join(",") === cols.join(","));
+  if (columns === undefined) {
     throw new InputError(
       `${path}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
     );
   }
   return body.map((fields, i) => {
-    const row: Record<string, string | number> = {};
-    ROW_COLUMNS.forEach((c, j) => {
+    const row: Record<string, string | number> = { task_options: "" };
+    columns.forEach((c, j) => {
       const value = fields[j];
       if (NUMERIC.has(c)) {
         const n = value === "" ? NaN : Number(value);
@@ -230,8 +264,16 @@ export class ResultsStore {
     }
     const rowsPath = `${dir}/rows.csv`;
     const header = stringify([ROW_COLUMNS as unknown as string[]]);
-    let committed = await readCommitted(`${dir}/rows.commit`);
-    if (committed === 0) {
+    let committed = await committedLength(dir);
+    if (committed === null) {
+      // A new run directory. rows.csv without rows.commit is someone's results: never reset them.
+      const held = await fileSize(rowsPath);
+      if (held !== null && held > 0) {
+        throw new InputError(
+          `${dir}/rows.commit is missing but rows.csv holds ${held} bytes of rows: nothing was ` +
+            "changed; to keep every complete row, write rows.csv's byte length into rows.commit",
+        );
+      }
       await writeTextAtomic(rowsPath, header);
       committed = new TextEncoder().encode(header).length;
       await writeTextAtomic(`${dir}/rows.commit`, `${committed}\n`);
@@ -244,7 +286,16 @@ export class ResultsStore {
         file.close();
       }
     }
-    const rows = parseRowsCsv(await Deno.readTextFile(rowsPath), rowsPath);
+    const text = await Deno.readTextFile(rowsPath);
+    if (!text.startsWith(header)) {
+      // Readable (the report reads it) but not extended: its rows lack the task_options column.
+      parseRowsCsv(text, rowsPath);
+      throw new InputError(
+        `${rowsPath}: written by an earlier evictbench (no task_options column); its report ` +
+          "still builds, but a sweep cannot add to it: choose another --out",
+      );
+    }
+    const rows = parseRowsCsv(text, rowsPath);
     return new ResultsStore(dir, new Set(rows.map(rowKey)), committed);
   }
 
@@ -286,13 +337,32 @@ export class ResultsStore {
   }
 }
 
-async function readCommitted(path: string): Promise<number> {
+/** Size of the file at `path` in bytes, or null when there is none. */
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/**
+ * The committed byte length of `dir`'s rows.csv, from rows.commit, or null for a directory
+ * without rows.commit. A length that rows.csv does not hold (rows.csv missing, replaced or
+ * truncated) is an InputError, so nothing is read past it or written over it.
+ */
+async function committedLength(dir: string): Promise<number | null> {
+  const path = `${dir}/rows.commit`;
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return 0;
-    throw error;
+    if (error instanceof Deno.errors.NotFound) return null;
+    if (error instanceof Deno.errors.NotADirectory) {
+      throw new InputError(`${dir}: not a directory (expected an evictbench run directory)`);
+    }
+    throw new InputError(`${path}: cannot read (${(error as Error).message})`);
   }
   const n = Number(text.trim());
   if (!Number.isInteger(n) || n < 0) {
@@ -300,12 +370,27 @@ async function readCommitted(path: string): Promise<number> {
       `${path}: expected the committed byte length of rows.csv, got "${text.trim()}"`,
     );
   }
+  const held = await fileSize(`${dir}/rows.csv`);
+  if (held === null) {
+    throw new InputError(
+      `${dir}/rows.csv is missing, yet rows.commit says ${n} bytes are committed`,
+    );
+  }
+  if (n > held) {
+    throw new InputError(
+      `${path}: says ${n} bytes of rows.csv are committed, but rows.csv holds ${held} ` +
+        "(was it replaced or truncated?); nothing was changed",
+    );
+  }
   return n;
 }
 
-/** Read a run directory's committed rows without opening it for writing. */
+/**
+ * Read a run directory's committed rows without opening it for writing. Without rows.commit
+ * (rows.csv copied on its own) every row of rows.csv is read.
+ */
 export async function readRunRows(dir: string): Promise<ResultRow[]> {
-  const committed = await readCommitted(`${dir}/rows.commit`);
+  const committed = await committedLength(dir);
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(`${dir}/rows.csv`);
@@ -313,8 +398,8 @@ export async function readRunRows(dir: string): Promise<ResultRow[]> {
     if (error instanceof Deno.errors.NotFound) {
       throw new InputError(`${dir}: no rows.csv (expected an evictbench run directory)`);
     }
-    throw error;
+    throw new InputError(`${dir}/rows.csv: cannot read (${(error as Error).message})`);
   }
-  const text = new TextDecoder().decode(bytes.subarray(0, committed || bytes.length));
+  const text = new TextDecoder().decode(bytes.subarray(0, committed ?? bytes.length));
   return parseRowsCsv(text, `${dir}/rows.csv`);
 }

@@ -54,3 +54,45 @@ Deno.test("an unwritable run directory fails before any work", async () => {
     "cannot write the run directory",
   );
 });
+
+Deno.test("a damaged commit marker stops the run and changes nothing", async () => {
+  const rows = syntheticRows({ samples: 1 });
+  /** A run dir holding 4 committed rows, then `damage` done to it. */
+  const damaged = async (damage: (dir: string) => Promise<void>) => {
+    const dir = await Deno.makeTempDir();
+    await (await ResultsStore.open(dir)).append(rows.slice(0, 4));
+    await damage(dir);
+    return dir;
+  };
+  const cases: [(dir: string) => Promise<void>, string][] = [
+    [(dir) => Deno.remove(`${dir}/rows.commit`), "rows.commit is missing but rows.csv holds"],
+    [(dir) => Deno.writeTextFile(`${dir}/rows.commit`, "999999\n"), "says 999999 bytes"],
+    [(dir) => Deno.remove(`${dir}/rows.csv`), "rows.csv is missing, yet rows.commit says"],
+  ];
+  for (const [damage, message] of cases) {
+    const dir = await damaged(damage);
+    const before = await Deno.readFile(`${dir}/rows.csv`).catch(() => null);
+    await assertRejects(() => ResultsStore.open(dir), InputError, message);
+    assertEquals(await Deno.readFile(`${dir}/rows.csv`).catch(() => null), before);
+  }
+  // The report still reads a rows.csv whose commit marker was lost: every row.
+  const lost = await damaged((dir) => Deno.remove(`${dir}/rows.commit`));
+  assertEquals(await readRunRows(lost), rows.slice(0, 4));
+  const file = await Deno.makeTempFile();
+  await assertRejects(() => readRunRows(file), InputError, "not a directory");
+});
+
+Deno.test("rows.csv from before task_options: the report reads it, a sweep does not extend it", async () => {
+  const dir = await Deno.makeTempDir();
+  const rows = syntheticRows({ samples: 1 }).slice(0, 3);
+  await (await ResultsStore.open(dir)).append(rows);
+  // Rewrite it as the earlier format: the same rows without the task_options column.
+  const legacy = (await Deno.readTextFile(`${dir}/rows.csv`)).split("\n").map((line) =>
+    line.replace(/,task_options,/, ",").replace(/,"\{""seed"":0,""targetTokens"":1024\}",/, ",")
+  ).join("\n");
+  await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
+  await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
+  assertEquals(await readRunRows(dir), rows.map((r) => ({ ...r, task_options: "" })));
+  await assertRejects(() => ResultsStore.open(dir), InputError, "no task_options column");
+  assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
+});

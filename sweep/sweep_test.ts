@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../tests/asse
 import { InputError } from "../errors.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
 import { seededRandom } from "../kernels/random.ts";
-import { validateSweepConfig } from "./config.ts";
+import { canonicalModelPath, validateSweepConfig } from "./config.ts";
 import { mergeRuns } from "./merge.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
@@ -67,7 +67,26 @@ Deno.test("invalid configs fail with every problem listed, each with its path", 
   );
   assert(names.message.includes('did you mean "snapkv"'), names.message);
   assert(names.message.includes("niah_single_1"), names.message);
-  assert(names.message.includes("2 problem(s)"), names.message);
+  assert(names.message.includes("2 problems\n"), names.message);
+  // One problem is one line.
+  const one = assertThrows(
+    () => validateSweepConfig({ models: ["m"], methods: ["full"], tasks: ["vt"], budgets: [2] }),
+    InputError,
+  );
+  assert(/^sweep config: budgets\.0: [^\n]+$/.test(one.message), one.message);
+});
+
+Deno.test("one model directory written three ways is one model", () => {
+  const forms = [
+    "./models/organism-qwen3-10m/",
+    "models/organism-qwen3-10m",
+    `${Deno.cwd()}/models/organism-qwen3-10m`,
+  ];
+  for (const form of forms) {
+    const config = validateSweepConfig({ models: [form], methods: ["full"], tasks: ["vt"] });
+    assertEquals(config.models, ["models/organism-qwen3-10m"]);
+  }
+  assertEquals(canonicalModelPath("/elsewhere/model/"), "/elsewhere/model");
 });
 
 Deno.test("an unwritable output directory fails before any work starts", async () => {
@@ -96,6 +115,26 @@ Deno.test("two runs of one config give identical rows.csv apart from timing colu
   assert(rows.every((r) => r.protocol === "query-agnostic"));
 });
 
+Deno.test("raising n adds samples to the same cells; rows keep their task options", async () => {
+  const out = await Deno.makeTempDir();
+  const tasks = (n: number) => [{ task: "niah_single_1", n, lengths: [400] }];
+  const first = await runSweep(validateSweepConfig(config(out, { tasks: tasks(1) })), {
+    progress: false,
+    report: false,
+  });
+  const again = await runSweep(validateSweepConfig(config(out, { tasks: tasks(2) })), {
+    progress: false,
+    report: false,
+  });
+  // 3 methods per sample: the first sample's 3 units are done, the second's are new.
+  assertEquals([first.unitsRun, again.unitsSkipped, again.unitsRun], [3, 3, 3]);
+  const rows = await readRunRows(out);
+  assertEquals(rows.length, 2 * 7);
+  assertEquals(new Set(rows.map((r) => r.cell_id)).size, 7);
+  const options = '{"depth":"random","seed":0,"split":"eval","start":0,"targetTokens":400}';
+  assert(rows.every((r) => r.task_options === options), rows[0].task_options);
+});
+
 Deno.test("two shards merged equal the unsharded run", async () => {
   const whole = await Deno.makeTempDir();
   const s0 = await Deno.makeTempDir();
@@ -116,6 +155,22 @@ Deno.test("two shards merged equal the unsharded run", async () => {
   assert(rows0.length > 0 && rows1.length > 0, "both shards must do some of the work");
   await mergeRuns(merged, [s0, s1]);
   assertEquals(comparable(await readRunRows(merged)), comparable(await readRunRows(whole)));
+  // A run of another sweep, a missing run or a file: one line, and the output is not touched.
+  const other = await Deno.makeTempDir();
+  await runSweep(validateSweepConfig(config(other, { budgets: [0.3], methods: ["snapkv"] })), {
+    progress: false,
+    report: false,
+  });
+  const refused: [string[], string][] = [
+    [[s0, other], "is not a shard of the sweep in"],
+    [[s0, `${other}/nonexistent`], "no rows.csv"],
+    [[s0, `${other}/run.json`], "not a directory"],
+  ];
+  for (const [runs, message] of refused) {
+    const target = await Deno.makeTempDir();
+    await assertRejects(() => mergeRuns(`${target}/merged`, runs), InputError, message);
+    assertEquals([...Deno.readDirSync(target)], []);
+  }
 });
 
 /** The committed byte length of a run directory's rows.csv (0 before the store exists). */

@@ -42,6 +42,7 @@ export function syntheticRows(options: {
               protocol: "query-agnostic",
               suite: "long-context",
               task,
+              task_options: '{"seed":0,"targetTokens":1024}',
               budget_kind: "kept_ratio",
               budget,
               seed: 0,
