@@ -161,6 +161,12 @@ export async function runInspectCommand(options: InspectCommandOptions): Promise
     };
     out.close();
     await Deno.writeTextFile(options.out, JSON.stringify(json) + "\n");
+    const r = result.report;
+    console.log(
+      `${method.id} at kept ratio ${keptRatio}: ${r.evicted} of ${r.population} entries up for ` +
+        `decision evicted, kept ratio achieved ${r.keptRatioAchieved.toFixed(3)}; ${numLayers} ` +
+        `layers × ${numKvHeads} KV heads written to ${options.out}`,
+    );
   } catch (error) {
     try {
       out.close();

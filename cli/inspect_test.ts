@@ -54,6 +54,12 @@ Deno.test("inspect writes every head's positions, scores and kept positions; bad
     ]);
     assertEquals(ok.code, 0, ok.stderr);
     const json = JSON.parse(await Deno.readTextFile(out));
+    assertEquals(
+      ok.stdout.trim(),
+      `snapkv at kept ratio 0.5: ${json.report.evicted} of ${json.report.population} entries up ` +
+        `for decision evicted, kept ratio achieved ${json.report.keptRatioAchieved.toFixed(3)}; ` +
+        `${json.layers.length} layers × ${json.layers[0].heads.length} KV heads written to ${out}`,
+    );
     assertEquals(json.method, "snapkv");
     assertEquals(json.params.window, 4);
     assertEquals(json.policy, { policy: "global", safeguard: 0 });

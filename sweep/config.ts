@@ -93,7 +93,8 @@ export function taskSpecs(config: SweepConfig): TaskSpec[] {
 
 /** The JSON Schema of the config, for editors (`"$schema": "./sweep.schema.json"`). */
 export function sweepJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(SweepConfigSchema) as Record<string, unknown>;
+  // The input side: what a config file may leave out (every field with a default) is optional.
+  return z.toJSONSchema(SweepConfigSchema, { io: "input" }) as Record<string, unknown>;
 }
 
 function issuePath(path: readonly PropertyKey[]): string {

@@ -12,6 +12,7 @@ import { InputError } from "../errors.ts";
 import { Model } from "../engine/model.ts";
 import { chooseBackend } from "../engine/model_webgpu.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
+import { openModelDir } from "../engine/model_dir.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
 import type { MethodChoice } from "../methods/mod.ts";
 import { renderSamplePrompt } from "../tasks/prompt.ts";
@@ -131,6 +132,46 @@ async function dependencyVersions(): Promise<Record<string, string>> {
 }
 
 /**
+ * What a sweep can check before any work, so that a config it cannot run fails before the run
+ * directory is touched: every model directory opens (config.json, the checkpoint's headers,
+ * tokenizer.json), and on each model every task unit's first sample generates and its longest
+ * prompt fits the model's `max_position_embeddings`.
+ */
+async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promise<void> {
+  for (const modelDir of config.models) {
+    const dir = await openModelDir(modelDir);
+    try {
+      const tokenizer = dir.requireTokenizer();
+      const limit = dir.config.maxPositionEmbeddings;
+      for (const unit of tasks) {
+        let first: Sample | undefined;
+        for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) {
+          first = sample;
+          break;
+        }
+        if (first === undefined) continue;
+        const prompt = renderSamplePrompt(tokenizer, first);
+        const shared = prompt.prefix.ids.length + prompt.context.ids.length;
+        const longest = Math.max(
+          ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
+        );
+        if (longest > limit) {
+          const asked = unit.options.targetTokens === undefined
+            ? ""
+            : ` at ${unit.options.targetTokens} tokens`;
+          throw new InputError(
+            `task ${unit.task}${asked}: its prompts reach ${longest} tokens on ${modelDir}, ` +
+              `beyond max_position_embeddings ${limit} in ${modelDir}/config.json`,
+          );
+        }
+      }
+    } finally {
+      dir.close();
+    }
+  }
+}
+
+/**
  * Run (or resume) a sweep. Rows already committed in `config.out` are skipped, never redone.
  *
  * @example
@@ -151,6 +192,8 @@ export async function runSweep(
       "backend: webgpu was asked for but no WebGPU adapter is available (for a software one on Linux, install mesa-vulkan-drivers)",
     );
   }
+  const tasks = taskUnits(config);
+  await preflight(config, tasks);
   const store = await ResultsStore.open(config.out); // fails before any work if unwritable
   const runJson = `${config.out}/run.json`;
   const started = new Date().toISOString();
@@ -172,7 +215,6 @@ export async function runSweep(
   await writeJsonAtomic(runJson, provenance);
 
   const methods = methodSpecs(config);
-  const tasks = taskUnits(config);
   const perModel = tasks.reduce((n, t) => n + (t.options.n as number) * methods.length, 0);
   const progress = options.progress === false
     ? null

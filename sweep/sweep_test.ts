@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../tests/asse
 import { InputError } from "../errors.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
 import { seededRandom } from "../kernels/random.ts";
-import { canonicalModelPath, validateSweepConfig } from "./config.ts";
+import { canonicalModelPath, sweepJsonSchema, validateSweepConfig } from "./config.ts";
 import { mergeRuns } from "./merge.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
@@ -76,6 +76,16 @@ Deno.test("invalid configs fail with every problem listed, each with its path", 
   assert(/^sweep config: budgets\.0: [^\n]+$/.test(one.message), one.message);
 });
 
+Deno.test("the JSON Schema for editors requires only what a config cannot leave out", () => {
+  const schema = sweepJsonSchema() as {
+    required: string[];
+    properties: Record<string, { items?: { anyOf?: { required?: string[] }[] } }>;
+  };
+  assertEquals(schema.required, ["models", "methods", "tasks"]);
+  const entries = schema.properties.tasks.items!.anyOf!;
+  assertEquals(entries.map((e) => e.required ?? null), [null, ["task"]]);
+});
+
 Deno.test("one model directory written three ways is one model", () => {
   const forms = [
     "./models/organism-qwen3-10m/",
@@ -99,6 +109,30 @@ Deno.test("an unwritable output directory fails before any work starts", async (
     "cannot write the run directory",
   );
   assert(performance.now() - started < 2000, "the check must come before loading anything");
+});
+
+Deno.test("a model or task the sweep cannot run fails before the run directory is touched", async () => {
+  const parent = await Deno.makeTempDir();
+  const out = `${parent}/run`;
+  const refused: [Record<string, unknown>, string][] = [
+    [{ models: [`${parent}/no-model`] }, "model directory not found"],
+    [{ models: [parent] }, "config.json: file not found"],
+    [{
+      tasks: [{ task: "vt", n: 1, lengths: [400] }, { task: "niah_single_2", n: 1, lengths: [32] }],
+    }, "too small"],
+    [
+      { tasks: [{ task: "niah_single_1", n: 1, lengths: [5000] }] },
+      "task niah_single_1 at 5000 tokens: its prompts reach",
+    ],
+  ];
+  for (const [extra, message] of refused) {
+    await assertRejects(
+      () => runSweep(validateSweepConfig(config(out, extra)), { progress: false }),
+      InputError,
+      message,
+    );
+    assertEquals([...Deno.readDirSync(parent)].map((e) => e.name), []);
+  }
 });
 
 Deno.test("two runs of one config give identical rows.csv apart from timing columns", async () => {
