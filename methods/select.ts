@@ -144,11 +144,8 @@ export function checkScoreGrid(
     for (let head = 0; head < numKvHeads; head++) {
       const n = cache.positions(layer, head).length;
       if (!(row[head] instanceof Float32Array)) {
-        throw fail(
-          `of layer ${layer} head ${head} are ${
-            describe(row[head])
-          }; expected a Float32Array of ${n}`,
-        );
+        const got = describe(row[head]);
+        throw fail(`of layer ${layer} head ${head} are ${got}; expected a Float32Array of ${n}`);
       }
       if (row[head].length !== n) {
         throw fail(

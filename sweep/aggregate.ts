@@ -214,9 +214,15 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       selection_ms: avg("selection_ms"),
     });
   }
-  const order = (
-    c: CellSummary,
-  ) => [c.scope, c.model, c.task, c.protocol, c.method, c.params, c.budget_kind];
+  const order = (c: CellSummary): string[] => [
+    c.scope,
+    c.model,
+    c.task,
+    c.protocol,
+    c.method,
+    c.params,
+    c.budget_kind,
+  ];
   return [...cells, ...averages].sort((a, b) => {
     const [x, y] = [order(a), order(b)];
     for (let i = 0; i < x.length; i++) {
@@ -230,8 +236,9 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
 
 /**
  * Where one task holds cells under several option sets, append to each cell's task the options
- * that differ between them (`vt (4096 tokens, seed=1)`: the context length asked first), so that no two cells of a chart or
- * table read alike and each compares with the full cache of its own variant.
+ * that differ between them, the context length asked first (`vt (4096 tokens, seed=1)`), so
+ * that no two cells of a chart or table read alike and each compares with the full cache of its
+ * own variant.
  */
 function labelTaskVariants(cells: CellSummary[]): void {
   const parsed = (c: CellSummary): Record<string, unknown> =>

@@ -278,6 +278,7 @@ export class ResultsStore {
       committed = new TextEncoder().encode(header).length;
       await writeTextAtomic(`${dir}/rows.commit`, `${committed}\n`);
     } else {
+      await refuseLegacy(rowsPath, header);
       // Drop anything a killed run wrote after its last commit.
       const file = await Deno.open(rowsPath, { write: true });
       try {
@@ -286,16 +287,7 @@ export class ResultsStore {
         file.close();
       }
     }
-    const text = await Deno.readTextFile(rowsPath);
-    if (!text.startsWith(header)) {
-      // Readable (the report reads it) but not extended: its rows lack the task_options column.
-      parseRowsCsv(text, rowsPath);
-      throw new InputError(
-        `${rowsPath}: written by an earlier evictbench (no task_options column); its report ` +
-          "still builds, but a sweep cannot add to it: choose another --out",
-      );
-    }
-    const rows = parseRowsCsv(text, rowsPath);
+    const rows = parseRowsCsv(await Deno.readTextFile(rowsPath), rowsPath);
     return new ResultsStore(dir, new Set(rows.map(rowKey)), committed);
   }
 
@@ -335,6 +327,32 @@ export class ResultsStore {
   rows(): Promise<ResultRow[]> {
     return readRunRows(this.dir);
   }
+}
+
+/**
+ * Refuse, before anything is written, to extend a rows.csv whose header is not today's: rows
+ * from before the task_options column can be read (the report builds) but not appended to.
+ */
+async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
+  const file = await Deno.open(rowsPath, { read: true });
+  let start: string;
+  try {
+    const bytes = new Uint8Array(new TextEncoder().encode(header).length);
+    const n = await file.read(bytes);
+    start = new TextDecoder().decode(bytes.subarray(0, n ?? 0));
+  } finally {
+    file.close();
+  }
+  if (start === header) return;
+  if (start.startsWith(LEGACY_COLUMNS.join(","))) {
+    throw new InputError(
+      `${rowsPath}: written by an earlier evictbench (no task_options column); its report ` +
+        "still builds, but a sweep cannot add to it: choose another --out",
+    );
+  }
+  throw new InputError(
+    `${rowsPath}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
+  );
 }
 
 /** Size of the file at `path` in bytes, or null when there is none. */
