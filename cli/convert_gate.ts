@@ -11,7 +11,7 @@ import { openModelDir } from "../engine/model_dir.ts";
 import type { ModelConfig } from "../engine/types.ts";
 import { convertTorchGates } from "../methods/gates/convert_torch.ts";
 import { writeGateFile } from "../methods/gates/gate_file.ts";
-import { checkWritableDir } from "./train_gate.ts";
+import { checkOutputPath } from "./output.ts";
 
 /** Options of the convert-gate command, as commander parses them. */
 export interface ConvertGateCommandOptions {
@@ -22,7 +22,7 @@ export interface ConvertGateCommandOptions {
 
 /** Run the convert-gate command. */
 export async function runConvertGateCommand(options: ConvertGateCommandOptions): Promise<void> {
-  await checkWritableDir(options.out, "--out");
+  await checkOutputPath(options.out, "--out");
   let config: ModelConfig | undefined;
   if (options.model !== undefined) {
     const dir = await openModelDir(options.model);

@@ -17,7 +17,7 @@ import { listTasks, parseTaskOptions, resolveTasks } from "../tasks/registry.ts"
 import { buildPrompt, promptIds, promptText, referenceCompletion } from "../tasks/prompt.ts";
 import type { AnyTaskAdapter, PromptOptions, Sample } from "../tasks/types.ts";
 import { checkSeeds, MAX_SEED, seedRange, type SeedSplit } from "../tasks/generators/seeds.ts";
-import { openOutputFile } from "./output.ts";
+import { checkOutputPath, openOutputFile } from "./output.ts";
 import { positiveInt } from "./options.ts";
 
 /** Options of the corpus command, as commander parses them. */
@@ -202,6 +202,7 @@ export async function runCorpusCommand(options: CorpusCommandOptions): Promise<v
   const prompt: PromptOptions = { format: options.promptFormat as PromptOptions["format"] };
 
   // Written beside the target and renamed at the end, so a failed run leaves no partial file.
+  if (options.out !== undefined) await checkOutputPath(options.out, "--out");
   const partial = options.out === undefined ? null : `${options.out}.partial`;
   const file = partial === null ? null : await openOutputFile(partial, "--out");
   const encoder = new TextEncoder();

@@ -3,7 +3,7 @@
  * from the evaluation seed space when training data is asked for (nor the reverse).
  */
 
-import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
 import {
@@ -14,6 +14,7 @@ import {
   parseSeedList,
   runCorpusCommand,
 } from "./corpus.ts";
+import { jsonlText } from "./train_gate.ts";
 
 const FIXTURE = new URL("../tests/fixtures/tokenizer/", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -191,6 +192,36 @@ Deno.test("corpus refuses seeds from the other split, and bad requests, before w
       "too small",
     );
     await assertRejects(() => Deno.stat(out), Deno.errors.NotFound);
+    await assertRejects(
+      () => runCorpusCommand(options({ out: dir })),
+      InputError,
+      `--out ${dir}: cannot write the file (it is a directory)`,
+    );
+  });
+});
+
+Deno.test("train-gate reads a JSONL corpus as the text format's documents", async () => {
+  await withTemp(async (dir) => {
+    const request = { tasks: ["kv_retrieval", "gsm_synth"], n: 2, lengths: "700" };
+    await runCorpusCommand(options({ ...request, out: `${dir}/c.jsonl` }));
+    await runCorpusCommand(options({ ...request, out: `${dir}/c.txt`, format: "text" }));
+    const jsonl = await Deno.readTextFile(`${dir}/c.jsonl`);
+    assertEquals(
+      jsonlText(jsonl, "c.jsonl", "--corpus"),
+      await Deno.readTextFile(`${dir}/c.txt`),
+    );
+    assertEquals(jsonlText('{"text":"a"}\n\n{"text":"b"}\n', "t.jsonl", "--corpus"), "a\n\nb\n");
+    const broken = jsonl.split("\n").slice(0, 2).join("\n") + '\n{"prompt": "broken\n';
+    assertThrows(
+      () => jsonlText(broken, "c.jsonl", "--corpus"),
+      InputError,
+      "--corpus c.jsonl:3: not valid JSON",
+    );
+    assertThrows(
+      () => jsonlText('{"prompt": 3}\n', "c.jsonl", "--corpus"),
+      InputError,
+      'c.jsonl:1: expected a record with a string "text", or "prompt" and "completion"',
+    );
   });
 });
 

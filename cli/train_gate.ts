@@ -13,6 +13,7 @@
  */
 
 import { InputError } from "../errors.ts";
+import { checkOutputPath } from "./output.ts";
 import { evaluateHeldOut, type HeldOutReport } from "../methods/gates/heldout.ts";
 import { Model } from "../engine/model.ts";
 import { DEFAULT_GATE_DIM, DEFAULT_GATE_SINKS } from "../methods/gates/gate.ts";
@@ -138,21 +139,47 @@ async function readCorpus(paths: string[], flag: string): Promise<CorpusDocument
       throw new InputError(`${flag} ${path}: cannot read (${why})`);
     }
     if (text.trim() === "") throw new InputError(`${flag} ${path}: the file is empty`);
-    docs.push({ name: path, text });
+    docs.push({
+      name: path,
+      text: /\.(jsonl|ndjson)$/i.test(path) ? jsonlText(text, path, flag) : text,
+    });
   }
   return docs;
 }
 
-/** Fail with an InputError naming `flag` unless the directory of `path` exists. */
-export async function checkWritableDir(path: string, flag: string): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  try {
-    const stat = await Deno.stat(dir);
-    if (!stat.isDirectory) throw new Error("not a directory");
-  } catch {
-    throw new InputError(`${flag} ${path}: cannot write the file (its directory does not exist)`);
-  }
+/**
+ * The text of a JSONL corpus: each record's `text`, or its `prompt` and `completion` (what
+ * `deno task corpus` writes by default), joined by blank lines, as `corpus --format text`
+ * would have written them. A line that is not such a record is an InputError naming it.
+ */
+export function jsonlText(content: string, path: string, flag: string): string {
+  const texts: string[] = [];
+  content.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${flag} ${path}:${i + 1}`;
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch (error) {
+      throw new InputError(`${where}: not valid JSON (${(error as Error).message})`);
+    }
+    const r = (record ?? {}) as Record<string, unknown>;
+    if (typeof r.text === "string") {
+      texts.push(r.text);
+    } else if (typeof r.prompt === "string") {
+      if (r.completion !== undefined && typeof r.completion !== "string") {
+        throw new InputError(`${where}: "completion" must be a string`);
+      }
+      texts.push(r.prompt + (r.completion ?? ""));
+    } else {
+      throw new InputError(
+        `${where}: expected a record with a string "text", or "prompt" and "completion" ` +
+          "(as deno task corpus writes)",
+      );
+    }
+  });
+  if (texts.length === 0) throw new InputError(`${flag} ${path}: no records`);
+  return texts.join("\n\n") + "\n";
 }
 
 /** Run the train-gate command. */
@@ -166,15 +193,25 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
   if (dtype !== "BF16" && dtype !== "F32") {
     throw new InputError(`--feature-dtype expects bf16 or f32, got "${options.featureDtype}"`);
   }
-  await checkWritableDir(options.out, "--out");
+  await checkOutputPath(options.out, "--out");
   const featuresDir = options.features ?? `${options.out}.features`;
   const checkpoint = options.checkpoint ?? `${options.out}.ckpt`;
-  if (options.resume) {
-    try {
-      await Deno.stat(checkpoint);
-    } catch {
-      throw new InputError(`--resume: no checkpoint at ${checkpoint}`);
-    }
+  await checkOutputPath(
+    featuresDir,
+    options.features === undefined ? "--out" : "--features",
+    "directory",
+  );
+  await checkOutputPath(checkpoint, options.checkpoint === undefined ? "--out" : "--checkpoint");
+  const hasCheckpoint = await Deno.stat(checkpoint).then(() => true, () => false);
+  if (options.resume && !hasCheckpoint) {
+    throw new InputError(`--resume: no checkpoint at ${checkpoint}`);
+  }
+  if (!options.resume && hasCheckpoint) {
+    // Starting over would overwrite an earlier run's progress.
+    throw new InputError(
+      `${checkpoint}: a checkpoint of an earlier run is there; pass --resume to continue it, ` +
+        "or delete it to start over",
+    );
   }
   const docs = await readCorpus(options.corpus, "--corpus");
   const heldoutDocs = options.heldout === undefined

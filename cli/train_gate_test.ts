@@ -84,6 +84,8 @@ Deno.test("train-gate: a short run writes gates the model accepts, with plain pr
     assertEquals(metadata.source, "evictbench train-gate");
     assert(Number(metadata.validation_loss) > 0);
 
+    // A rerun without --resume would start over on top of the checkpoint: refused.
+    assertInputError(await runCli(args), [`${out}.ckpt`, "pass --resume to continue it"]);
     // A rerun with --resume finds the finished checkpoint and the extracted features, and
     // --heldout scores the gates on text they never trained on.
     await Deno.writeTextFile(`${dir}/c.txt`, generatedText(3, 120));
@@ -143,6 +145,10 @@ Deno.test("train-gate: bad input exits 2 with one line", async () => {
         `${dir}/x/g`,
       ]),
       ["--out", "directory does not exist"],
+    );
+    assertInputError(
+      await runCli(["train-gate", "--model", dir, "--corpus", `${dir}/a.txt`, "--out", dir]),
+      ["--out", "cannot write the file (it is a directory)"],
     );
     assertInputError(
       await runCli([

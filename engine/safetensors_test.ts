@@ -1,7 +1,9 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
+import { makeRandomModel } from "./random_model.ts";
 import {
   bf16BitsToF32,
+  checkpointFingerprint,
   f16BitsToF32,
   f32ToBf16,
   f32ToF16,
@@ -150,6 +152,11 @@ Deno.test("f32ToF16 rounds to nearest even; f16BitsToF32 widens exactly", () => 
 
 Deno.test("openSafetensors: file shorter than 8 bytes", async () => {
   await expectOpenError(new Uint8Array([1, 2, 3]), ["3 bytes", "too short"]);
+});
+
+Deno.test("openSafetensors: a directory is named as one", async () => {
+  const dir = await Deno.makeTempDir();
+  await assertRejects(() => openSafetensors(dir), InputError, `${dir}: is a directory`);
 });
 
 Deno.test("openSafetensors: header length past the end of the file", async () => {
@@ -351,4 +358,23 @@ Deno.test("openWeightStore: no checkpoint in the directory", async () => {
       ".bin checkpoints are not supported",
     );
   });
+});
+
+Deno.test("checkpointFingerprint: stable per checkpoint, other weights of one shape differ", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const make = async (name: string, seed: number, sharded = false) => {
+      await makeRandomModel(`${root}/${name}`, { arch: "qwen3", seed, sharded });
+      return checkpointFingerprint(`${root}/${name}`);
+    };
+    const a = await make("a", 1);
+    assertEquals(await checkpointFingerprint(`${root}/a`), a);
+    assertEquals(a.length, 16);
+    assert(await make("b", 2) !== a, "another seed, same shape");
+    const sharded = await make("s", 1, true);
+    assert(sharded !== a, "the same weights in shards are another checkpoint's files");
+    assertEquals(await checkpointFingerprint(`${root}/s`), sharded);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -24,7 +24,12 @@
 
 import { InputError } from "../../errors.ts";
 import { DEFAULT_PREFILL_CHUNK, type Model } from "../../engine/model.ts";
-import { bf16BitsToF32, f32ToBf16, openSafetensors } from "../../engine/safetensors.ts";
+import {
+  bf16BitsToF32,
+  checkpointFingerprint,
+  f32ToBf16,
+  openSafetensors,
+} from "../../engine/safetensors.ts";
 import type { TextTokenizer } from "../../engine/tokenizer.ts";
 import type { KvStore } from "../../kernels/kv_store.ts";
 import { runReconstructionPass } from "../kvzip.ts";
@@ -218,6 +223,8 @@ export interface ShardEntry {
   /** Where the sample came from: "<corpus file>#<slice>". */
   source: string;
   tokens: number;
+  /** SHA-256 (16 hex digits) of the sample's token ids: an edited corpus is extracted anew. */
+  digest: string;
 }
 
 /** What produced a features directory; a reuse must match it exactly. */
@@ -231,6 +238,8 @@ export interface FeatureSettings {
   dtype: FeatureDtype;
   /** The prompt's token ids, joined (a tokenizer or template change invalidates features). */
   prompt: string;
+  /** The model's {@linkcode checkpointFingerprint}: other weights of the same shape differ. */
+  checkpoint: string;
 }
 
 /** manifest.json of a features directory. */
@@ -405,12 +414,15 @@ export async function extractFeatures(
     dtype: options.dtype ?? "BF16",
     prompt: [prompt.prefix, prompt.assistant, prompt.repeatFirst, prompt.repeatNext]
       .map((a) => a.join(" ")).join(" | "),
+    checkpoint: await checkpointFingerprint(model.dir),
   };
   await Deno.mkdir(dir, { recursive: true });
   const previous = await readManifest(dir, { optional: true });
   if (previous !== null && JSON.stringify(previous.settings) !== JSON.stringify(settings)) {
     throw new InputError(
-      `${dir}: features there were extracted with other settings (model shape, chunk, sample size, dtype or prompt); remove the directory or choose another`,
+      `${dir}: features there were extracted with other settings (${
+        settingsDifference(previous.settings, settings)
+      }); remove the directory or choose another`,
     );
   }
   const done = new Map((previous?.shards ?? []).map((s) => [s.source, s]));
@@ -424,8 +436,12 @@ export async function extractFeatures(
       const source = `${doc.name}#${slice}`;
       const index = manifest.shards.length;
       const file = `shard-${String(index).padStart(5, "0")}.safetensors`;
+      const digest = await idsDigest(context);
       const old = done.get(source);
-      if (old !== undefined && old.tokens === context.length && old.file === file) {
+      if (
+        old !== undefined && old.tokens === context.length && old.file === file &&
+        old.digest === digest
+      ) {
         manifest.shards.push(old);
         options.onSample?.({ index, source, tokens: context.length, reused: true });
         continue;
@@ -448,7 +464,7 @@ export async function extractFeatures(
         await writer.abort();
         throw error;
       }
-      manifest.shards.push({ file, source, tokens: context.length });
+      manifest.shards.push({ file, source, tokens: context.length, digest });
       await writeManifest(dir, manifest);
       options.onSample?.({ index, source, tokens: context.length, reused: false });
     }
@@ -458,6 +474,27 @@ export async function extractFeatures(
   }
   await writeManifest(dir, manifest);
   return manifest;
+}
+
+/** SHA-256 of token ids, first 16 hex digits. */
+async function idsDigest(ids: Int32Array): Promise<string> {
+  const bytes = new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength).slice();
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The settings that differ, by name ("checkpoint", "sampleTokens" …), for the refusal. */
+function settingsDifference(a: FeatureSettings, b: FeatureSettings): string {
+  const keys = Object.keys(b) as (keyof FeatureSettings)[];
+  const differing = keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+  const words: Partial<Record<keyof FeatureSettings, string>> = {
+    checkpoint: "the model's weights",
+    prompt: "the prompt's tokens",
+    reconstructionChunk: "--chunk",
+    sampleTokens: "--sample-tokens",
+    dtype: "--feature-dtype",
+  };
+  return differing.length === 0 ? "format" : differing.map((k) => words[k] ?? k).join(", ");
 }
 
 async function writeManifest(dir: string, manifest: FeatureManifest): Promise<void> {

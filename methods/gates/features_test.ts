@@ -269,7 +269,21 @@ Deno.test("extraction resumes from finished shards and refuses other settings", 
     await assertRejects(
       () => extractFeatures(model, { docs, dir: out }, { reconstructionChunk: 31 }),
       InputError,
-      "extracted with other settings",
+      "extracted with other settings (--chunk, --sample-tokens)",
     );
+    // An edited document is extracted anew, though its name and length are the same.
+    const edited = [{ name: "a.txt", text: docs[0].text.replace(/[a-z]/, "q") }, more[1]];
+    seen.length = 0;
+    await extractFeatures(model, { docs: edited, dir: out }, options);
+    assertEquals(seen, [false, true]);
+    // A model of the same shape with other weights does not reuse these features.
+    await withTinyModel({ arch: "qwen3", seed: 7, overrides: LONG }, async (otherDir) => {
+      const other = await Model.load(otherDir, { threads: 1 });
+      await assertRejects(
+        () => extractFeatures(other, { docs, dir: out }, options),
+        InputError,
+        "extracted with other settings (the model's weights)",
+      );
+    });
   });
 });

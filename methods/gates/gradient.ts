@@ -231,16 +231,19 @@ function rmsNormBackward(
 
 /**
  * The learning-rate multiplier of the official schedule at step `i` of `maxSteps` (utils.py):
- * 0.01·i during the first 1 % of steps, then 1, 0.5 from 50 %, 0.25 from 75 %. For 5000 steps:
- * 0.01·i below 50, 1 to 2500, 0.5 to 3750, 0.25 after.
+ * a linear ramp during the first 1 % of steps, then 1, 0.5 from 50 %, 0.25 from 75 %. For the
+ * official 5000 steps: 0.01·i below 50, 1 to 2500, 0.5 to 3750, 0.25 after. utils.py writes the
+ * ramp as 0.01·i, which passes 1 in the warm-up of a run longer than 10 000 steps (1.78 at step
+ * 178 of 20 000); here it is 50·i / maxSteps, the same at 5000 steps and always below 0.5.
  *
  * @example
  * ```ts
  * lrMultiplier(10, 5000); // 0.1
+ * lrMultiplier(199, 20000); // 0.4975
  * ```
  */
 export function lrMultiplier(i: number, maxSteps: number): number {
-  if (i < 0.01 * maxSteps) return 0.01 * i;
+  if (i < 0.01 * maxSteps) return (50 * i) / maxSteps;
   if (i >= 0.75 * maxSteps) return 0.25;
   if (i >= 0.5 * maxSteps) return 0.5;
   return 1;

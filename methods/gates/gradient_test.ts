@@ -119,4 +119,6 @@ Deno.test("the learning-rate schedule of the official trainer", () => {
     0.25,
     0.25,
   ]);
+  // Longer runs scale the ramp with the schedule: it never passes 0.5, then jumps to 1.
+  assertEquals([0, 100, 199, 200].map((i) => lrMultiplier(i, 20000)), [0, 0.25, 0.4975, 1]);
 });

@@ -265,6 +265,36 @@ function runKey(
   });
 }
 
+/** What differs between two run keys, in words: "--steps (4000, now 4001)" or "features". */
+function runKeyDifference(saved: string | undefined, now: string): string {
+  const flags: Record<string, string> = {
+    steps: "--steps",
+    batchSize: "--batch-size",
+    lr: "--lr",
+    seed: "--seed",
+    gateDim: "--gate-dim",
+    sinks: "--sinks",
+    validationStride: "--validation-stride",
+    momentum: "momentum",
+  };
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(saved ?? "{}");
+  } catch {
+    return "options";
+  }
+  const current = JSON.parse(now) as Record<string, unknown>;
+  const differing = Object.keys(current).filter((k) =>
+    JSON.stringify(old[k]) !== JSON.stringify(current[k])
+  );
+  if (differing.length === 0) return "options";
+  return differing.map((k) =>
+    k === "features"
+      ? "features (the corpus, the model or the extraction options)"
+      : `${flags[k] ?? k} (${JSON.stringify(old[k])}, now ${JSON.stringify(current[k])})`
+  ).join(", ");
+}
+
 /**
  * Train gates on a features directory.
  *
@@ -308,6 +338,13 @@ export async function trainGates(
   };
   const { train, validation } = splitTokens(features.tokens, o.validationStride);
   if (train.length === 0) throw new InputError(`train-gate: the features hold no training tokens`);
+  if (validation.length === 0) {
+    throw new InputError(
+      `train-gate: the features hold ${features.tokens} tokens, too few for one validation token ` +
+        `(every ${o.validationStride}th token is held out): give a longer corpus or a smaller ` +
+        "--validation-stride",
+    );
+  }
   const batch = Math.min(o.batchSize, train.length);
   const perEpoch = Math.max(1, Math.floor(train.length / batch));
   const key = runKey(features, o);
@@ -515,7 +552,8 @@ async function readCheckpoint(
   }
   if (metadata.run !== key) {
     throw new InputError(
-      `${path}: the checkpoint was made with other features or options (steps, batch, lr, seed, dims); resume with the same ones or start afresh`,
+      `${path}: the checkpoint was made with other ${runKeyDifference(metadata.run, key)}; ` +
+        "resume with the same ones or start afresh",
     );
   }
   const step = Number(metadata.step);

@@ -159,7 +159,7 @@ Deno.test("an interrupted run resumed from its checkpoint ends where an uninterr
     await assertRejects(
       () => trainGates(set, { ...options, steps: 40, checkpoint, resume: true }),
       InputError,
-      "made with other features or options",
+      "made with other --steps (30, now 40)",
     );
   });
 });
