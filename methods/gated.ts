@@ -64,7 +64,10 @@ interface LoadedGates {
   scorer: GateScorer;
 }
 
-/** Gate sessions by file path, shared by every sample (building sessions is the slow part). */
+/**
+ * Gate sessions by file version (see {@linkcode gatesFor}), shared by every sample (building
+ * sessions is the slow part).
+ */
 const loaded = new Map<string, Promise<LoadedGates>>();
 
 async function loadGates(path: string): Promise<LoadedGates> {
@@ -89,13 +92,18 @@ async function loadGates(path: string): Promise<LoadedGates> {
   };
 }
 
-/** The gates at `path`, checked against the model (loaded once per path). */
+/**
+ * The gates at `path`, checked against the model: loaded once per version of the file (its
+ * path, size and modification time), so gates retrained in place are read again.
+ */
 async function gatesFor(path: string, config: ModelConfig, modelDir: string): Promise<GateScorer> {
-  let pending = loaded.get(path);
+  const info = await Deno.stat(path).catch(() => null);
+  const key = `${path}\u0000${info?.size}\u0000${info?.mtime?.getTime()}`;
+  let pending = loaded.get(key);
   if (pending === undefined) {
     pending = loadGates(path);
-    loaded.set(path, pending);
-    pending.catch(() => loaded.delete(path));
+    loaded.set(key, pending);
+    pending.catch(() => loaded.delete(key));
   }
   const gates = await pending;
   checkGatesFitModel(gates, { config, gateLabel: path, modelLabel: modelDir });
@@ -153,6 +161,14 @@ export const gated: MethodDefinition<GatedParams> = {
       randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 0 }),
     );
     return { gates: path };
+  },
+  /** The gate file must exist and fit the model; it is identified by its SHA-256. */
+  async artifacts(p, model) {
+    const path = p.gates === "" ? joinPath(model.dir, DEFAULT_GATE_FILE) : p.gates;
+    await gatesFor(path, model.config, model.dir);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path)));
+    const hex = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return `gates sha256:${hex}`;
   },
   createScorer(p, ctx) {
     const path = p.gates === "" ? joinPath(ctx.model.dir, DEFAULT_GATE_FILE) : p.gates;

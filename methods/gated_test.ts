@@ -15,7 +15,7 @@ import { gateDimsFor, gatedLayers, gateForward } from "./gates/gate.ts";
 import { writeGateFile } from "./gates/gate_file.ts";
 import { withTinyModel } from "./gates/testing.ts";
 import { randomGates } from "./gates/gate.ts";
-import { releaseGatedSessions } from "./gated.ts";
+import { gated, releaseGatedSessions } from "./gated.ts";
 import {
   chunkedPrefillWithEviction,
   generateWithEviction,
@@ -208,5 +208,33 @@ Deno.test("gated: a missing or mismatched gate file is one clear InputError", as
       `${other}: gates are for hidden size 40, 1 KV heads, group 5, but ${dir} has hidden size 40, 2 KV heads, group 3`,
     );
     await releaseGatedSessions();
+  });
+});
+
+Deno.test("gated: gates retrained in place are read again, and artifacts identify the file", async () => {
+  await withGatedModel("qwen3", async (model, dir) => {
+    const p = prompt(60, 5);
+    const scores = async () =>
+      (await prefillWithEviction(model, p, { method: "gated", keptRatio: 0.5, keepScores: true }))
+        .scores!.scores[0][0].slice();
+    const config = await configOf(dir);
+    const artifacts = gated.artifacts!;
+    const before = await artifacts({ gates: "", buffer: 128 }, { dir, config });
+    const first = await scores();
+    // Other gates at the same path, a moment later (a later modification time).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await writeGateFile(
+      `${dir}/gates.safetensors`,
+      randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 9 }),
+    );
+    const second = await scores();
+    assert(first.some((v, i) => v !== second[i]), "the new gates must score");
+    const after = await artifacts({ gates: "", buffer: 128 }, { dir, config });
+    assert(/^gates sha256:[0-9a-f]{16}$/.test(before) && after !== before, `${before} ${after}`);
+    await assertRejects(
+      () => artifacts({ gates: `${dir}/none.safetensors`, buffer: 128 }, { dir, config }),
+      InputError,
+      "no gate file",
+    );
   });
 });

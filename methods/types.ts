@@ -232,6 +232,14 @@ export interface MethodDefinition<P = Record<string, unknown>> {
   /** A fresh scorer for one sample. */
   createScorer(params: P, context: MethodContext): Scorer;
   /**
+   * For methods that read files of their own beside the model (Fast KVzip's gate weights):
+   * check them against the model (an InputError naming the file when they are missing or do
+   * not fit) and return what identifies them, e.g. a digest of the file. A sweep calls this
+   * before any work, folds the identity into its cell ids (rows made with other files are
+   * other cells) and records it in run.json. Absent: nothing to check.
+   */
+  artifacts?(params: P, model: { dir: string; config: ModelConfig }): Promise<string>;
+  /**
    * For methods that need model-specific artefacts (gate weights): the conformance suite calls
    * this once per tiny random model; it creates what the method needs (e.g. random gates in
    * `model.dir`) and returns the raw parameters to run with. Absent: the defaults.

@@ -14,7 +14,7 @@ import { chooseBackend } from "../engine/model_webgpu.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import { openModelDir } from "../engine/model_dir.ts";
 import { loadTokenizer } from "../engine/tokenizer.ts";
-import type { MethodChoice } from "../methods/mod.ts";
+import { getMethod, type MethodChoice, parseMethodParams } from "../methods/mod.ts";
 import { renderSamplePrompt } from "../tasks/prompt.ts";
 import { getTask, parseTaskOptions, taskSamples } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/types.ts";
@@ -132,17 +132,32 @@ async function dependencyVersions(): Promise<Record<string, string>> {
 }
 
 /**
+ * What identifies each method's own files on each model ({@linkcode MethodDefinition.artifacts}):
+ * `artifacts[modelDir][i]` for `methodSpecs(config)[i]`, absent for methods without files.
+ */
+type Artifacts = Record<string, Record<number, string>>;
+
+/**
  * What a sweep can check before any work, so that a config it cannot run fails before the run
  * directory is touched: every model directory opens (config.json, the checkpoint's headers,
- * tokenizer.json), and on each model every task unit's first sample generates and its longest
- * prompt fits the model's `max_position_embeddings`.
+ * tokenizer.json); on each model, every method's own files (gate weights) exist and fit it, and
+ * every task unit's first sample generates and its longest prompt fits the model's
+ * `max_position_embeddings`. Returns the methods' file identities.
  */
-async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promise<void> {
+async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promise<Artifacts> {
+  const artifacts: Artifacts = {};
   for (const modelDir of config.models) {
     const dir = await openModelDir(modelDir);
     try {
       const tokenizer = dir.requireTokenizer();
       const limit = dir.config.maxPositionEmbeddings;
+      artifacts[modelDir] = {};
+      for (const [i, spec] of methodSpecs(config).entries()) {
+        const def = getMethod(spec.id);
+        if (def.artifacts === undefined) continue;
+        const params = parseMethodParams(def, spec.params);
+        artifacts[modelDir][i] = await def.artifacts(params, { dir: modelDir, config: dir.config });
+      }
       for (const unit of tasks) {
         let first: Sample | undefined;
         for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) {
@@ -169,6 +184,7 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
       dir.close();
     }
   }
+  return artifacts;
 }
 
 /**
@@ -193,7 +209,7 @@ export async function runSweep(
     );
   }
   const tasks = taskUnits(config);
-  await preflight(config, tasks);
+  const artifacts = await preflight(config, tasks);
   const store = await ResultsStore.open(config.out); // fails before any work if unwritable
   const runJson = `${config.out}/run.json`;
   const started = new Date().toISOString();
@@ -201,6 +217,7 @@ export async function runSweep(
     config,
     shard: options.shard ?? null,
     git: await gitRevision(),
+    artifacts,
     backend: backend.backend === "cpu"
       ? "cpu (onnxruntime CPU execution provider)"
       : `webgpu on ${backend.adapter!.description}`,
@@ -241,7 +258,8 @@ export async function runSweep(
           if (options.shard && unit % options.shard.count !== options.shard.index) continue;
           const cellIds = new Map<number, string>();
           for (const budget of budgetsFor(config, method)) {
-            cellIds.set(budget, await cellId(modelDir, method, budget, taskUnit, config));
+            const files = artifacts[modelDir][methods.indexOf(method)];
+            cellIds.set(budget, await cellId(modelDir, method, budget, taskUnit, config, files));
           }
           samples ??= await collect(taskSamples(taskUnit.task, taskUnit.options, { tokenizer }));
           const sample = samples[s];
@@ -369,8 +387,11 @@ async function cellId(
   budget: number,
   task: TaskUnit,
   config: SweepConfig,
+  artifacts: string | undefined,
 ): Promise<string> {
   return await shortHash(canonicalJson({
+    // Only for methods with files of their own, so other methods' ids stay as they were.
+    ...(artifacts === undefined ? {} : { artifacts }),
     model,
     method: method.id,
     params: method.params,

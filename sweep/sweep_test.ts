@@ -7,6 +7,9 @@ import { mergeRuns } from "./merge.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
 import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
+import { parseModelConfig } from "../engine/config.ts";
+import { gateDimsFor, gatedLayers, randomGates } from "../methods/gates/gate.ts";
+import { writeGateFile } from "../methods/gates/gate_file.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODEL = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-" });
@@ -133,6 +136,39 @@ Deno.test("a model or task the sweep cannot run fails before the run directory i
     );
     assertEquals([...Deno.readDirSync(parent)].map((e) => e.name), []);
   }
+});
+
+Deno.test("gate files: checked before any work, and other gates make other cells", async () => {
+  const parent = await Deno.makeTempDir();
+  const out = `${parent}/run`;
+  const gates = `${parent}/gates.safetensors`;
+  const run = () =>
+    runSweep(
+      validateSweepConfig(config(out, {
+        methods: ["snapkv", { id: "gated", params: { gates } }],
+        budgets: [0.5],
+        tasks: [{ task: "niah_single_1", n: 1, lengths: [400] }],
+      })),
+      { progress: false, report: false },
+    );
+  await assertRejects(run, InputError, `method gated: no gate file at ${gates}`);
+  assertEquals([...Deno.readDirSync(parent)], []);
+  const modelConfig = parseModelConfig(JSON.parse(await Deno.readTextFile(`${MODEL}/config.json`)));
+  const write = (seed: number) =>
+    writeGateFile(
+      gates,
+      randomGates(gateDimsFor(modelConfig), { layers: gatedLayers(modelConfig), seed }),
+    );
+  await write(0);
+  const first = await run();
+  assertEquals(first.unitsRun, 2);
+  await write(1);
+  const again = await run();
+  // snapkv's unit is done; gated's cells are new, since its gates are other gates.
+  assertEquals([again.unitsSkipped, again.unitsRun], [1, 1]);
+  const recorded = JSON.parse(await Deno.readTextFile(`${out}/run.json`)).artifacts;
+  assert(/^gates sha256:[0-9a-f]{16}$/.test(recorded[MODEL][1]), JSON.stringify(recorded));
+  assertEquals((await readRunRows(out)).filter((r) => r.method === "gated").length, 2);
 });
 
 Deno.test("two runs of one config give identical rows.csv apart from timing columns", async () => {
