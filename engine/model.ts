@@ -305,7 +305,9 @@ export class Model<S extends KvStore = CpuKvStore> {
       if (!(cache instanceof GpuKvStore)) {
         throw new Error("forward: a WebGPU model needs a cache from its own createCache()");
       }
-      return await this.#gpu.forward(ids, positions, cache, options);
+      const logits = await this.#gpu.forward(ids, positions, cache, options);
+      cache.trimWindows();
+      return logits;
     }
     const tables = new Map<RopeFrequencies, { cos: Float32Array; sin: Float32Array }>();
     let x = this.#embedTokens(ids);
@@ -362,6 +364,8 @@ export class Model<S extends KvStore = CpuKvStore> {
       }
       attn = attended.output;
     }
+    // Every tap has read this forward's statistics: sliding layers may drop what is now dead.
+    cache.trimWindows();
     const mode = options.logits ?? "last";
     if (mode === "none") return new Float32Array(0);
     const rows = mode === "all" ? T : 1;

@@ -161,6 +161,16 @@ for (const variant of VARIANTS) {
             const last = await model.prefill(ids, model.createCache(), { chunkSize });
             assertClose(last, row(full, SEQUENCE - 1, V), `prefill chunk size ${chunkSize}`);
           }
+          // After a one-chunk prefill a sliding layer holds what the next query sees (window −
+          // 1 entries), not the whole prompt, and the bytes it reports say so.
+          const once = model.createCache();
+          await model.prefill(ids, once);
+          for (let l = 0; l < c.numLayers; l++) {
+            const window = c.layers[l].slidingWindow;
+            if (window === null) continue;
+            for (const n of once.lengths(l)) assertEquals(n, window - 1, `sliding layer ${l}`);
+          }
+          assert(once.bytesUsed() <= once.nominal(), `${once.bytesUsed()} > ${once.nominal()}`);
           // Prefill a prompt, then decode the rest one token at a time ("last" logits).
           const cache = model.createCache();
           const prompt = 9;

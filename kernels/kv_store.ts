@@ -227,6 +227,12 @@ export interface KvStore {
   entryNorms(layer: number, of: NormOf): Promise<Float32Array[]>;
   mark(): KvMark;
   restore(mark: KvMark): void;
+  /**
+   * Sliding-window layers: drop the entries no later query can see, with the lazy rule of
+   * appends (once 64 entries, or a quarter of the window, are dead). The model calls it after
+   * each forward, so after a prefill a sliding layer holds its window, not the whole prompt.
+   */
+  trimWindows(): void;
   bytesHeld(): number;
   bytesUsed(): number;
   nominal(): number;
@@ -619,6 +625,10 @@ export class CpuKvStore implements KvStore {
     this.#nextPosition = 0;
     this.#tokensSeen = 0;
     this.#markPosition = -Infinity;
+  }
+
+  trimWindows(): void {
+    for (let l = 0; l < this.shape.numLayers; l++) this.#trimWindow(l, this.#nextPosition);
   }
 
   /**

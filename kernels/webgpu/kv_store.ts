@@ -597,6 +597,16 @@ export class GpuKvStore implements KvStore {
     this.#segments[layer][h] = { buffer, capacity: n, length: n, positions };
   }
 
+  /** As CpuKvStore's: sliding layers drop what no later query sees, by the lazy rule. */
+  trimWindows(): void {
+    if (this.shape.slidingWindows.every((w) => w === null)) return;
+    const rec = this.gpu.recorder();
+    for (let l = 0; l < this.shape.numLayers; l++) {
+      this.#trimWindow(rec, l, this.#nextPosition, false);
+    }
+    rec.submit();
+  }
+
   /**
    * Sliding layers: drop entries no query from `nextQueryPosition` on can see, except those
    * before the last mark. Lazy unless `eager`, with CpuKvStore's exact rule, so both stores
