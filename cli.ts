@@ -180,7 +180,10 @@ export function buildProgram(): Command {
     .requiredOption("--kept <r>", "kept ratio of the context, in (0, 1]")
     .option("--policy <p>", "selection policy: per-head, per-layer or global")
     .option("--safeguard <alpha>", "AdaKV safeguard fraction (0 = none)")
-    .option("--window <n>", "recent context tokens kept outside the budget (default 0)")
+    .option(
+      "--window <n>",
+      "recent context tokens kept outside the budget (default 0; at most r·n of the context, spec §3.2)",
+    )
     .option("--sinks <n>", "positions below n are always kept (default 0)")
     .option("--prefix <n>", "the first n tokens are a protected prefix (default 0)")
     .option("--ids <ids>", "comma-separated token ids")

@@ -181,8 +181,32 @@ export async function loadWeights(
     embedTokens,
     layers,
     finalNorm: get(`${prefix}norm.weight`),
-    lmHead: config.tieWordEmbeddings ? embedTokens : get(names.lmHead),
+    lmHead: config.tieWordEmbeddings
+      ? await storedTiedHead(store, names.lmHead, embedTokens, [config.vocabSize, h]) ??
+        embedTokens
+      : get(names.lmHead),
   };
+}
+
+/**
+ * A tied model's output head when the checkpoint stores one that differs from the embeddings:
+ * HF transformers then does not tie them ("both are present in the checkpoints with different
+ * values, so we will NOT tie them") and projects with the stored head, so this does too. Null
+ * when there is none, or it equals the embeddings (the usual case: they stay one array).
+ */
+async function storedTiedHead(
+  store: WeightStore,
+  name: string,
+  embedTokens: Float32Array,
+  shape: [number, number],
+): Promise<Float32Array | null> {
+  const info = store.info(name);
+  if (info === undefined || info.shape.length !== 2 || info.shape.some((d, i) => d !== shape[i])) {
+    return null;
+  }
+  const head = await store.readF32(name, { expectShape: shape, what: "the embeddings imply" });
+  for (let i = 0; i < head.length; i++) if (head[i] !== embedTokens[i]) return head;
+  return null;
 }
 
 /**

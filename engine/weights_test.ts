@@ -148,6 +148,31 @@ Deno.test("loadWeights: untied model without lm_head is an error; tied ignores l
   });
 });
 
+Deno.test("loadWeights: a tied model's stored lm_head is used only where it differs, as in HF", async () => {
+  await withTempDir(async (dir) => {
+    await makeRandomModel(dir, { arch: "llama", seed: 2 });
+    const load = async () => {
+      const model = await openModelDir(dir);
+      try {
+        return await loadWeights(model.store, { ...model.config, tieWordEmbeddings: true });
+      } finally {
+        model.close();
+      }
+    };
+    // The random llama stores an lm_head of its own: it differs, so it projects.
+    const differs = await load();
+    assert(differs.lmHead !== differs.embedTokens);
+    assert(differs.lmHead.some((v, i) => v !== differs.embedTokens[i]));
+    // A copy of the embeddings (what tied exports often store): one array.
+    await editCheckpoint(dir, (t) => {
+      const embed = t["model.embed_tokens.weight"];
+      t["lm_head.weight"] = { ...embed, data: (embed.data as Float32Array).slice() };
+    });
+    const same = await load();
+    assert(same.lmHead === same.embedTokens);
+  });
+});
+
 Deno.test("loadWeights: extra tensors (rotary inv_freq) are ignored", async () => {
   await withTempDir(async (dir) => {
     await makeRandomModel(dir, { arch: "qwen2", seed: 4 });
