@@ -9,7 +9,11 @@ import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import type { ForwardTaps, Model } from "./model.ts";
 
 /** Why generation ended. */
-export type StopReason = "eos" | "stop-string" | "max-new-tokens";
+/**
+ * Why generation stopped: an eos id, a stop string, `maxNewTokens`, or "max-positions": the
+ * next token would have stood beyond the model's `max_position_embeddings`.
+ */
+export type StopReason = "eos" | "stop-string" | "max-new-tokens" | "max-positions";
 
 /** Options of {@linkcode generate}; S is the model's store type. */
 export interface GenerateOptions<S extends KvStore = CpuKvStore> {
@@ -99,6 +103,11 @@ export async function generate<S extends KvStore = CpuKvStore>(
       }
     }
     if (tokens.length === options.maxNewTokens) break;
+    if (cache.nextPosition >= model.config.maxPositionEmbeddings) {
+      // The token just chosen has no position left to be fed at: keep what was generated.
+      stopReason = "max-positions";
+      break;
+    }
     await options.beforeDecodeStep?.(cache, tokens.length);
     const t = performance.now();
     logits = await model.forward(Int32Array.of(next), cache, {

@@ -205,3 +205,20 @@ Deno.test("generate: stop strings without a decoder are refused", async () => {
     );
   });
 });
+
+Deno.test("generate: at max_position_embeddings it stops and keeps what it generated", async () => {
+  await withModelDir(
+    { arch: "qwen3", seed: 3, overrides: { max_position_embeddings: 24 } },
+    async (dir) => {
+      const model = await Model.load(dir);
+      const prompt = Int32Array.from({ length: 20 }, (_, i) => (i * 7) % 200);
+      const cache = model.createCache();
+      const result = await generate(model, cache, prompt, { maxNewTokens: 10, eosTokenIds: [] });
+      assertEquals(result.stopReason, "max-positions");
+      // Positions 20…23 were fed (the prompt's last logits gave the first token); the fifth
+      // token was chosen at position 23's logits and has no position of its own.
+      assertEquals(cache.nextPosition, 24);
+      assertEquals(result.tokens.length, 5);
+    },
+  );
+});
