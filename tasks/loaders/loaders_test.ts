@@ -4,7 +4,7 @@
  */
 
 import { InputError } from "../../errors.ts";
-import { assertEquals, assertRejects } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { getMetric } from "../metrics/mod.ts";
 import { REASONING_INSTRUCTION } from "../types.ts";
 import {
@@ -427,4 +427,20 @@ Deno.test("math sets: GSM8K both layouts, MATH-500, AIME variants", async () => 
     InputError,
     'aime_bad.jsonl:1: none of the fields "question"',
   );
+});
+
+Deno.test("text with $ patterns reaches the prompt as written (MATH's $$, code's $' and $&)", async () => {
+  const math = await write(
+    "math500.jsonl",
+    jsonl([{ problem: "Compute $$\\sum_{k=1}^{3} k.$$", answer: "6" }]),
+  );
+  const [m] = await loadMath(math, "math500");
+  assert(m.queries[0].prompt.includes("Compute $$\\sum_{k=1}^{3} k.$$"), m.queries[0].prompt);
+  const code = "s = '$'; t = \"$&\"";
+  const lcc = await write(
+    "lcc.jsonl",
+    jsonl([{ input: code, context: "x = 1", answers: ["y = 2"], dataset: "repobench-p" }]),
+  );
+  const [l] = await loadLongbench(lcc);
+  assert(l.queries[0].prompt.includes(code), l.queries[0].prompt);
 });

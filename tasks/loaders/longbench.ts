@@ -125,7 +125,8 @@ export async function loadLongbench(
     const input = stringField(row, "input");
     const answers = stringListField(row, "answers");
     if (answers.length === 0) throw new InputError(`${row.where}: field "answers" is empty`);
-    const filled = after.replaceAll("{input}", input);
+    // A function, so "$'" or "$&" in code stays as written (a string is a pattern).
+    const filled = after.replaceAll("{input}", () => input);
     const query = filled.replace(/^\s+/, "");
     const meta: Record<string, unknown> = {
       separator: filled.slice(0, filled.length - query.length),

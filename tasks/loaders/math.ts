@@ -135,7 +135,8 @@ export async function loadMath(
       instruction: "",
       context: "",
       queries: [{
-        prompt: MATH_PROMPT_TEMPLATE.replace("{question}", problem),
+        // A function, so "$$" or "$&" in a problem stays as written (a string is a pattern).
+        prompt: MATH_PROMPT_TEMPLATE.replace("{question}", () => problem),
         answers: [answer],
         metric: "math_equal",
         maxNewTokens: options.maxNewTokens ?? DEFAULT_NEW_TOKENS[set],

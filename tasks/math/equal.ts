@@ -25,7 +25,7 @@
 import { all, create } from "mathjs";
 import { pyLower, pyStrip } from "../metrics/py_text.ts";
 import { choiceAnswerClean, extractAnswer, stripString, truncateAtStopWords } from "./answer.ts";
-import { LatexError, latexToMathjs } from "./latex.ts";
+import { latexToMathjs } from "./latex.ts";
 
 const math = create(all, { number: "number" });
 
@@ -262,8 +262,9 @@ function readSide(s: string): Compiled | null {
         return compile(`abs((${latexToMathjs(sides[0])}) - (${latexToMathjs(sides[1])}))`);
       }
       return compile(latexToMathjs(candidate));
-    } catch (error) {
-      if (!(error instanceof LatexError)) throw error;
+    } catch {
+      // Any failure to read it means "not equal", as Python's symbolic_equal catches every
+      // exception: an answer cut off mid-command must score 0, not stop the sweep.
     }
   }
   return null;

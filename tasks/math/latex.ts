@@ -75,7 +75,8 @@ function tokenize(input: string): Token[] {
       tokens.push({ kind: "num", text: m[0] });
       i += m[0].length;
     } else if (ch === "\\") {
-      const m = /^\\(?:[A-Za-z]+|.)/su.exec(input.slice(i))!;
+      const m = /^\\(?:[A-Za-z]+|.)/su.exec(input.slice(i));
+      if (m === null) throw new LatexError(`a lone "\\" at the end`);
       tokens.push({ kind: "cmd", text: m[0].slice(1) });
       i += m[0].length;
     } else if (/[A-Za-z]/.test(ch)) {

@@ -131,3 +131,15 @@ Deno.test("math_equal metric: full outputs, several references, empty output", (
   assertEquals(metric.score("<|im_end|>", ["7"]), 0);
   assertEquals(metric.score("the answer is 7", ["7"], { meta: { timeLimitMs: 5 } }), 1);
 });
+
+Deno.test("an output cut off mid-command grades as wrong, never throws", () => {
+  for (
+    const [output, reference] of [
+      ["so the area is \\boxed{\\", "5"],
+      ["The answer is 12 \\", "12"],
+      ["\\boxed{\\text{(C)}}", "C"],
+    ]
+  ) {
+    assertEquals(gradeMathOutput(output, reference).correct, false, output);
+  }
+});
