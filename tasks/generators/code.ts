@@ -193,7 +193,7 @@ export const codeCompletionGenerator: GeneratorAdapter<CodeCompletionOptions> = 
     const query = (answers: string[]): Query => ({
       prompt: "Next line of code:",
       answers,
-      metric: "code_sim_score",
+      metric: "code_line_sim",
       maxNewTokens: CODE_COMPLETION_MAX_NEW_TOKENS,
     });
     return {

@@ -160,6 +160,24 @@ export const codeSimScoreMetric: Metric = longbenchMetric(
   (p, r) => codeSimScore(p, r, { backend: "levenshtein" }),
 );
 
+/**
+ * `code_sim_score` with indentation not scored: the chosen line and the reference both lose
+ * their surrounding whitespace. For the generated `code_completion` task, whose reference is
+ * the next line's code: a model that writes the line indented as in the file (as a pretrained
+ * model does) would otherwise lose a quarter of its score on a correct line.
+ */
+export const codeLineSimMetric: Metric = longbenchMetric(
+  "code_line_sim",
+  "code_sim_score with the line's and the reference's indentation stripped (code_completion)",
+  (p, r) => {
+    const line =
+      pyLstrip(p, "\n").split("\n").find((c) =>
+        !c.includes("`") && !c.includes("#") && !c.includes("//")
+      ) ?? "";
+    return fuzzRatio(line.trim(), r.trim(), { backend: "levenshtein" }) / 100;
+  },
+);
+
 /** `code_sim_score` as LongBench's own requirements install it: fuzzywuzzy on difflib. */
 export const codeSimScoreDifflibMetric: Metric = longbenchMetric(
   "code_sim_score_difflib",

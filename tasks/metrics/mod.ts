@@ -24,6 +24,7 @@ import { InputError, nearMatches } from "../../errors.ts";
 import { mathEqualMetric } from "./math.ts";
 import {
   classificationScoreMetric,
+  codeLineSimMetric,
   codeSimScoreDifflibMetric,
   codeSimScoreMetric,
   countScoreMetric,
@@ -120,6 +121,7 @@ for (
     countScoreMetric,
     codeSimScoreMetric,
     codeSimScoreDifflibMetric,
+    codeLineSimMetric,
     stringMatchAllMetric,
     stringMatchPartMetric,
     mrcrGradeMetric,

@@ -1,5 +1,5 @@
 import { InputError } from "../../errors.ts";
-import { assertAlmostEquals, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../../tests/assert.ts";
 import {
   fastkvzipMetricName,
   getMetric,
@@ -22,7 +22,7 @@ Deno.test("every metric the rules and maps name is registered", () => {
   for (const name of ["string_match_all", "string_match_part", "mrcr_grade", "math_equal"]) {
     assertEquals(hasMetric(name), true, name);
   }
-  assertEquals(listMetricNames().length, 22);
+  assertEquals(listMetricNames().length, 23);
 });
 
 Deno.test("unknown names fail with near matches; duplicates and bad names are refused", () => {
@@ -117,4 +117,11 @@ Deno.test("worked examples: several references and edge cases", () => {
   assertAlmostEquals(qa.score("x\nParis", ["Paris"]), 2 / 3, 1e-12);
   // code_sim_score on a tie: fuzz.ratio rounds half to even.
   assertEquals(getMetric("code_sim_score").score("ab", ["abcdef"]), 0.5);
+});
+
+Deno.test("code_line_sim: a correct line scores 1 however it is indented; LongBench's does not", () => {
+  const line = getMetric("code_line_sim");
+  assertEquals(line.score("        return a + b\n", ["return a + b"]), 1);
+  assertEquals(line.score("# the sum\n    return a + b", ["return a + b"]), 1);
+  assert(getMetric("code_sim_score").score("        return a + b", ["return a + b"]) < 0.8);
 });
