@@ -13,8 +13,10 @@
  *   trailing space).
  * - `overlap` (8): tokens of the previous chunk appended to Q_i.
  * - `opener` ("auto"): the assistant-turn opener A; "auto" renders the chat template around a
- *   user turn and takes what follows the message (Qwen: "<|im_end|>\n<|im_start|>assistant\n");
- *   empty when the tokenizer has no template.
+ *   user turn with thinking off and takes what follows the message (Qwen:
+ *   "<|im_end|>\n<|im_start|>assistant\n", Qwen3 adds the empty think block, spec §1.6); "\n\n"
+ *   when the tokenizer has no template. Gate-training targets use the same A.
+ * - No lagging window in sweeps: `eval.py` prunes once after the full prefill (spec §5).
  *
  * After a full prefill, for each chunk C_i the pass R_i = Q_i ++ A ++ C_i runs on top of the
  * cache (mark, forward, restore: the cache is left as it was), in forwards of the phase's
@@ -51,19 +53,26 @@ const params = z.object({
   ).describe("Q_i, followed by the previous chunk's last tokens"),
   overlap: z.number().int().min(0).default(8).describe("previous-chunk tokens appended to Q_i"),
   opener: z.string().default("auto").describe(
-    'assistant-turn opener A ("auto": from the chat template)',
+    'assistant-turn opener A ("auto": the chat template\'s, thinking off; "\\n\\n" without one)',
   ),
 }).strict();
 
 /** Parameters of `kvzip`. */
 export type KvzipParams = z.infer<typeof params>;
 
-/** The assistant-turn opener of a chat template: what follows a user message. */
+/**
+ * A, the assistant-turn opener (spec §2.1): what a chat template puts after a user message,
+ * rendered with `enable_thinking: false` so Qwen3's templates close it with the empty think
+ * block (spec §1.6); "\n\n" for a tokenizer without a template (the plain prompt's cue). The
+ * reconstruction passes of `kvzip` and the gate-training targets both use it, so the gates
+ * learn the scores this method computes.
+ */
 export function assistantOpener(tokenizer: TextTokenizer): string {
-  if (!tokenizer.hasChatTemplate) return "";
+  if (!tokenizer.hasChatTemplate) return "\n\n";
   const marker = "\u0001KVZIP\u0001";
   const text = tokenizer.applyChatTemplate([{ role: "user", content: marker }], {
     addGenerationPrompt: true,
+    extra: { enable_thinking: false },
   });
   const at = text.indexOf(marker);
   return at === -1 ? "" : text.slice(at + marker.length);
@@ -250,6 +259,8 @@ export const kvzip: MethodDefinition<KvzipParams> = {
   signals: ["attention-stats", "queries", "keys", "values"],
   phases: ["prefill"],
   ratioIndependent: true,
+  // eval.py prunes once after the full prefill, with no local window (spec §5).
+  lagWindow: false,
   policy: { policy: "global" },
   createScorer(p, ctx) {
     const { numLayers, numKvHeads } = ctx.cache.shape;

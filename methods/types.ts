@@ -222,6 +222,12 @@ export interface MethodDefinition<P = Record<string, unknown>> {
   ratioIndependent: boolean;
   /** Default selection policy in the prefill phases. */
   policy: PolicySpec;
+  /**
+   * False for a method whose official evaluation keeps no lagging window of recent context
+   * tokens after the prefill (KVzip's `eval.py`, spec §5): a sweep's "spec" window is then 0
+   * for it. Default true: the spec's window (§3.1–3.2) applies.
+   */
+  lagWindow?: boolean;
   /** Decode-phase defaults; required when `phases` includes "decode". */
   decode?: DecodeDefaults;
   /**

@@ -58,7 +58,10 @@ export const SweepConfigSchema = z.object({
   out: z.string().min(1).default("runs/default").describe("run directory"),
   chunkSize: z.number().int().min(1).optional().describe("prefill forward chunk in tokens"),
   window: z.union([z.literal("spec"), z.number().int().min(0)]).default("spec")
-    .describe('prefill lagging window: "spec" = 2 % of the context below 16k tokens, else 4096'),
+    .describe(
+      'prefill lagging window in tokens, or "spec": 2 % of the context below 16k tokens, else ' +
+        "4096, and none for methods whose official evaluation keeps none (kvzip)",
+    ),
 }).strict();
 
 /** A parsed, validated sweep config with every default filled in. */

@@ -71,8 +71,19 @@ export interface ProtocolInput {
   chunkSize?: number;
 }
 
-function specWindow(contextTokens: number, window: "spec" | number): number {
+/**
+ * The prefill window a method gets: a number as given; "spec" is §3.1–3.2's (2 % of the context
+ * below 16k tokens, else 4096) for every method but those whose official evaluation keeps none
+ * (`lagWindow: false`, KVzip), which get 0.
+ */
+export function specWindow(
+  contextTokens: number,
+  window: "spec" | number,
+  method: MethodChoice,
+): number {
   if (window !== "spec") return window;
+  const def = typeof method.method === "string" ? getMethod(method.method) : method.method;
+  if (def.lagWindow === false) return 0;
   return contextTokens < 16_000 ? Math.floor(0.02 * contextTokens) : 4096;
 }
 
@@ -126,7 +137,7 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
   }, {
     ...input.method,
     ratios,
-    window: specWindow(ids.context.length, input.window),
+    window: specWindow(ids.context.length, input.window, input.method),
     chunkSize: input.chunkSize,
     onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
       const mark = cache.mark();
@@ -173,7 +184,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
     }, {
       ...input.method,
       ratios,
-      window: specWindow(evictable.length, input.window),
+      window: specWindow(evictable.length, input.window, input.method),
       chunkSize: input.chunkSize,
       onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
         const { result, prediction, score } = await answer(

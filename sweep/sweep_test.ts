@@ -4,6 +4,7 @@ import { makeRandomModel } from "../engine/random_model.ts";
 import { seededRandom } from "../kernels/random.ts";
 import { canonicalModelPath, sweepJsonSchema, validateSweepConfig } from "./config.ts";
 import { mergeRuns } from "./merge.ts";
+import { specWindow } from "./protocols.ts";
 import { runSweep } from "./runner.ts";
 import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
 import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
@@ -430,4 +431,12 @@ Deno.test({
     );
     assertEquals([...Deno.readDirSync(out)], [], "nothing written");
   },
+});
+
+Deno.test('"spec" prefill window: 2 % below 16k tokens, 4096 above, none for kvzip', () => {
+  assertEquals(specWindow(2048, "spec", { method: "snapkv" }), 40);
+  assertEquals(specWindow(32_000, "spec", { method: "gated" }), 4096);
+  assertEquals(specWindow(2048, "spec", { method: "kvzip" }), 0);
+  assertEquals(specWindow(32_000, "spec", { method: "kvzip" }), 0);
+  assertEquals(specWindow(2048, 16, { method: "kvzip" }), 16);
 });

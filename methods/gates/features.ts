@@ -32,7 +32,7 @@ import {
 } from "../../engine/safetensors.ts";
 import type { TextTokenizer } from "../../engine/tokenizer.ts";
 import type { KvStore } from "../../kernels/kv_store.ts";
-import { runReconstructionPass } from "../kvzip.ts";
+import { assistantOpener, runReconstructionPass } from "../kvzip.ts";
 import { gatedLayers } from "./gate.ts";
 
 /** The instruction line of the "qa" prompt style (spec §6.2). */
@@ -91,11 +91,11 @@ export function kvzipPrompt(tokenizer: TextTokenizer): KvzipPrompt {
       );
     }
     prefix = ids(rendered.slice(0, at));
-    assistant = ids(rendered.slice(at + SENTINEL.length));
   } else {
     prefix = ids(QA_INSTRUCTION, true);
-    assistant = ids("\n\n");
   }
+  // The same A as the kvzip method's passes, so the targets are the scores it computes.
+  assistant = ids(assistantOpener(tokenizer));
   return { prefix, assistant, repeatFirst: ids(REPEAT_FIRST), repeatNext: ids(REPEAT_NEXT) };
 }
 
