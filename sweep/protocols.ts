@@ -112,6 +112,7 @@ async function answer(
   const query: Query = input.sample.queries[index];
   const result = await generate(model, cache, ids, {
     maxNewTokens: query.maxNewTokens,
+    stopStrings: query.stopStrings,
     chunkSize: input.chunkSize,
     decode: (t) => decodeKnown(input.tokenizer, t),
   });
@@ -239,12 +240,14 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         cache = model.createCache();
         result = await generate(model, cache, prompt, {
           maxNewTokens: query.maxNewTokens,
+          stopStrings: query.stopStrings,
           chunkSize: input.chunkSize,
           decode,
         });
       } else {
         const out = await generateWithEviction(model, prompt, {
           maxNewTokens: query.maxNewTokens,
+          stopStrings: query.stopStrings,
           chunkSize: input.chunkSize,
           decode,
           eviction: { ...input.method, entriesPerHead: budget },

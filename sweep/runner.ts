@@ -165,7 +165,7 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
           break;
         }
         if (first === undefined) continue;
-        const prompt = renderSamplePrompt(tokenizer, first);
+        const prompt = renderSamplePrompt(tokenizer, first, first.prompt);
         const shared = prompt.prefix.ids.length + prompt.context.ids.length;
         const longest = Math.max(
           ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
@@ -278,7 +278,7 @@ export async function runSweep(
             gpu: backend.adapter === null ? undefined : { adapter: backend.adapter },
           });
           const m: Model<KvStore> = model;
-          const prompt = renderSamplePrompt(tokenizer, sample);
+          const prompt = renderSamplePrompt(tokenizer, sample, sample.prompt);
           const ids: SampleIds = {
             prefix: Int32Array.from(prompt.prefix.ids),
             context: Int32Array.from(prompt.context.ids),

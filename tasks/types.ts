@@ -29,6 +29,8 @@ export interface Query {
   metric: string;
   /** Tokens to generate at most. */
   maxNewTokens: number;
+  /** Generation stops at the first of these (LongBench's samsum stops at a newline). */
+  stopStrings?: string[];
   /**
    * Text the assistant turn starts with (RULER's answer prefix), placed after the postfix so
    * the model continues it; absent for most tasks.
@@ -59,6 +61,12 @@ export interface Sample {
   queries: Query[];
   /** Provenance and description: seed, target and actual lengths, depths, source row... */
   meta: Record<string, unknown>;
+  /**
+   * How the benchmark renders this sample, where it differs from the default frame: LongBench's
+   * few-shot and code datasets without the chat template, math reasoning with thinking on and no
+   * system message (spec §4.5). A sweep renders the sample with these options.
+   */
+  prompt?: PromptOptions;
 }
 
 /** The spec's instruction line for QA-style tasks (§6.2). */

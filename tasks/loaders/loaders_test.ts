@@ -443,4 +443,14 @@ Deno.test("text with $ patterns reaches the prompt as written (MATH's $$, code's
   );
   const [l] = await loadLongbench(lcc);
   assert(l.queries[0].prompt.includes(code), l.queries[0].prompt);
+  // How the benchmarks render them: repobench-p without the chat template (pred.py), math
+  // reasoning as one user message with thinking on (spec §4.5).
+  assertEquals(l.prompt, { format: "plain" });
+  assertEquals(m.prompt, { thinking: "on", systemPrompt: null });
+  const samsum = await write(
+    "samsum.jsonl",
+    jsonl([{ input: "A: hi\nB: bye", context: "Dialogue: x", answers: ["They greet."] }]),
+  );
+  const [d] = await loadLongbench(samsum);
+  assertEquals([d.prompt, d.queries[0].stopStrings], [{ format: "plain" }, ["\n"]]);
 });

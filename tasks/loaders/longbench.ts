@@ -7,11 +7,12 @@
  * The template is split at `{context}`: the text before it is the sample's instruction (never
  * evicted), the row's context is the context, and the text after it, with `{input}` filled in,
  * is the query. The whitespace that separated context and query in the template is moved to
- * `meta.separator` (the prompt builder puts its own "\n\n" there). Query meta also records what
- * LongBench's `pred.py` and `eval.py` do per dataset: `chatTemplate: false` for trec, triviaqa,
- * samsum, lcc and repobench-p; `stopAtNewline` for samsum; `firstLine` for the first-line cut
- * of trec, triviaqa and samsum; `allClasses` for classification. Middle truncation to the
- * model's window is the runner's job (it needs the tokenizer).
+ * `meta.separator` (the prompt builder puts its own "\n\n" there). What LongBench's `pred.py`
+ * and `eval.py` do per dataset: trec, triviaqa, samsum, lcc and repobench-p render without the
+ * chat template (`sample.prompt.format` "plain"; `meta.chatTemplate` false); samsum stops at a
+ * newline (`stopStrings`); `firstLine` for the first-line cut of trec, triviaqa and samsum;
+ * `allClasses` for classification. LongBench truncates a prompt longer than the model's window
+ * in the middle; here a sweep refuses such a sample before any work, naming its length.
  *
  * @module
  */
@@ -147,8 +148,11 @@ export async function loadLongbench(
         answers,
         metric: LONGBENCH_METRICS[dataset],
         maxNewTokens: LONGBENCH_MAX_NEW_TOKENS[dataset],
+        ...(dataset === "samsum" ? { stopStrings: ["\n"] } : {}),
         meta,
       }],
+      // pred.py runs the few-shot and code datasets without the chat template.
+      ...(NO_CHAT_TEMPLATE.has(dataset) ? { prompt: { format: "plain" as const } } : {}),
       meta: {
         source: "longbench",
         dataset,

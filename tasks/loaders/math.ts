@@ -9,9 +9,11 @@
  *
  * Two layouts:
  * - `reasoning` (the math suite, decode protocol; FastKVzip `math/run_math.py`): an empty
- *   context and no instruction line; the query is FastKVzip's math prompt around the problem;
- *   graded with `math_equal` against the answer (GSM8K: the text after "####"); new tokens 16384
- *   (MATH, GSM8K) or 32768 (AIME).
+ *   context and no instruction line; the query is FastKVzip's math prompt around the problem,
+ *   rendered as one user message with thinking on (`sample.prompt`, spec §4.5); graded with
+ *   `math_equal` against the answer (GSM8K: the text after "####"); new tokens 16384 (MATH,
+ *   GSM8K) or 32768 (AIME). Decoding is greedy: the spec's sampling (temperature 0.6, top-p
+ *   0.95) and its forced-answer string after a capped think block are not reproduced.
  * - `fastkvzip-gsm` (GSM8K only; spec §6.1 `gsm`, prefill protocol): the context is every
  *   ". "-separated sentence of the question but the last (joined, stripped, plus "."), the query
  *   the last sentence with the "reason" wording, graded with `include_score_gsm` against the
@@ -148,6 +150,8 @@ export async function loadMath(
         level: optionalField(row, "level"),
         subject: optionalField(row, "subject"),
       },
+      // Spec §4.5: one user message through the chat template with enable_thinking=True.
+      prompt: { thinking: "on", systemPrompt: null },
     });
   }
   return samples;
