@@ -111,7 +111,7 @@ export function buildProgram(): Command {
     .argument("[config]", "sweep config (JSON, comments allowed); default: the default sweep")
     .option("--out <dir>", "run directory")
     .option("--backend <name>", "auto, cpu or webgpu")
-    .option("--protocol <name>", "query-agnostic, query-aware or decode")
+    .option("--protocol <name>", "query-agnostic, query-aware, decode or chunked")
     .option("--seed <n>", "seed of methods' randomness", nonNegativeInt("--seed"))
     .option("--models <dirs...>", "model directories", collectList)
     .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)

@@ -15,7 +15,7 @@ import { getMethod, parseMethodParams, SELECTION_POLICIES } from "../methods/mod
 import { listTasks, resolveTasks, SUITES } from "../tasks/mod.ts";
 
 /** How queries meet the compressed cache (see README / DESIGN §6). */
-export const PROTOCOLS = ["query-agnostic", "query-aware", "decode"] as const;
+export const PROTOCOLS = ["query-agnostic", "query-aware", "decode", "chunked"] as const;
 /** A protocol. */
 export type Protocol = typeof PROTOCOLS[number];
 

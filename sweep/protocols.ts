@@ -1,5 +1,5 @@
 /**
- * The three evaluation protocols, each turning one sample × one method into an answer per
+ * The four evaluation protocols, each turning one sample × one method into an answer per
  * budget and query (harness-anchors §4, themes "query-agnostic vs query-aware"):
  *
  * - `query-agnostic` (default, KVzip/Fast KVzip/SCBench): compress the context once per
@@ -9,6 +9,11 @@
  *   compressed, for every query.
  * - `decode` (reasoning): the whole prompt is prefilled, then eviction runs during generation
  *   under an absolute budget of entries per (layer, KV head) (spec §4).
+ * - `chunked` (Fast KVzip's `eval_chunk.py`, spec §6.3): for every budget, the prompt is
+ *   prefilled again in chunks of 16 000 tokens with eviction after each (spec §3), so later
+ *   chunks attend to an already compressed cache; every query is answered from that cache.
+ *   Below 16 000 context tokens it keeps what `query-agnostic` keeps. Methods without a
+ *   chunked-prefill phase (KVzip, as `eval.py` runs it) are scored after one full prefill.
  *
  * Only the context (and, query-aware, the query) is ever evicted; the prompt prefix and the
  * assistant opener stay.
@@ -21,6 +26,7 @@ import type { Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import {
+  chunkedPrefillWithEviction,
   type EvictionReport,
   generateWithEviction,
   getMethod,
@@ -285,6 +291,52 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
   return outcomes;
 }
 
+async function chunked(input: ProtocolInput): Promise<QueryOutcome[]> {
+  const { model, ids } = input;
+  const definition = typeof input.method.method === "string"
+    ? getMethod(input.method.method)
+    : input.method.method;
+  if (!definition.phases.includes("chunked-prefill")) return await queryAgnostic(input);
+  const outcomes: QueryOutcome[] = [];
+  const prompt = { prefix: ids.prefix, context: ids.context };
+  for (const keptRatio of [...input.budgets].sort((a, b) => b - a)) {
+    const window = input.window === "spec" ? undefined : input.window;
+    const run = await chunkedPrefillWithEviction(model, prompt, {
+      ...input.method,
+      keptRatio,
+      // "spec": the phase's own rule (4096, or 2 % of a context shorter than a chunk).
+      ...(window === undefined ? {} : { window, windowRatio: null }),
+      chunkSize: input.chunkSize,
+    });
+    const { cache, report } = run;
+    const mark = cache.mark();
+    for (let q = 0; q < ids.queries.length; q++) {
+      const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
+      const { result, prediction, score } = await answer(model, cache, input, q, qIds);
+      outcomes.push({
+        budget: keptRatio,
+        budgetKind: "kept_ratio",
+        queryIndex: q,
+        prediction,
+        score,
+        generatedTokens: result.tokens.length,
+        promptTokens: ids.prefix.length + ids.context.length + qIds.length,
+        decodeMsPerToken: result.decodeMsPerToken,
+        prefillMs: run.prefillMs,
+        scoringMs: run.scoreMs,
+        selectionMs: run.evictions.reduce((t, e) => t + e.selectMs + e.compactMs, 0),
+        keptRatioAchieved: report.keptRatioAchieved,
+        entriesKept: entriesHeld(report),
+        bytesHeld: report.bytesHeld,
+        bytesFull: report.nominalBytes,
+      });
+      cache.restore(mark);
+    }
+    cache.release();
+  }
+  return outcomes;
+}
+
 /** Run `protocol` for one sample and one method over every budget. */
 export function runProtocol(protocol: Protocol, input: ProtocolInput): Promise<QueryOutcome[]> {
   switch (protocol) {
@@ -294,5 +346,7 @@ export function runProtocol(protocol: Protocol, input: ProtocolInput): Promise<Q
       return queryAware(input);
     case "decode":
       return decodeProtocol(input);
+    case "chunked":
+      return chunked(input);
   }
 }

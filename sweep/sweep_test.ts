@@ -358,6 +358,27 @@ Deno.test("both protocols run end to end with full and one eviction method, reco
   }
 });
 
+Deno.test("the chunked protocol keeps what query-agnostic keeps below one 16k chunk", async () => {
+  const rowsOf = async (protocol: string) => {
+    const out = await Deno.makeTempDir();
+    await runSweep(
+      validateSweepConfig(config(out, {
+        protocol,
+        methods: ["full", "snapkv", "kvzip"],
+        budgets: [0.5, 0.25],
+        tasks: [{ task: "kv_retrieval", n: 1, lengths: [640] }],
+      })),
+      { progress: false, report: false },
+    );
+    return (await readRunRows(out)).map((r) =>
+      [r.method, r.budget, r.query_index, r.entries_kept, r.prediction].join("|")
+    ).sort();
+  };
+  const chunked = await rowsOf("chunked");
+  assertEquals(chunked, await rowsOf("query-agnostic"));
+  assert(chunked.some((r) => r.startsWith("kvzip|0.25")), "kvzip runs as eval.py does");
+});
+
 Deno.test("the decode protocol evicts during generation under an absolute budget", async () => {
   const out = await Deno.makeTempDir();
   await runSweep(
