@@ -48,7 +48,13 @@ export const REPEAT_NEXT = "\n\nRepeat the part of the previous context exactly,
 export const REPEAT_TAIL = 8;
 /** Reconstruction chunk in tokens (spec §2.1). */
 export const DEFAULT_RECONSTRUCTION_CHUNK = 2000;
-/** Context tokens per sample by default: a document is cut into slices of at most this. */
+/**
+ * Context tokens per sample by default: a document is cut into slices of at most this (and of
+ * the model's window less the prompt and one reconstruction chunk). The paper trains on
+ * documents of 10 000–30 000 tokens plus ≥100 000-token concatenations (spec §2.2); slices of
+ * 8000 keep the features of one sample small on a CPU, so gates trained at the default see no
+ * position past 8000. Raise `--sample-tokens` to train for longer contexts.
+ */
 export const DEFAULT_SAMPLE_TOKENS = 8000;
 
 const FEATURES_FORMAT = "evictbench-gate-features";
