@@ -9,6 +9,9 @@
  * - repoqa / repoqa_and_kv: `lang`, `repo`, `func_name[i]`; every question's gold function is a
  *   needle of the repository (`meta.needles`), the gold name is `meta.funcName`;
  * - multi-task sets (repoqa_and_kv, summary_with_needles): `task[i]` picks each question's rule.
+ *   A sample's score is the mean over its questions, as for every task here; FastKVzip scores a
+ *   repoqa_and_kv sample as the mean of [its kv questions' mean, its repoqa pass@1], so where
+ *   the two kinds are not asked equally often the weights differ.
  *
  * Questions are asked as "Q: {question}"; the metric follows FastKVzip's rules
  * ({@linkcode fastkvzipMetricName}) and the generation length its `set_gen_length`.
