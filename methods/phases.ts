@@ -488,7 +488,11 @@ export interface RatioResult<S extends KvStore = CpuKvStore> {
   report: EvictionReport;
   /** Logits of the last prompt position (the same for every ratio). */
   logits: Float32Array;
-  /** Scoring time for this ratio (0 after the first for ratio-independent methods). */
+  /**
+   * Scoring time behind this ratio's eviction: for ratio-independent methods the one shared
+   * scoring, given with every ratio as the shared prefill is (the sum over ratios is not the
+   * work done; the result's `scoreMs` is).
+   */
   scoreMs: number;
 }
 
@@ -545,6 +549,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
     taps: scorerTaps(scorer),
   });
   const prefillMs = performance.now() - t0;
+  let sharedScoreMs = 0;
   let shared: ScoreGrid | null = null;
   let scoreMs = 0;
   const reports: EvictionReport[] = [];
@@ -562,6 +567,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
       });
     } else {
       let scores: ScoreGrid | null = shared;
+      ratioScoreMs = sharedScoreMs;
       if (scores === null) {
         const t1 = performance.now();
         scores = await scoreOf(r.definition.id, scorer, clone, {
@@ -572,7 +578,10 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
         });
         ratioScoreMs = performance.now() - t1;
         scoreMs += ratioScoreMs;
-        if (r.definition.ratioIndependent) shared = scores;
+        if (r.definition.ratioIndependent) {
+          shared = scores;
+          sharedScoreMs = ratioScoreMs;
+        }
       }
       const m = n - window;
       report = evictWithScores(clone, scores, {
@@ -621,6 +630,8 @@ export class DecodeEviction<S extends KvStore = CpuKvStore> {
   readonly reports: EvictionReport[] = [];
   /** Triggers seen (evicting or not). */
   triggers = 0;
+  /** Wall time of the scorer's `score` calls, summed over the evictions. */
+  scoreMs = 0;
   readonly prefillTaps: ForwardTaps;
   readonly decodeTaps: ForwardTaps;
   readonly #cache: S;
@@ -708,12 +719,14 @@ export class DecodeEviction<S extends KvStore = CpuKvStore> {
       : counts.some((row) => row.some((c) => c > B));
     if (!over) return;
     const end = cache.nextPosition;
+    const t0 = performance.now();
     const scores = await scoreOf(this.#resolved.definition.id, this.#scorer, cache, {
       observed: { start: this.#observed, end },
       range: { start: this.#protectBefore, end: END_OF_TIME },
       budget: { entriesPerHead: B },
       keptPerHead: B,
     });
+    this.scoreMs += performance.now() - t0;
     this.#observed = end;
     const population = total / Math.max(1, layers.length * H);
     this.reports.push(evictWithScores(cache, scores, {
@@ -754,7 +767,9 @@ export async function generateWithEviction<S extends KvStore = CpuKvStore>(
   model: Model<S>,
   promptIds: Int32Array,
   options: GenerateWithEvictionOptions<S>,
-): Promise<GenerateResult & { cache: S; evictions: EvictionReport[]; triggers: number }> {
+): Promise<
+  GenerateResult & { cache: S; evictions: EvictionReport[]; triggers: number; scoreMs: number }
+> {
   const cache = options.cache ?? model.createCache();
   const eviction = new DecodeEviction<S>(model, { cache, ids: promptIds }, options.eviction);
   const { eviction: _e, cache: _c, ...rest } = options;
@@ -765,5 +780,11 @@ export async function generateWithEviction<S extends KvStore = CpuKvStore>(
     beforeDecodeStep: () => eviction.beforeDecodeStep(),
   });
   await eviction.finish();
-  return { ...result, cache, evictions: eviction.reports, triggers: eviction.triggers };
+  return {
+    ...result,
+    cache,
+    evictions: eviction.reports,
+    triggers: eviction.triggers,
+    scoreMs: eviction.scoreMs,
+  };
 }

@@ -72,16 +72,23 @@ Deno.test("prefillAtRatios: one prefill, one scoring (ratio-independent), same c
       const { def, calls } = counted(id);
       const ratios = [1, 0.75, 0.5, 0.2];
       const seen: number[][][][] = [];
+      const scoring: number[] = [];
       const out = await prefillAtRatios(model, prompt, {
         method: def,
         ratios,
         window: 2,
-        onRatio: ({ cache, report, keptRatio }) => {
+        onRatio: ({ cache, report, keptRatio, scoreMs }) => {
           seen.push(heldPositions(cache));
+          scoring.push(scoreMs);
           assertEquals(report.keptRatioAsked, keptRatio);
         },
       });
       assertEquals(calls.length, def.ratioIndependent ? 1 : 3, `${id}: score calls`);
+      // Every evicting ratio reports the scoring behind it; shared scores, the one scoring.
+      assertEquals(scoring[0], 0, "ratio 1 evicts nothing");
+      if (def.ratioIndependent) {
+        assert(scoring.slice(1).every((ms) => ms === out.scoreMs), `${id}: ${scoring}`);
+      }
       assert(out.prefillMs > 0);
       for (const [i, keptRatio] of ratios.entries()) {
         const alone = await prefillWithEviction(model, prompt, {

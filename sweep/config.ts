@@ -123,6 +123,16 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
     try {
       const def = getMethod(m.id);
       parseMethodParams(def, m.params);
+      // The phase the protocol evicts in (chunked falls back to one-shot prefill, as eval.py).
+      const phase = config.protocol === "decode" ? "decode" : "prefill";
+      const runs = def.phases.length === 0 || def.phases.includes(phase) ||
+        (config.protocol === "chunked" && def.phases.includes("chunked-prefill"));
+      if (!runs) {
+        problems.push(
+          `methods.${i}: method ${m.id} does not act in phase "${phase}", which the ` +
+            `${config.protocol} protocol evicts in (its phases: ${def.phases.join(", ")})`,
+        );
+      }
     } catch (error) {
       problems.push(`methods.${i}: ${(error as Error).message}`);
     }

@@ -15,8 +15,12 @@
  *   Below 16 000 context tokens it keeps what `query-agnostic` keeps. Methods without a
  *   chunked-prefill phase (KVzip, as `eval.py` runs it) are scored after one full prefill.
  *
- * Only the context (and, query-aware, the query) is ever evicted; the prompt prefix and the
- * assistant opener stay.
+ * In the prefill protocols only the context (and, query-aware, the query) is ever evicted; the
+ * prompt prefix and the assistant opener stay. The decode protocol compresses the whole prompt
+ * as spec §4.3 does: only the first 4 positions and each method's recent window are forced, so
+ * on a long-context task the question itself can be evicted before the answer is written. Its
+ * rows describe the cache generation left: entries and kept ratio over prompt and generated
+ * tokens, and the time the method spent scoring during generation.
  *
  * @module
  */
@@ -27,6 +31,7 @@ import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import {
   chunkedPrefillWithEviction,
+  describeStore,
   type EvictionReport,
   generateWithEviction,
   getMethod,
@@ -241,7 +246,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
       let result: GenerateResult;
       let cache: KvStore;
       let selectionMs = 0;
-      let report: EvictionReport | null = null;
+      let scoringMs = 0;
       if (definition.phases.length === 0) {
         cache = model.createCache();
         result = await generate(model, cache, prompt, {
@@ -261,10 +266,12 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         result = out;
         cache = out.cache;
         selectionMs = out.evictions.reduce((t, e) => t + e.selectMs + e.compactMs, 0);
-        report = out.evictions.at(-1) ?? null;
+        scoringMs = out.scoreMs;
       }
       const prediction = result.text ?? "";
       const score = getMetric(query.metric).score(prediction, query.answers, { meta: query.meta });
+      // Every figure describes the cache as generation left it (prompt and generated tokens).
+      const final = describeStore(cache, { context: { start: 0, end: cache.nextPosition } });
       const bytesFull = cache.nominal();
       outcomes.push({
         budget,
@@ -276,13 +283,11 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         promptTokens: prompt.length,
         decodeMsPerToken: result.decodeMsPerToken,
         prefillMs: result.prefillMs,
-        scoringMs: 0,
+        scoringMs,
         selectionMs,
-        keptRatioAchieved: bytesFull > 0 ? cache.bytesUsed() / bytesFull : 1,
-        entriesKept: report === null
-          ? Math.round(cache.bytesUsed() / (cache.shape.headDim * 8 + 4))
-          : entriesHeld(report),
-        bytesHeld: cache.bytesHeld(),
+        keptRatioAchieved: final.keptRatioAchieved,
+        entriesKept: final.entries.flat().reduce((a, b) => a + b, 0),
+        bytesHeld: final.bytesHeld,
         bytesFull,
       });
       cache.release();

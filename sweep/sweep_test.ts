@@ -90,6 +90,23 @@ Deno.test("the JSON Schema for editors requires only what a config cannot leave 
   assertEquals(entries.map((e) => e.required ?? null), [null, ["task"]]);
 });
 
+Deno.test("a method that cannot act in the protocol's phase is refused before any work", () => {
+  const e = assertThrows(
+    () =>
+      validateSweepConfig({
+        models: ["m"],
+        methods: ["full", "snapkv", "kvzip", "pyramidkv"],
+        tasks: ["vt"],
+        protocol: "decode",
+      }),
+    InputError,
+    "2 problems",
+  );
+  assert(e.message.includes('methods.2: method kvzip does not act in phase "decode"'), e.message);
+  assert(e.message.includes("methods.3: method pyramidkv"), e.message);
+  validateSweepConfig({ models: ["m"], methods: ["kvzip"], tasks: ["vt"], protocol: "chunked" });
+});
+
 Deno.test("one model directory written three ways is one model", () => {
   const forms = [
     "./models/organism-qwen3-10m/",
@@ -397,6 +414,13 @@ Deno.test("the decode protocol evicts during generation under an absolute budget
   const full = rows.find((r) => r.method === "full")!;
   assertEquals([evicted.budget_kind, evicted.budget], ["entries_per_head", 64]);
   assert(evicted.kv_bytes_held < full.kv_bytes_held, "the decode budget must bound the cache");
+  // Both rows describe the cache generation left: every entry of the full cache, prompt and
+  // generated tokens; the evicted cache within B plus what one trigger interval adds.
+  assertEquals(full.kept_ratio_achieved, 1);
+  const heads = full.entries_kept / (full.prompt_tokens + full.generated_tokens - 1);
+  assert(Number.isInteger(heads), `${full.entries_kept} entries over the fed positions`);
+  assert(evicted.entries_kept <= heads * (64 + 128), `${evicted.entries_kept} entries`);
+  assert(evicted.kept_ratio_achieved < 1);
 });
 
 gpuTest(
