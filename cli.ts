@@ -20,6 +20,7 @@ import { runConvertGateCommand } from "./cli/convert_gate.ts";
 import { runInspectCommand } from "./cli/inspect.ts";
 import { corpusCommand } from "./cli/corpus.ts";
 import { finiteNumber, nonNegativeInt, numberList, positiveInt } from "./cli/options.ts";
+import { PROTOCOLS } from "./sweep/config.ts";
 
 /** Collect a repeatable option's values. */
 function collect(value: string, previous: string[]): string[] {
@@ -110,8 +111,11 @@ export function buildProgram(): Command {
     )
     .argument("[config]", "sweep config (JSON, comments allowed); default: the default sweep")
     .option("--out <dir>", "run directory")
-    .option("--backend <name>", "auto, cpu or webgpu")
-    .option("--protocol <name>", "query-agnostic, query-aware, decode or chunked")
+    .addOption(
+      new Option("--backend <name>", "compute backend (default: the config's, else cpu)")
+        .choices(["auto", "cpu", "webgpu"]),
+    )
+    .addOption(new Option("--protocol <name>", "evaluation protocol").choices([...PROTOCOLS]))
     .option("--seed <n>", "seed of methods' randomness", nonNegativeInt("--seed"))
     .option("--models <dirs...>", "model directories", collectList)
     .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)

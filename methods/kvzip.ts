@@ -261,6 +261,18 @@ export const kvzip: MethodDefinition<KvzipParams> = {
   ratioIndependent: true,
   // eval.py prunes once after the full prefill, with no local window (spec §5).
   lagWindow: false,
+  /** The longest reconstruction pass R_i = Q_i ++ A ++ C_i, run on top of the prompt. */
+  extraPositions(p, { contextTokens, tokenizer }) {
+    if (contextTokens === 0 || tokenizer === null) return 0;
+    const passes = reconstructionPasses(p, {
+      ids: new Int32Array(contextTokens),
+      idsStart: 0,
+      contextStart: 0,
+      contextEnd: contextTokens,
+      tokenizer,
+    });
+    return Math.max(...passes.map((pass) => pass.ids.length));
+  },
   policy: { policy: "global" },
   createScorer(p, ctx) {
     const { numLayers, numKvHeads } = ctx.cache.shape;

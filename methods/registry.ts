@@ -57,8 +57,10 @@ export function registerMethod(definition: AnyMethodDefinition): void {
   if (typeof definition.createScorer !== "function") {
     throw refuse("createScorer must be a function (params, context) => Scorer");
   }
-  if (definition.artifacts !== undefined && typeof definition.artifacts !== "function") {
-    throw refuse("artifacts must be a function (params, model) => Promise<string>");
+  for (const hook of ["artifacts", "extraPositions", "layerBudgets"] as const) {
+    if (definition[hook] !== undefined && typeof definition[hook] !== "function") {
+      throw refuse(`${hook} must be a function`);
+    }
   }
   for (const phase of definition.phases) {
     if (!PHASES.includes(phase)) throw refuse(`unknown phase "${phase}" (phases: ${PHASES})`);

@@ -246,6 +246,15 @@ export interface MethodDefinition<P = Record<string, unknown>> {
    */
   artifacts?(params: P, model: { dir: string; config: ModelConfig }): Promise<string>;
   /**
+   * Positions the method's own forwards take on top of a prompt whose context holds
+   * `contextTokens` tokens (KVzip's reconstruction passes). A sweep checks the prompt plus these
+   * against the model's `max_position_embeddings` before any work. Absent: none.
+   */
+  extraPositions?(
+    params: P,
+    prompt: { contextTokens: number; tokenizer: TextTokenizer | null },
+  ): number;
+  /**
    * For methods that need model-specific artefacts (gate weights): the conformance suite calls
    * this once per tiny random model; it creates what the method needs (e.g. random gates in
    * `model.dir`) and returns the raw parameters to run with. Absent: the defaults.

@@ -170,14 +170,28 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
         const longest = Math.max(
           ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
         );
+        const asked = unit.options.targetTokens === undefined
+          ? ""
+          : ` at ${unit.options.targetTokens} tokens`;
         if (longest > limit) {
-          const asked = unit.options.targetTokens === undefined
-            ? ""
-            : ` at ${unit.options.targetTokens} tokens`;
           throw new InputError(
             `task ${unit.task}${asked}: its prompts reach ${longest} tokens on ${modelDir}, ` +
               `beyond max_position_embeddings ${limit} in ${modelDir}/config.json`,
           );
+        }
+        for (const spec of methodSpecs(config)) {
+          const def = getMethod(spec.id);
+          const extra = def.extraPositions?.(parseMethodParams(def, spec.params), {
+            contextTokens: prompt.context.ids.length,
+            tokenizer,
+          }) ?? 0;
+          if (longest + extra > limit) {
+            throw new InputError(
+              `task ${unit.task}${asked}: with method ${spec.id}'s own forwards (${extra} ` +
+                `positions) its prompts reach ${longest + extra} tokens on ${modelDir}, beyond ` +
+                `max_position_embeddings ${limit} in ${modelDir}/config.json`,
+            );
+          }
         }
       }
     } finally {

@@ -145,6 +145,10 @@ Deno.test("a model or task the sweep cannot run fails before the run directory i
       { tasks: [{ task: "niah_single_1", n: 1, lengths: [5000] }] },
       "task niah_single_1 at 5000 tokens: its prompts reach",
     ],
+    [
+      { methods: ["kvzip"], tasks: [{ task: "niah_single_1", n: 1, lengths: [3000] }] },
+      "with method kvzip's own forwards",
+    ],
   ];
   for (const [extra, message] of refused) {
     await assertRejects(

@@ -9,11 +9,12 @@
  * a time (a segment may hold up to maxBinding / (8d + 4) entries: 262 144 for d = 128 on Mesa).
  *
  * The host mirrors lengths, capacities and positions (4 bytes per entry), so bookkeeping
- * (mark, restore, window trimming, validation) never waits on the device. Keys and values
- * stay on the device: appends from the forward pass copy device to device, eviction gathers
- * on the device from host keep-sets, and attention results and statistics are the only
- * things read back. {@linkcode GpuKvStore.readSegment} reads a segment back for tests and
- * debugging only.
+ * (mark, restore, window trimming, validation) never waits on the device. The store itself
+ * keeps keys and values on the device: appends from the forward pass copy device to device,
+ * eviction gathers on the device from host keep-sets, and attention reads back only its output
+ * and statistics. What a method asks for is read back on its behalf: `readEntries` ranges,
+ * entry norms, and (in the model) its taps' tensors. {@linkcode GpuKvStore.readSegment} reads a
+ * segment back for tests and debugging.
  *
  * @module
  */
@@ -391,7 +392,7 @@ export class GpuKvStore implements KvStore {
 
   /**
    * Read one segment back from the device: keys, values and positions trimmed to its
-   * length. For tests and debugging: keys and values otherwise never leave the device.
+   * length. For tests and debugging; methods read entries through `readEntries`.
    */
   async readSegment(layer: number, head: number): Promise<HeadSegment> {
     const s = this.#segments[layer][head];
