@@ -84,7 +84,6 @@ export function kvzipPrompt(tokenizer: TextTokenizer): KvzipPrompt {
   const ids = (text: string, special = false) =>
     Int32Array.from(tokenizer.encode(text, { addSpecialTokens: special }));
   let prefix: Int32Array;
-  let assistant: Int32Array;
   if (tokenizer.hasChatTemplate) {
     const rendered = tokenizer.applyChatTemplate([
       { role: "system", content: SYSTEM_PROMPT },
@@ -101,7 +100,7 @@ export function kvzipPrompt(tokenizer: TextTokenizer): KvzipPrompt {
     prefix = ids(QA_INSTRUCTION, true);
   }
   // The same A as the kvzip method's passes, so the targets are the scores it computes.
-  assistant = ids(assistantOpener(tokenizer));
+  const assistant = ids(assistantOpener(tokenizer));
   return { prefix, assistant, repeatFirst: ids(REPEAT_FIRST), repeatNext: ids(REPEAT_NEXT) };
 }
 
