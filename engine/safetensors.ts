@@ -10,6 +10,7 @@
  */
 
 import { InputError } from "../errors.ts";
+import { shortDigest } from "../digest.ts";
 
 /** Every dtype the safetensors format defines with a whole number of bytes per element. */
 export const SAFETENSORS_DTYPES: Readonly<Record<string, number>> = Object.freeze({
@@ -799,6 +800,5 @@ export async function checkpointFingerprint(dir: string): Promise<string> {
     joined.set(p, at);
     at += p.length;
   }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
-  return [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return await shortDigest(joined);
 }

@@ -25,6 +25,7 @@
 
 import { z } from "zod";
 import { InputError } from "../errors.ts";
+import { shortDigest } from "../digest.ts";
 import type { LayerTap } from "../engine/model.ts";
 import { joinPath } from "../engine/safetensors.ts";
 import type { ModelConfig } from "../engine/types.ts";
@@ -166,9 +167,7 @@ export const gated: MethodDefinition<GatedParams> = {
   async artifacts(p, model) {
     const path = p.gates === "" ? joinPath(model.dir, DEFAULT_GATE_FILE) : p.gates;
     await gatesFor(path, model.config, model.dir);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path)));
-    const hex = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    return `gates sha256:${hex}`;
+    return `gates sha256:${await shortDigest(await Deno.readFile(path))}`;
   },
   createScorer(p, ctx) {
     const path = p.gates === "" ? joinPath(ctx.model.dir, DEFAULT_GATE_FILE) : p.gates;

@@ -9,6 +9,7 @@
 
 import os from "node:os";
 import { InputError } from "../errors.ts";
+import { shortDigest } from "../digest.ts";
 import { Model } from "../engine/model.ts";
 import { chooseBackend } from "../engine/model_webgpu.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
@@ -71,13 +72,6 @@ export function canonicalJson(value: unknown): string {
       v !== null && typeof v === "object" && !Array.isArray(v)
         ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
         : v,
-  );
-}
-
-async function shortHash(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(
-    "",
   );
 }
 
@@ -403,7 +397,7 @@ async function cellId(
   config: SweepConfig,
   artifacts: string | undefined,
 ): Promise<string> {
-  return await shortHash(canonicalJson({
+  return await shortDigest(canonicalJson({
     // Only for methods with files of their own, so other methods' ids stay as they were.
     ...(artifacts === undefined ? {} : { artifacts }),
     model,

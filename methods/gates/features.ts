@@ -23,6 +23,7 @@
  */
 
 import { InputError } from "../../errors.ts";
+import { shortDigest } from "../../digest.ts";
 import { DEFAULT_PREFILL_CHUNK, type Model } from "../../engine/model.ts";
 import {
   bf16BitsToF32,
@@ -441,7 +442,9 @@ export async function extractFeatures(
       const source = `${doc.name}#${slice}`;
       const index = manifest.shards.length;
       const file = `shard-${String(index).padStart(5, "0")}.safetensors`;
-      const digest = await idsDigest(context);
+      const digest = await shortDigest(
+        new Uint8Array(context.buffer, context.byteOffset, context.byteLength).slice(),
+      );
       const old = done.get(source);
       if (
         old !== undefined && old.tokens === context.length && old.file === file &&
@@ -479,13 +482,6 @@ export async function extractFeatures(
   }
   await writeManifest(dir, manifest);
   return manifest;
-}
-
-/** SHA-256 of token ids, first 16 hex digits. */
-async function idsDigest(ids: Int32Array): Promise<string> {
-  const bytes = new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength).slice();
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The settings that differ, by name ("checkpoint", "sampleTokens" …), for the refusal. */
