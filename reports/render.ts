@@ -10,7 +10,13 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import { InputError } from "../errors.ts";
 import { aggregate, cellsToCsv, type CellSummary } from "../sweep/aggregate.ts";
-import { checkUniqueRows, readRunRows, UNBOUNDED_BUDGET, writeTextAtomic } from "../sweep/store.ts";
+import {
+  checkUniqueRows,
+  readRunJson,
+  readRunRows,
+  UNBOUNDED_BUDGET,
+  writeTextAtomic,
+} from "../sweep/store.ts";
 import { type ChartSpec, methodColors, methodLabel, methodOrder, reportCharts } from "./specs.ts";
 
 /** Render one Vega-Lite spec to an SVG string. */
@@ -188,14 +194,7 @@ export async function writeReport(
   }
   const cellsPath = `${dir}/cells.csv`;
   await writeTextAtomic(cellsPath, cellsToCsv(cells));
-  let run: Record<string, unknown> | null = null;
-  try {
-    run = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      throw new InputError(`${dir}/run.json: not valid JSON (${(error as Error).message})`);
-    }
-  }
+  const run = await readRunJson(dir);
   await Deno.mkdir(`${dir}/charts`, { recursive: true });
   const figures: string[] = [];
   const svgs: string[] = [];

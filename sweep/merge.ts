@@ -15,6 +15,7 @@ import { writeReport } from "../reports/render.ts";
 import { canonicalJson } from "./runner.ts";
 import {
   checkUniqueRows,
+  readRunJson,
   readRunRows,
   type ResultRow,
   ResultsStore,
@@ -34,32 +35,21 @@ interface ShardInput {
 async function readShard(dir: string): Promise<ShardInput> {
   const rows = await readRunRows(dir);
   checkUniqueRows(rows, `${dir}/rows.csv`);
-  let runJson: Record<string, unknown> | null = null;
-  try {
-    runJson = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      throw new InputError(`${dir}/run.json: not valid JSON (${(error as Error).message})`);
-    }
-  }
-  return { dir, rows, runJson };
+  return { dir, rows, runJson: await readRunJson(dir) };
 }
 
-/** The part of a shard's config that every shard of one sweep shares, as canonical JSON. */
-function sweepIdentity(runJson: Record<string, unknown>): string | null {
-  const config = runJson.config;
-  if (config === null || typeof config !== "object") return null;
-  return canonicalJson(
-    Object.fromEntries(Object.entries(config).filter(([key]) => !PER_SHARD_FIELDS.has(key))),
-  );
+/** The shard's config, when its run.json records one. */
+function configOf(shard: ShardInput): Record<string, unknown> | null {
+  const config = shard.runJson?.config;
+  return config !== null && typeof config === "object" ? config as Record<string, unknown> : null;
 }
 
-/** The first config field in which two configs differ. */
-function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string {
+/** The first config field, other than the per-shard ones, in which two configs differ. */
+function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | null {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
   return keys.find((k) =>
     !PER_SHARD_FIELDS.has(k) && canonicalJson(a[k] ?? null) !== canonicalJson(b[k] ?? null)
-  ) ?? "config";
+  ) ?? null;
 }
 
 /** Merge `runs` into `out`; rows already in `out` are kept, none is duplicated. */
@@ -70,17 +60,14 @@ export async function mergeRuns(
   if (runs.length === 0) throw new InputError("merge: give at least one run directory");
   const shards: ShardInput[] = [];
   for (const dir of runs) shards.push(await readShard(dir));
-  const described = shards.filter((s) => s.runJson !== null && sweepIdentity(s.runJson) !== null);
+  const described = shards.filter((s) => configOf(s) !== null);
   for (const shard of described.slice(1)) {
-    const first = described[0];
-    if (sweepIdentity(shard.runJson!) !== sweepIdentity(first.runJson!)) {
-      const field = firstDifference(
-        first.runJson!.config as Record<string, unknown>,
-        shard.runJson!.config as Record<string, unknown>,
-      );
+    const field = firstDifference(configOf(described[0])!, configOf(shard)!);
+    if (field !== null) {
       throw new InputError(
-        `merge: ${shard.dir} is not a shard of the sweep in ${first.dir} (their configs differ ` +
-          `in "${field}"); to add methods, budgets or tasks to a run, sweep again into its --out`,
+        `merge: ${shard.dir} is not a shard of the sweep in ${described[0].dir} (their configs ` +
+          `differ in "${field}"); to add methods, budgets or tasks to a run, sweep again into ` +
+          "its --out",
       );
     }
   }

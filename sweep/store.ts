@@ -202,6 +202,16 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
   });
 }
 
+/** A run directory's run.json (its provenance), or null when it has none. */
+export async function readRunJson(dir: string): Promise<Record<string, unknown> | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw new InputError(`${dir}/run.json: not valid JSON (${(error as Error).message})`);
+  }
+}
+
 /** Write `value` as JSON to `path` atomically (temp file in the same directory, then rename). */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeTextAtomic(path, JSON.stringify(value, null, 2) + "\n");
