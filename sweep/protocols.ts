@@ -30,6 +30,7 @@ import type { Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import {
+  type AnyMethodDefinition,
   chunkedPrefillWithEviction,
   describeStore,
   type EvictionReport,
@@ -93,8 +94,7 @@ export function specWindow(
   method: MethodChoice,
 ): number {
   if (window !== "spec") return window;
-  const def = typeof method.method === "string" ? getMethod(method.method) : method.method;
-  if (def.lagWindow === false) return 0;
+  if (definitionOf(method).lagWindow === false) return 0;
   return contextTokens < 16_000 ? Math.floor(0.02 * contextTokens) : 4096;
 }
 
@@ -139,6 +139,55 @@ function decodeKnown(tokenizer: TextTokenizer, ids: number[]): string {
   });
 }
 
+/** The definition of the method a protocol runs. */
+function definitionOf(choice: MethodChoice): AnyMethodDefinition {
+  return typeof choice.method === "string" ? getMethod(choice.method) : choice.method;
+}
+
+/**
+ * Answer every query of the sample from `cache`, compressed for `keptRatio`, restoring it
+ * after each answer; each row carries `report`'s figures and the given times.
+ */
+async function answerEach(
+  input: ProtocolInput,
+  cache: KvStore,
+  at: {
+    keptRatio: number;
+    report: EvictionReport;
+    prefillMs: number;
+    scoringMs: number;
+    selectionMs: number;
+  },
+): Promise<QueryOutcome[]> {
+  const { model, ids } = input;
+  const { report } = at;
+  const outcomes: QueryOutcome[] = [];
+  const mark = cache.mark();
+  for (let q = 0; q < ids.queries.length; q++) {
+    const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
+    const { result, prediction, score } = await answer(model, cache, input, q, qIds);
+    outcomes.push({
+      budget: at.keptRatio,
+      budgetKind: "kept_ratio",
+      queryIndex: q,
+      prediction,
+      score,
+      generatedTokens: result.tokens.length,
+      promptTokens: ids.prefix.length + ids.context.length + qIds.length,
+      decodeMsPerToken: result.decodeMsPerToken,
+      prefillMs: at.prefillMs,
+      scoringMs: at.scoringMs,
+      selectionMs: at.selectionMs,
+      keptRatioAchieved: report.keptRatioAchieved,
+      entriesKept: entriesHeld(report),
+      bytesHeld: report.bytesHeld,
+      bytesFull: report.nominalBytes,
+    });
+    cache.restore(mark);
+  }
+  return outcomes;
+}
+
 async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
   const outcomes: QueryOutcome[] = [];
@@ -152,29 +201,15 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
     window: specWindow(ids.context.length, input.window, input.method),
     chunkSize: input.chunkSize,
     onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
-      const mark = cache.mark();
-      for (let q = 0; q < ids.queries.length; q++) {
-        const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
-        const { result, prediction, score } = await answer(model, cache, input, q, qIds);
-        outcomes.push({
-          budget: keptRatio,
-          budgetKind: "kept_ratio",
-          queryIndex: q,
-          prediction,
-          score,
-          generatedTokens: result.tokens.length,
-          promptTokens: ids.prefix.length + ids.context.length + qIds.length,
-          decodeMsPerToken: result.decodeMsPerToken,
+      outcomes.push(
+        ...await answerEach(input, cache, {
+          keptRatio,
+          report,
           prefillMs: NaN, // filled in below: the prefill is shared by every ratio
           scoringMs: scoreMs,
           selectionMs: report.selectMs + report.compactMs,
-          keptRatioAchieved: report.keptRatioAchieved,
-          entriesKept: entriesHeld(report),
-          bytesHeld: report.bytesHeld,
-          bytesFull: report.nominalBytes,
-        });
-        cache.restore(mark);
-      }
+        }),
+      );
     },
   });
   cache.release();
@@ -234,9 +269,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
 
 async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
-  const definition = getMethod(
-    typeof input.method.method === "string" ? input.method.method : input.method.method.id,
-  );
+  const definition = definitionOf(input.method);
   const outcomes: QueryOutcome[] = [];
   for (const budget of input.budgets) {
     for (let q = 0; q < ids.queries.length; q++) {
@@ -298,10 +331,9 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
 
 async function chunked(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
-  const definition = typeof input.method.method === "string"
-    ? getMethod(input.method.method)
-    : input.method.method;
-  if (!definition.phases.includes("chunked-prefill")) return await queryAgnostic(input);
+  if (!definitionOf(input.method).phases.includes("chunked-prefill")) {
+    return await queryAgnostic(input);
+  }
   const outcomes: QueryOutcome[] = [];
   const prompt = { prefix: ids.prefix, context: ids.context };
   for (const keptRatio of [...input.budgets].sort((a, b) => b - a)) {
@@ -313,31 +345,16 @@ async function chunked(input: ProtocolInput): Promise<QueryOutcome[]> {
       ...(window === undefined ? {} : { window, windowRatio: null }),
       chunkSize: input.chunkSize,
     });
-    const { cache, report } = run;
-    const mark = cache.mark();
-    for (let q = 0; q < ids.queries.length; q++) {
-      const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
-      const { result, prediction, score } = await answer(model, cache, input, q, qIds);
-      outcomes.push({
-        budget: keptRatio,
-        budgetKind: "kept_ratio",
-        queryIndex: q,
-        prediction,
-        score,
-        generatedTokens: result.tokens.length,
-        promptTokens: ids.prefix.length + ids.context.length + qIds.length,
-        decodeMsPerToken: result.decodeMsPerToken,
+    outcomes.push(
+      ...await answerEach(input, run.cache, {
+        keptRatio,
+        report: run.report,
         prefillMs: run.prefillMs,
         scoringMs: run.scoreMs,
         selectionMs: run.evictions.reduce((t, e) => t + e.selectMs + e.compactMs, 0),
-        keptRatioAchieved: report.keptRatioAchieved,
-        entriesKept: entriesHeld(report),
-        bytesHeld: report.bytesHeld,
-        bytesFull: report.nominalBytes,
-      });
-      cache.restore(mark);
-    }
-    cache.release();
+      }),
+    );
+    run.cache.release();
   }
   return outcomes;
 }

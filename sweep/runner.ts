@@ -14,7 +14,7 @@ import { Model } from "../engine/model.ts";
 import { chooseBackend } from "../engine/model_webgpu.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import { openModelDir } from "../engine/model_dir.ts";
-import { loadTokenizer } from "../engine/tokenizer.ts";
+import { loadTokenizer, type TextTokenizer } from "../engine/tokenizer.ts";
 import { getMethod, type MethodChoice, parseMethodParams } from "../methods/mod.ts";
 import { renderSamplePrompt } from "../tasks/prompt.ts";
 import { getTask, parseTaskOptions, taskSamples } from "../tasks/registry.ts";
@@ -139,6 +139,10 @@ type Artifacts = Record<string, Record<number, string>>;
  * `max_position_embeddings`. Returns the methods' file identities.
  */
 async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promise<Artifacts> {
+  const methods = methodSpecs(config).map((spec) => {
+    const def = getMethod(spec.id);
+    return { id: spec.id, def, params: parseMethodParams(def, spec.params) };
+  });
   const artifacts: Artifacts = {};
   for (const modelDir of config.models) {
     const dir = await openModelDir(modelDir);
@@ -146,44 +150,38 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
       const tokenizer = dir.requireTokenizer();
       const limit = dir.config.maxPositionEmbeddings;
       artifacts[modelDir] = {};
-      for (const [i, spec] of methodSpecs(config).entries()) {
-        const def = getMethod(spec.id);
-        if (def.artifacts === undefined) continue;
-        const params = parseMethodParams(def, spec.params);
-        artifacts[modelDir][i] = await def.artifacts(params, { dir: modelDir, config: dir.config });
+      for (const [i, m] of methods.entries()) {
+        if (m.def.artifacts === undefined) continue;
+        artifacts[modelDir][i] = await m.def.artifacts(m.params, {
+          dir: modelDir,
+          config: dir.config,
+        });
       }
       for (const unit of tasks) {
-        let first: Sample | undefined;
-        for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) {
-          first = sample;
-          break;
-        }
+        const first = await firstSample(unit, tokenizer);
         if (first === undefined) continue;
         const prompt = renderSamplePrompt(tokenizer, first, first.prompt);
         const shared = prompt.prefix.ids.length + prompt.context.ids.length;
         const longest = Math.max(
           ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
         );
-        const asked = unit.options.targetTokens === undefined
-          ? ""
-          : ` at ${unit.options.targetTokens} tokens`;
+        const where = `task ${unit.task}${
+          unit.options.targetTokens === undefined ? "" : ` at ${unit.options.targetTokens} tokens`
+        }`;
+        const beyond = `on ${modelDir}, beyond max_position_embeddings ${limit} in ` +
+          `${modelDir}/config.json`;
         if (longest > limit) {
-          throw new InputError(
-            `task ${unit.task}${asked}: its prompts reach ${longest} tokens on ${modelDir}, ` +
-              `beyond max_position_embeddings ${limit} in ${modelDir}/config.json`,
-          );
+          throw new InputError(`${where}: its prompts reach ${longest} tokens ${beyond}`);
         }
-        for (const spec of methodSpecs(config)) {
-          const def = getMethod(spec.id);
-          const extra = def.extraPositions?.(parseMethodParams(def, spec.params), {
+        for (const m of methods) {
+          const extra = m.def.extraPositions?.(m.params, {
             contextTokens: prompt.context.ids.length,
             tokenizer,
           }) ?? 0;
           if (longest + extra > limit) {
             throw new InputError(
-              `task ${unit.task}${asked}: with method ${spec.id}'s own forwards (${extra} ` +
-                `positions) its prompts reach ${longest + extra} tokens on ${modelDir}, beyond ` +
-                `max_position_embeddings ${limit} in ${modelDir}/config.json`,
+              `${where}: with method ${m.id}'s own forwards (${extra} positions) its prompts ` +
+                `reach ${longest + extra} tokens ${beyond}`,
             );
           }
         }
@@ -193,6 +191,15 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
     }
   }
   return artifacts;
+}
+
+/** The first sample of a task unit, or undefined when it has none. */
+async function firstSample(
+  unit: TaskUnit,
+  tokenizer: TextTokenizer,
+): Promise<Sample | undefined> {
+  for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) return sample;
+  return undefined;
 }
 
 /**
