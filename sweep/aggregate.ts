@@ -241,17 +241,14 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
  * own variant.
  */
 function labelTaskVariants(cells: CellSummary[]): void {
-  const parsed = (c: CellSummary): Record<string, unknown> =>
-    c.task_options === "" ? {} : JSON.parse(c.task_options);
+  const parsed = (text: string): Record<string, unknown> => text === "" ? {} : JSON.parse(text);
   for (const group of groupBy(cells, (c) => c.task).values()) {
-    const variants = [...new Set(group.map((c) => c.task_options))].map((text) =>
-      text === "" ? {} : JSON.parse(text) as Record<string, unknown>
-    );
+    const variants = [...new Set(group.map((c) => c.task_options))].map(parsed);
     if (variants.length < 2) continue;
     const keys = [...new Set(variants.flatMap((v) => Object.keys(v)))].sort(targetTokensFirst)
       .filter((k) => new Set(variants.map((v) => JSON.stringify(v[k] ?? null))).size > 1);
     for (const c of group) {
-      const options = parsed(c);
+      const options = parsed(c.task_options);
       const shown = keys.map((k) =>
         k === "targetTokens" && typeof options[k] === "number"
           ? `${options[k]} tokens`

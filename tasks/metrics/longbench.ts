@@ -50,7 +50,11 @@ export function retrievalScore(prediction: string, reference: string): number {
 export function codeSimScore(
   prediction: string,
   reference: string,
-  options: { backend?: FuzzBackend } = {},
+  options: {
+    backend?: FuzzBackend;
+    /** Strip the chosen line's and the reference's surrounding whitespace (not LongBench's). */
+    ignoreIndent?: boolean;
+  } = {},
 ): number {
   let line = "";
   for (const candidate of pyLstrip(prediction, "\n").split("\n")) {
@@ -59,6 +63,7 @@ export function codeSimScore(
       break;
     }
   }
+  if (options.ignoreIndent) return fuzzRatio(line.trim(), reference.trim(), options) / 100;
   return fuzzRatio(line, reference, options) / 100;
 }
 
@@ -169,13 +174,7 @@ export const codeSimScoreMetric: Metric = longbenchMetric(
 export const codeLineSimMetric: Metric = longbenchMetric(
   "code_line_sim",
   "code_sim_score with the line's and the reference's indentation stripped (code_completion)",
-  (p, r) => {
-    const line =
-      pyLstrip(p, "\n").split("\n").find((c) =>
-        !c.includes("`") && !c.includes("#") && !c.includes("//")
-      ) ?? "";
-    return fuzzRatio(line.trim(), r.trim(), { backend: "levenshtein" }) / 100;
-  },
+  (p, r) => codeSimScore(p, r, { backend: "levenshtein", ignoreIndent: true }),
 );
 
 /** `code_sim_score` as LongBench's own requirements install it: fuzzywuzzy on difflib. */
