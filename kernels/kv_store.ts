@@ -633,7 +633,11 @@ export class CpuKvStore implements KvStore {
 
   /**
    * Sliding layers: drop entries no query from `nextQueryPosition` on can see, except those
-   * before the last mark. Lazy unless `eager`: only once enough are dead to be worth a copy.
+   * before the last mark; unless `eager`, only once enough are dead to be worth moving. The
+   * live entries move down in place, so a layer that decodes token by token keeps one buffer
+   * instead of reallocating at every trim; storage is reallocated to fit only when it is over
+   * twice what the live entries and their growth room need (after a long chunk went through
+   * the window).
    */
   #trimWindow(layer: number, nextQueryPosition: number, eager = false): void {
     const window = this.shape.slidingWindows[layer];
@@ -648,10 +652,18 @@ export class CpuKvStore implements KvStore {
       while (to < seg.length && nextQueryPosition - seg.positions[to] >= window) to++;
       const dead = to - from;
       if (dead === 0 || (!eager && dead < 64 && dead * 4 < window)) continue;
-      const keep = new Int32Array(seg.length - dead);
-      for (let i = 0; i < from; i++) keep[i] = i;
-      for (let i = to; i < seg.length; i++) keep[from + i - to] = i;
-      this.#segments[layer][h] = gather(seg, keep, headDim);
+      const live = seg.length - dead;
+      if (seg.positions.length > 2 * (live + growthHeadroom(live))) {
+        const keep = new Int32Array(live);
+        for (let i = 0; i < from; i++) keep[i] = i;
+        for (let i = to; i < seg.length; i++) keep[from + i - to] = i;
+        this.#segments[layer][h] = gather(seg, keep, headDim);
+        continue;
+      }
+      seg.keys.copyWithin(from * headDim, to * headDim, seg.length * headDim);
+      seg.values.copyWithin(from * headDim, to * headDim, seg.length * headDim);
+      seg.positions.copyWithin(from, to, seg.length);
+      seg.length = live;
     }
   }
 }

@@ -446,6 +446,35 @@ Deno.test("sliding layers drop entries no query can see, but never past a mark",
   assertEquals(kv.nominal(), 8 * (2 * 8 + 4));
 });
 
+Deno.test("a sliding layer trims in place while decoding, and shrinks after a long chunk", () => {
+  const shape = { numLayers: 2, numKvHeads: 1, group: 1, headDim: 2, slidingWindows: [null, 16] };
+  const kv = new CpuKvStore(shape);
+  const append = (start: number, T: number) => {
+    const data = new Float32Array(2 * T).fill(start);
+    const positions = Int32Array.from({ length: T }, (_, i) => start + i);
+    for (let l = 0; l < 2; l++) kv.append(l, data, data, positions);
+  };
+  append(0, 40);
+  const storage = kv.segment(1, 0).keys.buffer;
+  for (let p = 40; p < 400; p++) {
+    append(p, 1);
+    const seg = kv.segment(1, 0);
+    assert(seg.keys.buffer === storage, `the sliding layer reallocated at position ${p}`);
+    assert(seg.length <= 16 + 64, `held ${seg.length} entries at position ${p}`);
+    assertEquals(seg.positions[seg.length - 1], p);
+    assertEquals(seg.keys[2 * (seg.length - 1)], p, "the newest entry's key moved with it");
+    assertEquals(seg.positions[seg.length - 16], p - 15, "the window stays whole");
+  }
+  // A 2000-token chunk passes through the window: its storage is then reallocated to fit.
+  append(400, 2000);
+  kv.trimWindows();
+  const seg = kv.segment(1, 0);
+  assertEquals(seg.length, 15, "what a query at position 2400 sees");
+  const capacity = seg.positions.buffer.byteLength / 4;
+  assert(capacity < 2 * (16 + 128), `capacity ${capacity} after the trim`);
+  assertEquals([...seg.positions.subarray(0, 2)], [2385, 2386]);
+});
+
 Deno.test("clone is an independent copy", () => {
   const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 1, headDim: 2 });
   kv.append(0, Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8), Int32Array.of(0));
