@@ -160,6 +160,41 @@ Deno.test("a model or task the sweep cannot run fails before the run directory i
   }
 });
 
+Deno.test("LongBench's max_length: a prompt beyond the window runs once cut in the middle, and is refused whole", async () => {
+  const model = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-512-" });
+  await makeRandomModel(model, {
+    arch: "qwen3",
+    seed: 3,
+    overrides: { max_position_embeddings: 512 },
+  });
+  const parent = await Deno.makeTempDir();
+  const out = `${parent}/run`;
+  // Its first sample's prompt is 3154 tokens of the tiny tokenizer.
+  const path = `${ROOT}tests/fixtures/loaders/longbench_hotpotqa.jsonl`;
+  const longbench = (options: Record<string, unknown>) =>
+    validateSweepConfig(config(out, {
+      models: [model],
+      methods: ["full"],
+      budgets: [1],
+      tasks: [{ task: "longbench_file", n: 1, options: { path, ...options } }],
+    }));
+  await assertRejects(
+    () => runSweep(longbench({}), { progress: false, report: false }),
+    InputError,
+    "task longbench_file: its prompts reach 3",
+  );
+  assertEquals([...Deno.readDirSync(parent)], []);
+  const summary = await runSweep(longbench({ max_length: 400 }), {
+    progress: false,
+    report: false,
+  });
+  assertEquals(summary.unitsRun, 1);
+  const [row] = await readRunRows(out);
+  assertEquals(JSON.parse(row.task_options), { max_length: 400, path });
+  // 400 tokens of LongBench's plain prompt, then the chat template around them.
+  assert(row.context_tokens < 400 && row.prompt_tokens <= 512, JSON.stringify(row));
+});
+
 Deno.test("gate files: checked before any work, and other gates make other cells", async () => {
   const parent = await Deno.makeTempDir();
   const out = `${parent}/run`;

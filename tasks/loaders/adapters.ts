@@ -2,7 +2,9 @@
  * The public-file loaders as registered tasks, so a sweep names them like any generator:
  * `{ "task": "squad_file", "options": { "path": "data/squad/train-v1.1.json", "n": 100 } }`.
  * Each takes the file's `path` (required) and `n`, the number of samples to keep; the loader's
- * other options pass through. Samples come in file order.
+ * other options pass through. Samples come in file order. `longbench_file`'s `max_length` cuts
+ * prompts longer than that many tokens of the model under test in the middle, as LongBench's
+ * `pred.py` does (see longbench.ts).
  *
  * @module
  */
@@ -20,6 +22,9 @@ const base = {
   path: z.string().min(1).describe("the benchmark file (its published format)"),
   n: z.number().int().min(1).default(100).describe("samples to keep, in file order"),
 };
+
+const MAX_LENGTH = "expected a whole number of tokens ≥ 1, the model's max_length in LongBench's " +
+  "model2maxlen.json such as 3500";
 
 function fileTask<S extends z.ZodRawShape>(spec: {
   name: string;
@@ -66,8 +71,23 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
     name: "longbench_file",
     suite: "long-context",
     description: "LongBench v1 JSONL (English tasks, with their prompts and lengths)",
-    extra: { dataset: z.string().optional().describe("dataset name, default from the rows") },
-    load: (o) => loadLongbench(o.path, { limit: o.n, dataset: o.dataset }),
+    extra: {
+      dataset: z.string().optional().describe("dataset name, default from the rows"),
+      max_length: z.number({ error: MAX_LENGTH }).int({ error: MAX_LENGTH })
+        .min(1, { error: MAX_LENGTH }).optional()
+        .describe(
+          "LongBench's model2maxlen: a longer prompt is cut in the middle, as pred.py does; " +
+            "absent: kept whole (a sweep refuses one beyond the model's window)",
+        ),
+    },
+    load: (o, env) =>
+      loadLongbench(o.path, {
+        limit: o.n,
+        dataset: o.dataset,
+        truncation: o.max_length === undefined
+          ? undefined
+          : { maxLength: o.max_length, tokenizer: env.tokenizer },
+      }),
   }),
   fileTask({
     name: "ruler_file",

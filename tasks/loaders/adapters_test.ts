@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { InputError } from "../../errors.ts";
 import { loadTokenizer } from "../../engine/tokenizer.ts";
 import { getTask, parseTaskOptions, taskSamples } from "../registry.ts";
@@ -34,4 +34,35 @@ Deno.test("loaders are registered tasks: a GSM8K file through the registry", asy
 
 Deno.test("a loader task without its file path is an input error naming the option", () => {
   assertThrows(() => parseTaskOptions(getTask("squad_file"), { n: 3 }), InputError, "path");
+});
+
+Deno.test("longbench_file max_length: bad values are one-line errors naming the option", () => {
+  const task = getTask("longbench_file");
+  for (const value of [0, -1, 1.5, "x"]) {
+    const error = assertThrows(
+      () => parseTaskOptions(task, { path: "hotpotqa.jsonl", max_length: value }),
+      InputError,
+      `task longbench_file: option "max_length": expected a whole number of tokens ≥ 1`,
+    );
+    assert(error.message.endsWith(`(got ${JSON.stringify(value)})`), error.message);
+    assert(!error.message.includes("\n"), error.message);
+  }
+  // Absent, it is not an option of the unit at all, so rows and cell ids stay as before it.
+  assertEquals(parseTaskOptions(task, { path: "hotpotqa.jsonl" }), {
+    path: "hotpotqa.jsonl",
+    n: 100,
+  });
+});
+
+Deno.test("longbench_file max_length cuts in the tokens of the model the sweep passes", async () => {
+  const path = new URL("../../tests/fixtures/loaders/longbench_hotpotqa.jsonl", import.meta.url)
+    .pathname;
+  const samples = [];
+  for await (const s of taskSamples("longbench_file", { path, max_length: 400 }, { tokenizer })) {
+    samples.push(s);
+  }
+  assertEquals(samples.map((s) => s.meta.truncated), [
+    { promptTokens: 3020, keptTokens: 400 },
+    undefined,
+  ]);
 });

@@ -1,9 +1,12 @@
 /**
  * Each loader on a small file in its published format: JSONL and JSON written here, Parquet
- * from tests/fixtures/loaders (tools/make_loader_fixtures.py, pyarrow, four codecs).
+ * from tests/fixtures/loaders (tools/make_loader_fixtures.py, pyarrow, four codecs), and
+ * tests/fixtures/loaders/longbench_hotpotqa.jsonl (written by hand: one sample of about 3000
+ * tokens, one of about 300), which the sweep's tests share.
  */
 
 import { InputError } from "../../errors.ts";
+import { loadTokenizer } from "../../engine/tokenizer.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { getMetric } from "../metrics/mod.ts";
 import { REASONING_INSTRUCTION } from "../types.ts";
@@ -14,6 +17,7 @@ import {
   loadRuler,
   loadScbench,
   loadSquad,
+  LONGBENCH_PROMPTS,
   readRows,
 } from "./mod.ts";
 
@@ -263,6 +267,63 @@ Deno.test("LongBench JSONL: template split, metric, length, first-line and class
     InputError,
     'qasper.jsonl:1: field "answers" is missing; expected a list of strings',
   );
+});
+
+Deno.test("LongBench max_length: a longer prompt keeps its first and last max_length/2 tokens, as pred.py", async () => {
+  const tokenizer = await loadTokenizer(
+    new URL("../../tests/fixtures/tokenizer", import.meta.url).pathname,
+  );
+  const path = `${FIXTURES}longbench_hotpotqa.jsonl`;
+  const [longRow] = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+  // pred.py: prompt_format.format(**json_obj), measured with the special tokens (BOS here).
+  const prompt = LONGBENCH_PROMPTS.hotpotqa.replace("{context}", () => longRow.context)
+    .replace("{input}", () => longRow.input);
+  const ids = tokenizer.encode(prompt);
+  assertEquals([ids.length, ids[0]], [3020, tokenizer.tokenId("<|begin_of_text|>")]);
+  const decode = (part: number[]) => tokenizer.decode(part, { skipSpecialTokens: true });
+  const predPy = decode(ids.slice(0, 200)) + decode(ids.slice(-200));
+
+  const [whole, short] = await loadLongbench(path);
+  const [cut, shortCut] = await loadLongbench(path, { truncation: { maxLength: 400, tokenizer } });
+  const query = cut.queries[0];
+  const text = cut.instruction + cut.context + query.meta?.separator + query.prompt;
+  assertEquals(text, predPy);
+  // Exactly the first and last 200 tokens: the cut text encodes to them again.
+  assertEquals(tokenizer.encode(text), [...ids.slice(0, 200), ...ids.slice(-200)]);
+  // Only the context is cut; instruction and query stay whole.
+  assertEquals([cut.instruction, cut.queries], [whole.instruction, whole.queries]);
+  assert(cut.context.startsWith("Passage 1:\nArvale is a market town"), cut.context);
+  assert(cut.context.endsWith("witnessed by the abbot of the nearby priory."), cut.context);
+  assertEquals(cut.meta.truncated, { promptTokens: 3020, keptTokens: 400 });
+  assertEquals(whole.meta.truncated, undefined);
+  // A prompt within max_length (291 tokens) is left as it is.
+  assertEquals(shortCut, short);
+  // An odd max_length keeps floor(max_length / 2) on each side, as int(max_length/2) does.
+  const [odd] = await loadLongbench(path, { truncation: { maxLength: 401, tokenizer } });
+  assertEquals([odd.context, odd.meta.truncated], [cut.context, cut.meta.truncated]);
+});
+
+Deno.test("LongBench max_length: a cut that would fall in the instruction or the query is an input error", async () => {
+  const tokenizer = await loadTokenizer(
+    new URL("../../tests/fixtures/tokenizer", import.meta.url).pathname,
+  );
+  const path = `${FIXTURES}longbench_hotpotqa.jsonl`;
+  const where = `${path}:1: LongBench hotpotqa sample longbench_hotpotqa/0: max_length`;
+  for (
+    const [maxLength, part] of [
+      [200, "the first 100 end inside its instruction (103 tokens)"],
+      [230, "the last 115 begin inside its query (121 tokens)"],
+    ] as const
+  ) {
+    const error = await assertRejects(
+      () => loadLongbench(path, { truncation: { maxLength, tokenizer } }),
+      InputError,
+      `${where} ${maxLength} keeps the first and last`,
+    );
+    assert(error.message.includes(part), error.message);
+    assert(error.message.includes("so that the cut falls in the context"), error.message);
+    assert(!error.message.includes("\n"), error.message);
+  }
 });
 
 Deno.test("RULER JSONL: new answer_prefix field and the older prefix-in-input layout", async () => {

@@ -11,13 +11,35 @@
  * and `eval.py` do per dataset: trec, triviaqa, samsum, lcc and repobench-p render without the
  * chat template (`sample.prompt.format` "plain"; `meta.chatTemplate` false); samsum stops at a
  * newline (`stopStrings`); `firstLine` for the first-line cut of trec, triviaqa and samsum;
- * `allClasses` for classification. LongBench truncates a prompt longer than the model's window
- * in the middle; here a sweep refuses such a sample before any work, naming its length.
+ * `allClasses` for classification.
+ *
+ * A prompt longer than the model's budget: `pred.py` cuts it in the middle, with `max_length`
+ * from `config/model2maxlen.json` (3500 for the 4k-window chat models, 31500 for the 32k ones).
+ * With `truncation` (the `longbench_file` task's `max_length` option) this loader does the same
+ * under the model's tokenizer: it measures the plain templated prompt (instruction + context +
+ * query, before any chat template) as `tokenizer(prompt)` does, special tokens such as BOS
+ * included, and when that is longer than `maxLength` tokens keeps the text of its first and its
+ * last `floor(maxLength / 2)` tokens, each decoded without special tokens and with the
+ * tokenizer's own clean-up, then joined. The cut must fall in the context: a half that ends
+ * inside the instruction or begins inside the query is an {@linkcode InputError}. A cut sample
+ * records `meta.truncated` (`promptTokens` before the cut, `keptTokens`). Without `truncation`
+ * a sample keeps its whole context, and a sweep refuses one beyond the model's
+ * `max_position_embeddings` before any work, naming its length.
+ *
+ * Where this differs from `pred.py`, and why: evictbench tokenizes the instruction, the context
+ * and the query each on its own (only the context may be evicted) and puts "\n\n" in place of
+ * the template's separator, so the cut prompt is encoded again from the decoded text rather
+ * than kept as the cut ids. At the two seams of the cut (a token split in a word, a character
+ * split between tokens, decoded as U+FFFD as in `pred.py`) and at the context's edges the new
+ * token count can differ from `2 * floor(maxLength / 2)` by a few tokens. A clean-up of spaces
+ * that joins text across the instruction's or the query's edge (an instruction ending in a
+ * space before a context starting with ",") reads as a cut into them.
  *
  * @module
  */
 
 import { InputError } from "../../errors.ts";
+import type { TextTokenizer } from "../../engine/tokenizer.ts";
 import { LONGBENCH_FIRST_LINE, LONGBENCH_METRICS } from "../metrics/mod.ts";
 import type { Sample } from "../types.ts";
 import { fileStem, optionalField, readJsonl, stringField, stringListField } from "./rows.ts";
@@ -86,6 +108,71 @@ export interface LongbenchOptions {
   task?: string;
   /** Keep the first `limit` samples. */
   limit?: number;
+  /** Cut prompts longer than a model's budget in the middle, as `pred.py` does. */
+  truncation?: LongbenchTruncation;
+}
+
+/** LongBench's middle cut of an over-long prompt, in one model's tokens. */
+export interface LongbenchTruncation {
+  /** Tokens a prompt may hold: the model's `max_length` in LongBench's `model2maxlen.json`. */
+  maxLength: number;
+  /** The tokenizer of the model under test: the prompt is measured, cut and decoded in it. */
+  tokenizer: Pick<TextTokenizer, "encode" | "decode">;
+}
+
+/** A LongBench prompt in the three parts of a sample. */
+interface PromptParts {
+  instruction: string;
+  context: string;
+  /** The template's text after the context, `{input}` filled in, separator included. */
+  query: string;
+}
+
+/** What {@linkcode middleCut} made of a sample's context. */
+interface CutContext {
+  context: string;
+  /** Absent when the prompt fits and the context is left whole. */
+  truncated?: { promptTokens: number; keptTokens: number };
+}
+
+/**
+ * `pred.py`'s cut: when `instruction + context + query` is longer than `maxLength` tokens, the
+ * context that joins the decoded first and last halves. `where` names the sample in errors.
+ */
+function middleCut(parts: PromptParts, truncation: LongbenchTruncation, where: string): CutContext {
+  const { maxLength, tokenizer } = truncation;
+  // pred.py: tokenizer(prompt, truncation=False).input_ids, so BOS counts where the model adds it.
+  const ids = tokenizer.encode(parts.instruction + parts.context + parts.query);
+  if (ids.length <= maxLength) return { context: parts.context };
+  const half = Math.floor(maxLength / 2);
+  const decode = (part: number[]) => tokenizer.decode(part, { skipSpecialTokens: true });
+  const head = decode(ids.slice(0, half));
+  const tail = decode(ids.slice(ids.length - half));
+  // The instruction and query as decoding renders them (clean-up, a dropped leading space).
+  const instructionIds = tokenizer.encode(parts.instruction);
+  const queryIds = tokenizer.encode(parts.query, { addSpecialTokens: false });
+  const instruction = decode(instructionIds);
+  const query = decode(queryIds);
+  const kept = `max_length ${maxLength} keeps the first and last ${half} of its ${ids.length} ` +
+    "tokens";
+  if (!head.startsWith(instruction)) {
+    throw new InputError(
+      `${where}: ${kept}, and the first ${half} end inside its instruction ` +
+        `(${instructionIds.length} tokens); expected max_length / 2 to hold the instruction ` +
+        "whole, so that the cut falls in the context",
+    );
+  }
+  if (!tail.endsWith(query)) {
+    throw new InputError(
+      `${where}: ${kept}, and the last ${half} begin inside its query ` +
+        `(${queryIds.length} tokens); expected max_length / 2 to hold the query whole, so ` +
+        "that the cut falls in the context",
+    );
+  }
+  return {
+    context: head.slice(instruction.length) + tail.slice(0, tail.length - query.length),
+    truncated: { promptTokens: ids.length, keptTokens: 2 * half },
+  };
 }
 
 function datasetOf(name: string, where: string): string {
@@ -138,11 +225,16 @@ export async function loadLongbench(
     if (LONGBENCH_METRICS[dataset] === "classification_score") {
       meta.allClasses = stringListField(row, "all_classes");
     }
+    const id = `${task}/${samples.length}`;
+    const parts = { instruction: before, context: stringField(row, "context"), query: filled };
+    const cut = options.truncation === undefined
+      ? { context: parts.context }
+      : middleCut(parts, options.truncation, `${row.where}: LongBench ${dataset} sample ${id}`);
     samples.push({
-      id: `${task}/${samples.length}`,
+      id,
       task,
       instruction: before,
-      context: stringField(row, "context"),
+      context: cut.context,
       queries: [{
         prompt: query,
         answers,
@@ -160,6 +252,7 @@ export async function loadLongbench(
         id: optionalField(row, "_id"),
         length: optionalField(row, "length"),
         language: optionalField(row, "language"),
+        ...(cut.truncated === undefined ? {} : { truncated: cut.truncated }),
       },
     });
   }

@@ -22,6 +22,7 @@ export {
   LONGBENCH_MAX_NEW_TOKENS,
   LONGBENCH_PROMPTS,
   type LongbenchOptions,
+  type LongbenchTruncation,
 } from "./longbench.ts";
 export {
   gsm8kFinalAnswer,
