@@ -140,10 +140,13 @@ export function buildProgram(): Command {
     .action(runReportCommand);
 
   program.command("train-gate")
-    .description("Train Fast KVzip gates for a model from KVzip targets (see methods/gates/).")
+    .description(
+      "Train Fast KVzip gates for a model from KVzip targets (see methods/gates/). The file " +
+        "records the model's checkpoint fingerprint; gated refuses it for other weights.",
+    )
     .requiredOption("--model <dir>", "Hugging Face model directory")
     .requiredOption("--corpus <files...>", "plain-text files to distil on")
-    .requiredOption("--out <file>", "gates.safetensors to write")
+    .requiredOption("--out <file>", "gates.safetensors to write (with the model's fingerprint)")
     .option("--steps <n>", "optimisation steps", positiveInt("--steps"), 5000)
     .option("--resume", "continue from the checkpoint", false)
     .option("--features <dir>", "features directory (default <out>.features)")

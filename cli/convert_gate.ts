@@ -4,6 +4,10 @@
  * only; one with code in it is refused. With --model, the gates are checked against the model
  * and take its gated layer indices (Gemma3: only the global layers).
  *
+ * The output has no `model_fingerprint`: the pickle does not say which checkpoint its gates were
+ * trained on, and --model is only the shape to check against, so `gated` accepts the file for
+ * any model of that shape, as it does every file without one.
+ *
  * @module
  */
 

@@ -7,7 +7,8 @@
  * 2. training: SGD over random batches of those tokens, a progress line per --log-every steps
  *    (redrawn in place on a terminal, plain lines otherwise), validation every 50 steps, a
  *    checkpoint every --checkpoint-every steps to `<out>.ckpt` (--resume continues from it);
- * 3. the gates are written to --out as gates.safetensors.
+ * 3. the gates are written to --out as gates.safetensors, with the model's checkpoint fingerprint
+ *    as `model_fingerprint` (the `gated` method refuses them for other weights of the same shape).
  *
  * @module
  */
@@ -17,7 +18,7 @@ import { checkOutputPath } from "./output.ts";
 import { evaluateHeldOut, type HeldOutReport } from "../methods/gates/heldout.ts";
 import { Model } from "../engine/model.ts";
 import { DEFAULT_GATE_DIM, DEFAULT_GATE_SINKS } from "../methods/gates/gate.ts";
-import { writeGateFile } from "../methods/gates/gate_file.ts";
+import { MODEL_FINGERPRINT_KEY, writeGateFile } from "../methods/gates/gate_file.ts";
 import {
   type CorpusDocument,
   DEFAULT_RECONSTRUCTION_CHUNK,
@@ -244,6 +245,8 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
   log(`features: ${tokens} tokens in ${manifest.shards.length} samples, ${featuresDir}\n`);
 
   const set = await FeatureSet.open(featuresDir);
+  // The checkpoint the features, and so the gates, come from (extraction refused any other).
+  const fingerprint = set.settings.checkpoint;
   const tty = Deno.stderr.isTerminal() && Deno.env.get("CI") === undefined;
   const progress = new ProgressPrinter({ write: log, tty, every: options.logEvery ?? 10 });
   let result;
@@ -289,6 +292,7 @@ export async function runTrainGateCommand(options: TrainGateCommandOptions): Pro
     metadata: {
       source: "evictbench train-gate",
       model: options.model,
+      [MODEL_FINGERPRINT_KEY]: fingerprint,
       steps: String(options.steps ?? 5000),
       train_tokens: String(result.trainTokens),
       validation_tokens: String(result.validationTokens),

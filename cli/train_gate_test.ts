@@ -1,14 +1,16 @@
 /**
  * `train-gate` and `convert-gate` through the real cli.ts in a subprocess: a short training run
- * writes gates the loader accepts for the model, with plain progress lines when stderr is not a
- * terminal; the progress printer redraws one line on a terminal; bad input (a missing corpus
+ * writes gates the loader accepts for the model, with the model's checkpoint fingerprint (kept
+ * by --resume) and plain progress lines when stderr is not a terminal; converted official gates
+ * name no checkpoint; the progress printer redraws one line on a terminal; bad input (a missing corpus
  * file, --resume without a checkpoint, a pickle with code in it, gates for another model, a
  * corrupt checkpoint) exits 2 with one `error:` line.
  */
 
 import { assert, assertEquals } from "../tests/assert.ts";
 import { parseModelConfig } from "../engine/config.ts";
-import { readGateFile } from "../methods/gates/gate_file.ts";
+import { checkpointFingerprint } from "../engine/safetensors.ts";
+import { MODEL_FINGERPRINT_KEY, readGateFile } from "../methods/gates/gate_file.ts";
 import { generatedText, withTinyModel } from "../methods/gates/testing.ts";
 import type { StepLog } from "../methods/gates/train.ts";
 import { ProgressPrinter } from "./train_gate.ts";
@@ -61,7 +63,7 @@ function assertInputError(result: CliResult, mentions: string[]): void {
 
 const MODEL = { arch: "qwen3" as const, seed: 2, overrides: { max_position_embeddings: 4096 } };
 
-Deno.test("train-gate: a short run writes gates the model accepts, with plain progress lines", async () => {
+Deno.test("train-gate: a short run writes gates for the model, with its fingerprint and plain progress lines", async () => {
   await withTinyModel(MODEL, async (dir) => {
     await Deno.writeTextFile(`${dir}/a.txt`, generatedText(1, 120));
     await Deno.writeTextFile(`${dir}/b.txt`, generatedText(2, 120));
@@ -83,6 +85,8 @@ Deno.test("train-gate: a short run writes gates the model accepts, with plain pr
     assertEquals(gates.layers.map((w) => w.layer), [0, 1, 2]);
     assertEquals(metadata.source, "evictbench train-gate");
     assert(Number(metadata.validation_loss) > 0);
+    const fingerprint = await checkpointFingerprint(dir);
+    assertEquals(metadata[MODEL_FINGERPRINT_KEY], fingerprint);
 
     // A rerun without --resume would start over on top of the checkpoint: refused.
     assertInputError(await runCli(args), [`${out}.ckpt`, "pass --resume to continue it"]);
@@ -103,6 +107,7 @@ Deno.test("train-gate: a short run writes gates the model accepts, with plain pr
     assert(accuracy >= 0 && accuracy <= 1, `held-out accuracy ${accuracy}`);
     assert(rho >= -1 && rho <= 1, `held-out Spearman ${rho}`);
     assertEquals(JSON.parse(reread.metadata.heldout_layers).length, 3);
+    assertEquals(reread.metadata[MODEL_FINGERPRINT_KEY], fingerprint);
   });
 });
 
@@ -184,6 +189,8 @@ Deno.test("convert-gate: converts the fixture for its model; refuses code, other
     const meta = (await readGateFile(out)).metadata;
     assertEquals(meta.source, "q3_dim16_sink16.pt");
     assert(meta.training_curves.includes("loss_train"));
+    // The pickle does not say which checkpoint its gates were trained on.
+    assertEquals(meta[MODEL_FINGERPRINT_KEY], undefined);
 
     assertInputError(
       await runCli([

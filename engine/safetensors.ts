@@ -502,27 +502,78 @@ export async function writeSafetensors(
     header[name] = { dtype, shape, data_offsets: [offset, offset + need] };
     offset += need;
   }
-  let json = JSON.stringify(header);
-  const encoder = new TextEncoder();
-  let jsonBytes = encoder.encode(json);
-  const pad = (8 - (jsonBytes.length % 8)) % 8;
-  if (pad > 0) {
-    json += " ".repeat(pad);
-    jsonBytes = encoder.encode(json);
-  }
-  const prefix = new Uint8Array(8);
-  new DataView(prefix.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
-
-  const slash = path.lastIndexOf("/");
-  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
-  const file = await Deno.open(temp, { write: true, create: true, truncate: true });
-  try {
-    await writeAll(file, prefix);
-    await writeAll(file, jsonBytes);
+  await replaceAtomically(path, async (file) => {
+    await writeAll(file, encodeHeader(header));
     for (const name of names) {
       const data = tensors[name].data;
       await writeAll(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
+  });
+}
+
+/**
+ * Replace the `__metadata__` of the safetensors file at `path` with `metadata`, keeping every
+ * tensor's header entry and the whole data section byte for byte (data offsets count from the
+ * start of the data section, so a longer header moves nothing they point at). The file is
+ * validated first and replaced atomically, as {@linkcode writeSafetensors} writes.
+ *
+ * @example
+ * ```ts
+ * await rewriteSafetensorsMetadata("gates.safetensors", { ...file.metadata, note: "x" });
+ * ```
+ */
+export async function rewriteSafetensorsMetadata(
+  path: string,
+  metadata: Record<string, string>,
+): Promise<void> {
+  const checked = await openSafetensors(path);
+  const dataStart = checked.dataStart;
+  checked.close();
+  const source = await Deno.open(path, { read: true });
+  try {
+    const raw = new Uint8Array(dataStart - 8);
+    await source.seek(8, Deno.SeekMode.Start);
+    await readExactly(source, raw);
+    const { __metadata__: _old, ...entries } = JSON.parse(new TextDecoder().decode(raw));
+    const header = { __metadata__: { ...metadata }, ...entries };
+    await replaceAtomically(path, async (file) => {
+      await writeAll(file, encodeHeader(header));
+      await source.seek(dataStart, Deno.SeekMode.Start);
+      const buffer = new Uint8Array(1 << 20);
+      while (true) {
+        const n = await readExactly(source, buffer);
+        if (n === 0) break;
+        await writeAll(file, buffer.subarray(0, n));
+      }
+    });
+  } finally {
+    source.close();
+  }
+}
+
+/** The 8-byte length and the JSON of `header`, padded with spaces to a multiple of 8 bytes. */
+function encodeHeader(header: Record<string, unknown>): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  return out;
+}
+
+/**
+ * Write a file through `fill` under a temporary name in the same directory, then rename it to
+ * `path`, so readers never see a partial file.
+ */
+async function replaceAtomically(
+  path: string,
+  fill: (file: Deno.FsFile) => Promise<void>,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
+  const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+  try {
+    await fill(file);
     file.close();
     await Deno.rename(temp, path);
   } catch (error) {

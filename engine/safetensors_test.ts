@@ -9,6 +9,7 @@ import {
   f32ToF16,
   openSafetensors,
   openWeightStore,
+  rewriteSafetensorsMetadata,
   roundToBf16,
   roundToF16,
   writeSafetensors,
@@ -115,6 +116,47 @@ Deno.test("concurrent reads of one file return the right tensors", async () => {
     } finally {
       file.close();
     }
+  });
+});
+
+Deno.test("rewriteSafetensorsMetadata: new metadata, every tensor entry and data byte kept", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/g.safetensors`;
+    // Over 1 MiB of data, so the copy takes several reads.
+    const big = Float32Array.from({ length: 300_000 }, (_, i) => Math.sin(i));
+    await writeSafetensors(path, {
+      "b.big": { dtype: "F32", shape: [300_000], data: big },
+      "a.small": { dtype: "BF16", shape: [2], data: new Uint16Array([1, 2]) },
+    }, { metadata: { format: "x", note: "old" } });
+    const before = await Deno.readFile(path);
+    const old = await openSafetensors(path);
+    const oldStart = old.dataStart;
+    const oldInfos = old.names().map((n) => old.info(n));
+    old.close();
+
+    await rewriteSafetensorsMetadata(path, { format: "x", note: "new", added: "a longer value" });
+    const after = await Deno.readFile(path);
+    const file = await openSafetensors(path);
+    try {
+      assertEquals(file.metadata, { format: "x", note: "new", added: "a longer value" });
+      assertEquals(file.names().map((n) => file.info(n)), oldInfos);
+      assertEquals(file.dataStart % 8, 0, "header padded to 8 bytes");
+      assert(file.dataStart > oldStart, "the header grew");
+      assertEquals(after.subarray(file.dataStart), before.subarray(oldStart));
+      assertEquals(await file.readF32("b.big"), big);
+    } finally {
+      file.close();
+    }
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["g.safetensors"]);
+
+    // A file that does not validate is refused and left as it was.
+    await Deno.writeFile(path, after.subarray(0, after.length - 4));
+    await assertRejects(
+      () => rewriteSafetensorsMetadata(path, {}),
+      InputError,
+      "run past the end of the data section",
+    );
+    assertEquals((await Deno.stat(path)).size, after.length - 4);
   });
 });
 

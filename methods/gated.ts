@@ -14,6 +14,10 @@
  *   decode buffer). Prefill chunks are batched up to {@linkcode PREFILL_GATE_ROWS} rows per gate
  *   call. Every token is scored exactly once either way, and everything pending is scored
  *   before any scores are read.
+ * - `allowOtherModel` (false): use gates trained for another checkpoint of the same shape (to
+ *   study gate transfer, e.g. a base model's gates on its fine-tune). Without it, a file whose
+ *   `model_fingerprint` is not the model's own is refused; files without one (converted
+ *   official gates, older files) are accepted.
  *
  * Phases: prefill, chunked prefill (spec §3.3: chunks of 16 000, lagging window 4096 or 2 % of
  * short contexts, ratio r′ — the phases' defaults) and decode (spec §4.3: global budget B·L·H,
@@ -33,6 +37,7 @@ import { EntryScores } from "./entry_scores.ts";
 import { gateDimsFor, gatedLayers, GateScorer, type GateSet, randomGates } from "./gates/gate.ts";
 import {
   checkGatesFitModel,
+  checkGatesTrainedFor,
   DEFAULT_GATE_FILE,
   readGateFile,
   writeGateFile,
@@ -46,6 +51,9 @@ const params = z.object({
   ),
   buffer: z.number().int().positive().default(128).describe(
     "decoded tokens scored per gate call (spec §4.3 decode buffer)",
+  ),
+  allowOtherModel: z.boolean().default(false).describe(
+    "use gates trained for another checkpoint of the same shape (gate transfer studies)",
   ),
 }).strict();
 
@@ -62,6 +70,8 @@ export type GatedParams = z.infer<typeof params>;
 interface LoadedGates {
   dims: GateSet["dims"];
   layers: number[];
+  /** The file's `__metadata__` (its model_fingerprint, when it has one). */
+  metadata: Record<string, string>;
   scorer: GateScorer;
 }
 
@@ -79,10 +89,11 @@ async function loadGates(path: string): Promise<LoadedGates> {
       `method gated: no gate file at ${path} (train one with train-gate, convert one with convert-gate, or pass gates=<file>)`,
     );
   }
-  const { gates } = await readGateFile(path);
+  const { gates, metadata } = await readGateFile(path);
   return {
     dims: gates.dims,
     layers: gates.layers.map((w) => w.layer),
+    metadata,
     // Half the cores: one gate call is a small GEMM (0.4 GFLOP for 512 tokens of a 0.6B
     // model) run between the forward's own sessions, where waking more threads costs more
     // than it saves (on 2 cores, 1 thread: 3.3 ms median and 4.3 ms p90 per call, against
@@ -94,10 +105,15 @@ async function loadGates(path: string): Promise<LoadedGates> {
 }
 
 /**
- * The gates at `path`, checked against the model: loaded once per version of the file (its
- * path, size and modification time), so gates retrained in place are read again.
+ * The gates at `path`, checked against the model (its shape, and unless `allowOtherModel` the
+ * checkpoint they were trained for): loaded once per version of the file (its path, size and
+ * modification time), so gates retrained in place are read again.
  */
-async function gatesFor(path: string, config: ModelConfig, modelDir: string): Promise<GateScorer> {
+async function gatesFor(
+  path: string,
+  model: { dir: string; config: ModelConfig },
+  allowOtherModel: boolean,
+): Promise<GateScorer> {
   const info = await Deno.stat(path).catch(() => null);
   const key = `${path}\u0000${info?.size}\u0000${info?.mtime?.getTime()}`;
   let pending = loaded.get(key);
@@ -107,7 +123,9 @@ async function gatesFor(path: string, config: ModelConfig, modelDir: string): Pr
     pending.catch(() => loaded.delete(key));
   }
   const gates = await pending;
-  checkGatesFitModel(gates, { config, gateLabel: path, modelLabel: modelDir });
+  checkGatesFitModel(gates, { config: model.config, gateLabel: path, modelLabel: model.dir });
+  // Reads 64 KiB per weight file, once per sample: nothing beside the sample's prefill.
+  await checkGatesTrainedFor(gates.metadata, model.dir, { gateLabel: path, allowOtherModel });
   return gates.scorer;
 }
 
@@ -163,10 +181,13 @@ export const gated: MethodDefinition<GatedParams> = {
     );
     return { gates: path };
   },
-  /** The gate file must exist and fit the model; it is identified by its SHA-256. */
+  /**
+   * The gate file must exist, fit the model and (unless `allowOtherModel`) have been trained
+   * for it; it is identified by its SHA-256.
+   */
   async artifacts(p, model) {
     const path = p.gates === "" ? joinPath(model.dir, DEFAULT_GATE_FILE) : p.gates;
-    await gatesFor(path, model.config, model.dir);
+    await gatesFor(path, model, p.allowOtherModel);
     return `gates sha256:${await shortDigest(await Deno.readFile(path))}`;
   },
   createScorer(p, ctx) {
@@ -177,7 +198,12 @@ export const gated: MethodDefinition<GatedParams> = {
     // them in the layer's graph (CPU), else the hidden states (WebGPU taps).
     const pending = { projected: new Map<number, Pending>(), hidden: new Map<number, Pending>() };
     let scorer: GateScorer | null = null;
-    const load = async () => scorer ??= await gatesFor(path, ctx.config, ctx.model.dir);
+    const load = async () =>
+      scorer ??= await gatesFor(
+        path,
+        { dir: ctx.model.dir, config: ctx.config },
+        p.allowOtherModel,
+      );
 
     const scoreRows = async (
       kind: keyof typeof pending,

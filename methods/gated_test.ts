@@ -2,17 +2,20 @@
  * `gated` (Fast KVzip) through the shared phases on tiny random models with random gates: its
  * scores are the gate of each token's hidden state, the global threshold keeps exactly the best
  * ones, chunked prefill honours the window rule, decoding holds the budget B·L·H with the sinks
- * and the last 128 entries protected, and a missing or mismatched gate file is one clear error.
+ * and the last 128 entries protected, and a missing or mismatched gate file is one clear error:
+ * gates of another shape, or trained for another checkpoint of the same shape (unless
+ * `allowOtherModel`). The shipped model's gates name its checkpoint.
  */
 
-import { assert, assertClose, assertRejects } from "../tests/assert.ts";
+import { assert, assertClose, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { type LayerTap, Model } from "../engine/model.ts";
 import { parseModelConfig } from "../engine/config.ts";
-import { tinyConfigJson } from "../engine/random_model.ts";
+import { makeRandomModel, tinyConfigJson } from "../engine/random_model.ts";
+import { checkpointFingerprint } from "../engine/safetensors.ts";
 import type { ModelConfig } from "../engine/types.ts";
 import { gateDimsFor, gatedLayers, gateForward } from "./gates/gate.ts";
-import { writeGateFile } from "./gates/gate_file.ts";
+import { MODEL_FINGERPRINT_KEY, readGateFile, writeGateFile } from "./gates/gate_file.ts";
 import { withTinyModel } from "./gates/testing.ts";
 import { randomGates } from "./gates/gate.ts";
 import { gated, releaseGatedSessions } from "./gated.ts";
@@ -219,7 +222,10 @@ Deno.test("gated: gates retrained in place are read again, and artifacts identif
         .scores!.scores[0][0].slice();
     const config = await configOf(dir);
     const artifacts = gated.artifacts!;
-    const before = await artifacts({ gates: "", buffer: 128 }, { dir, config });
+    const before = await artifacts({ gates: "", buffer: 128, allowOtherModel: false }, {
+      dir,
+      config,
+    });
     const first = await scores();
     // Other gates at the same path, a moment later (a later modification time).
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -229,12 +235,117 @@ Deno.test("gated: gates retrained in place are read again, and artifacts identif
     );
     const second = await scores();
     assert(first.some((v, i) => v !== second[i]), "the new gates must score");
-    const after = await artifacts({ gates: "", buffer: 128 }, { dir, config });
+    const after = await artifacts({ gates: "", buffer: 128, allowOtherModel: false }, {
+      dir,
+      config,
+    });
     assert(/^gates sha256:[0-9a-f]{16}$/.test(before) && after !== before, `${before} ${after}`);
     await assertRejects(
-      () => artifacts({ gates: `${dir}/none.safetensors`, buffer: 128 }, { dir, config }),
+      () =>
+        artifacts({ gates: `${dir}/none.safetensors`, buffer: 128, allowOtherModel: false }, {
+          dir,
+          config,
+        }),
       InputError,
       "no gate file",
     );
   });
+});
+
+Deno.test("gated: gates trained for another checkpoint of the same shape are refused unless allowOtherModel", async () => {
+  // Two checkpoints of one shape (other seeds): the second stands for a fine-tune of the first.
+  await withTinyModel({ arch: "qwen3", seed: 1 }, async (base) => {
+    await withTinyModel({ arch: "qwen3", seed: 2 }, async (tuned) => {
+      const config = await configOf(base);
+      const gates = randomGates(gateDimsFor(config), { layers: gatedLayers(config), seed: 3 });
+      const trainedFor = await checkpointFingerprint(base);
+      const other = await checkpointFingerprint(tuned);
+      const path = `${base}/trained.safetensors`;
+      await writeGateFile(path, gates, { metadata: { [MODEL_FINGERPRINT_KEY]: trainedFor } });
+      const artifacts = gated.artifacts!;
+      const params = (gates: string, allowOtherModel = false) => ({
+        gates,
+        buffer: 128,
+        allowOtherModel,
+      });
+      try {
+        // The checkpoint it was trained for.
+        const id = await artifacts(params(path), { dir: base, config });
+        assert(/^gates sha256:[0-9a-f]{16}$/.test(id), id);
+
+        // Another checkpoint of the same shape: preflight and the scorer both refuse it.
+        const refusal = `${path}: gates were trained for checkpoint ${trainedFor}, but ${tuned} ` +
+          `is checkpoint ${other}`;
+        const e = await assertRejects(
+          () => artifacts(params(path), { dir: tuned, config }),
+          InputError,
+          refusal,
+        );
+        assert(!e.message.includes("\n"), e.message);
+        assert(e.message.includes("allowOtherModel: true"), e.message);
+        const model = await Model.load(tuned, { threads: 1 });
+        const p = prompt(40, 2);
+        await assertRejects(
+          () =>
+            prefillWithEviction(model, p, {
+              method: "gated",
+              keptRatio: 0.5,
+              params: { gates: path },
+            }),
+          InputError,
+          refusal,
+        );
+
+        // Deliberately: the override accepts it, with the same file identity.
+        assertEquals(await artifacts(params(path, true), { dir: tuned, config }), id);
+        const result = await prefillWithEviction(model, p, {
+          method: "gated",
+          keptRatio: 0.5,
+          params: { gates: path, allowOtherModel: true },
+        });
+        assert(Math.abs(result.report.keptRatioAchieved - 0.5) < 0.05);
+
+        // A file that names no checkpoint (older files, converted official gates) is accepted.
+        const unnamed = `${base}/unnamed.safetensors`;
+        await writeGateFile(unnamed, gates);
+        await artifacts(params(unnamed), { dir: tuned, config });
+        await prefillWithEviction(model, p, {
+          method: "gated",
+          keptRatio: 0.5,
+          params: { gates: unnamed },
+        });
+      } finally {
+        await releaseGatedSessions();
+      }
+    });
+  });
+});
+
+Deno.test("gated: the shipped model's gates name its checkpoint; a random model of its shape is refused", async () => {
+  const shipped = new URL("../models/organism-qwen3-10m", import.meta.url).pathname;
+  const config = await configOf(shipped);
+  const path = `${shipped}/gates.safetensors`;
+  const { metadata } = await readGateFile(path, { config });
+  assertEquals(metadata[MODEL_FINGERPRINT_KEY], await checkpointFingerprint(shipped));
+  const artifacts = gated.artifacts!;
+  try {
+    await artifacts({ gates: "", buffer: 128, allowOtherModel: false }, { dir: shipped, config });
+    const json = JSON.parse(await Deno.readTextFile(`${shipped}/config.json`));
+    const dir = await Deno.makeTempDir({ prefix: "evictbench_gated_test_" });
+    try {
+      await makeRandomModel(dir, { arch: "qwen3", seed: 7, dtype: "BF16", overrides: json });
+      const same = await configOf(dir);
+      await assertRejects(
+        () =>
+          artifacts({ gates: path, buffer: 128, allowOtherModel: false }, { dir, config: same }),
+        InputError,
+        `${path}: gates were trained for checkpoint ${metadata[MODEL_FINGERPRINT_KEY]}`,
+      );
+      await artifacts({ gates: path, buffer: 128, allowOtherModel: true }, { dir, config: same });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  } finally {
+    await releaseGatedSessions();
+  }
 });

@@ -10,7 +10,7 @@ import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
 import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
 import { parseModelConfig } from "../engine/config.ts";
 import { gateDimsFor, gatedLayers, randomGates } from "../methods/gates/gate.ts";
-import { writeGateFile } from "../methods/gates/gate_file.ts";
+import { MODEL_FINGERPRINT_KEY, writeGateFile } from "../methods/gates/gate_file.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODEL = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-" });
@@ -195,7 +195,7 @@ Deno.test("LongBench's max_length: a prompt beyond the window runs once cut in t
   assert(row.context_tokens < 400 && row.prompt_tokens <= 512, JSON.stringify(row));
 });
 
-Deno.test("gate files: checked before any work, and other gates make other cells", async () => {
+Deno.test("gate files: checked before any work (shape and checkpoint), and other gates make other cells", async () => {
   const parent = await Deno.makeTempDir();
   const out = `${parent}/run`;
   const gates = `${parent}/gates.safetensors`;
@@ -211,11 +211,20 @@ Deno.test("gate files: checked before any work, and other gates make other cells
   await assertRejects(run, InputError, `method gated: no gate file at ${gates}`);
   assertEquals([...Deno.readDirSync(parent)], []);
   const modelConfig = parseModelConfig(JSON.parse(await Deno.readTextFile(`${MODEL}/config.json`)));
-  const write = (seed: number) =>
+  const write = (seed: number, metadata: Record<string, string> = {}) =>
     writeGateFile(
       gates,
       randomGates(gateDimsFor(modelConfig), { layers: gatedLayers(modelConfig), seed }),
+      { metadata },
     );
+  // Gates trained for another checkpoint of this shape.
+  await write(0, { [MODEL_FINGERPRINT_KEY]: "0123456789abcdef" });
+  await assertRejects(
+    run,
+    InputError,
+    `${gates}: gates were trained for checkpoint 0123456789abcdef`,
+  );
+  assertEquals([...Deno.readDirSync(parent)].map((e) => e.name), ["gates.safetensors"]);
   await write(0);
   const first = await run();
   assertEquals(first.unitsRun, 2);

@@ -6,21 +6,26 @@
  *   layers.{i}.k_proj.weight [H·d, D]     layers.{i}.q_norm.weight [d]   layers.{i}.k_norm.weight [d]
  *   layers.{i}.k_base [H, S, d]           layers.{i}.b [H, G]
  * `__metadata__`: format "evictbench-gates", format_version "1", hidden_size, num_kv_heads,
- * group, gate_dim, sinks, layers (comma-separated indices), plus free-form provenance keys.
+ * group, gate_dim, sinks, layers (comma-separated indices), optionally model_fingerprint (the
+ * {@linkcode checkpointFingerprint} of the model the gates were trained on), plus free-form
+ * provenance keys.
  *
  * Reading validates the file against itself (every tensor present, shaped as the metadata says,
  * finite) and, given a model config, against the model: a gate file for another model shape or
  * another set of gated layers is a one-line InputError naming the file and the mismatch.
+ * {@linkcode checkGatesTrainedFor} also tells other weights of the same shape apart.
  *
  * @module
  */
 
 import { InputError } from "../../errors.ts";
 import {
+  checkpointFingerprint,
   f32ToBf16,
   f32ToF16,
   formatShape,
   openSafetensors,
+  rewriteSafetensorsMetadata,
   type TensorToWrite,
   writeSafetensors,
 } from "../../engine/safetensors.ts";
@@ -41,6 +46,12 @@ export const GATE_FILE_FORMAT = "evictbench-gates";
 export const GATE_FILE_VERSION = "1";
 /** The file name the `gated` method looks for in a model directory by default. */
 export const DEFAULT_GATE_FILE = "gates.safetensors";
+
+/**
+ * `__metadata__` key holding the {@linkcode checkpointFingerprint} of the model the gates were
+ * trained on. Absent in files that cannot know it (converted official gates, older files).
+ */
+export const MODEL_FINGERPRINT_KEY = "model_fingerprint";
 
 /** Storage dtype of a gate tensor. */
 export type GateDtype = "F32" | "BF16" | "F16";
@@ -282,4 +293,79 @@ export function checkGatesFitModel(
       }]`,
     );
   }
+}
+
+/** Options of {@linkcode checkGatesTrainedFor}. */
+export interface TrainedForOptions {
+  /** How messages name the gate file. */
+  gateLabel: string;
+  /** Accept gates trained for another checkpoint (`gated`'s `allowOtherModel`). */
+  allowOtherModel?: boolean;
+}
+
+/**
+ * Fail with a one-line InputError naming the gate file, both fingerprints and the override
+ * unless gates whose metadata is `metadata` were trained for the model in `modelDir`: its
+ * {@linkcode checkpointFingerprint} equals the file's {@linkcode MODEL_FINGERPRINT_KEY}. A file
+ * without the key passes, and so does any file with `allowOtherModel`.
+ *
+ * @example
+ * ```ts
+ * await checkGatesTrainedFor(file.metadata, "models/qwen3", { gateLabel: "gates.safetensors" });
+ * ```
+ */
+export async function checkGatesTrainedFor(
+  metadata: Readonly<Record<string, string>>,
+  modelDir: string,
+  options: TrainedForOptions,
+): Promise<void> {
+  const trainedFor = metadata[MODEL_FINGERPRINT_KEY];
+  if (trainedFor === undefined || options.allowOtherModel) return;
+  const fingerprint = await checkpointFingerprint(modelDir);
+  if (fingerprint === trainedFor) return;
+  throw new InputError(
+    `${options.gateLabel}: gates were trained for checkpoint ${trainedFor}, but ${modelDir} is ` +
+      `checkpoint ${fingerprint} (other weights or config.json); set gated's parameter ` +
+      "allowOtherModel: true to use them anyway",
+  );
+}
+
+/** What {@linkcode stampGateFile} did. */
+export interface StampResult {
+  /** The model's {@linkcode checkpointFingerprint}, now in the file. */
+  fingerprint: string;
+  /** False when the file already held it (nothing was written). */
+  changed: boolean;
+}
+
+/**
+ * Record in the gate file at `path` that its gates were trained on `model`: the model's
+ * {@linkcode checkpointFingerprint} under {@linkcode MODEL_FINGERPRINT_KEY}, written by
+ * rewriting the header's metadata only (every tensor stays byte-identical). For gate files
+ * trained before train-gate recorded it, on a model known to be theirs. The file must fit the
+ * model; one that already names this fingerprint is left as it is (rerunnable), one that names
+ * another is an InputError.
+ *
+ * @example
+ * ```ts
+ * const dir = "models/organism-qwen3-10m";
+ * await stampGateFile(`${dir}/gates.safetensors`, { dir, config });
+ * ```
+ */
+export async function stampGateFile(
+  path: string,
+  model: { dir: string; config: ModelConfig },
+): Promise<StampResult> {
+  const { metadata } = await readGateFile(path, { config: model.config, modelLabel: model.dir });
+  const fingerprint = await checkpointFingerprint(model.dir);
+  const recorded = metadata[MODEL_FINGERPRINT_KEY];
+  if (recorded === fingerprint) return { fingerprint, changed: false };
+  if (recorded !== undefined) {
+    throw new InputError(
+      `${path}: __metadata__.${MODEL_FINGERPRINT_KEY} already names the checkpoint ${recorded}, ` +
+        `not ${model.dir} (${fingerprint}); these gates were trained on another model`,
+    );
+  }
+  await rewriteSafetensorsMetadata(path, { ...metadata, [MODEL_FINGERPRINT_KEY]: fingerprint });
+  return { fingerprint, changed: true };
 }

@@ -1,16 +1,30 @@
 /**
  * gates.safetensors: written gates read back bit for bit; a file for another model shape or
  * another set of layers, a truncated file, damaged metadata, a missing or misshapen tensor and
- * non-finite values are each one InputError line naming the file and the problem.
+ * non-finite values are each one InputError line naming the file and the problem. A recorded
+ * model_fingerprint must be the model's own unless overridden; stamping one into an older file
+ * rewrites only the header's metadata, and a rerun changes nothing.
  */
 
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { InputError } from "../../errors.ts";
 import { parseModelConfig } from "../../engine/config.ts";
 import { tinyConfigJson } from "../../engine/random_model.ts";
-import { openSafetensors, type TensorToWrite, writeSafetensors } from "../../engine/safetensors.ts";
+import {
+  checkpointFingerprint,
+  openSafetensors,
+  type TensorToWrite,
+  writeSafetensors,
+} from "../../engine/safetensors.ts";
 import { gateDimsFor, gatedLayers, randomGates } from "./gate.ts";
-import { readGateFile, writeGateFile } from "./gate_file.ts";
+import {
+  checkGatesTrainedFor,
+  MODEL_FINGERPRINT_KEY,
+  readGateFile,
+  stampGateFile,
+  writeGateFile,
+} from "./gate_file.ts";
+import { withTinyModel } from "./testing.ts";
 
 const qwen = parseModelConfig(tinyConfigJson("qwen3"));
 
@@ -128,3 +142,69 @@ Deno.test("corrupt gate files are refused with one line naming the file", async 
     );
   });
 });
+
+Deno.test("checkGatesTrainedFor: the model's own fingerprint, none, or the override pass", async () => {
+  await withTinyModel({ arch: "qwen3", seed: 1 }, async (dir) => {
+    const own = await checkpointFingerprint(dir);
+    const label = "g.safetensors";
+    await checkGatesTrainedFor({ [MODEL_FINGERPRINT_KEY]: own }, dir, { gateLabel: label });
+    await checkGatesTrainedFor({}, dir, { gateLabel: label });
+    const other = { [MODEL_FINGERPRINT_KEY]: "0123456789abcdef" };
+    const e = await assertRejects(
+      () => checkGatesTrainedFor(other, dir, { gateLabel: label }),
+      InputError,
+      `g.safetensors: gates were trained for checkpoint 0123456789abcdef, but ${dir} is checkpoint ${own}`,
+    );
+    assert(e.message.includes("allowOtherModel"), e.message);
+    assert(!e.message.includes("\n"));
+    await checkGatesTrainedFor(other, dir, { gateLabel: label, allowOtherModel: true });
+  });
+});
+
+Deno.test("stampGateFile: records the model's fingerprint in the metadata alone; reruns are no-ops", async () => {
+  await withTinyModel({ arch: "qwen3", seed: 1 }, async (dir) => {
+    const path = `${dir}/gates.safetensors`;
+    const gates = randomGates(gateDimsFor(qwen), { layers: gatedLayers(qwen), seed: 3 });
+    await writeGateFile(path, gates, { metadata: { source: "older train-gate" } });
+    const before = await Deno.readFile(path);
+    const oldStart = await readDataStart(path);
+    const model = { dir, config: qwen };
+
+    const fingerprint = await checkpointFingerprint(dir);
+    assertEquals(await stampGateFile(path, model), { fingerprint, changed: true });
+    const after = await Deno.readFile(path);
+    const back = await readGateFile(path, { config: qwen });
+    assertEquals(back.gates, gates);
+    assertEquals(back.metadata[MODEL_FINGERPRINT_KEY], fingerprint);
+    assertEquals(back.metadata.source, "older train-gate");
+    assertEquals(after.subarray(await readDataStart(path)), before.subarray(oldStart));
+
+    // Rerun: nothing written.
+    assertEquals(await stampGateFile(path, model), { fingerprint, changed: false });
+    assertEquals(await Deno.readFile(path), after);
+
+    // The same shape with other weights: the file already names another checkpoint.
+    await withTinyModel({ arch: "qwen3", seed: 2 }, async (other) => {
+      const e = await assertRejects(
+        () => stampGateFile(path, { dir: other, config: qwen }),
+        InputError,
+        `${path}: __metadata__.model_fingerprint already names the checkpoint ${fingerprint}`,
+      );
+      assert(!e.message.includes("\n"));
+    });
+    assertEquals(await Deno.readFile(path), after);
+    // Gates that do not fit the model are refused before anything is written.
+    const llama = parseModelConfig(tinyConfigJson("llama"));
+    await assertRejects(
+      () => stampGateFile(path, { dir, config: llama }),
+      InputError,
+      "gates are for",
+    );
+  });
+});
+
+async function readDataStart(path: string): Promise<number> {
+  const file = await openSafetensors(path);
+  file.close();
+  return file.dataStart;
+}
