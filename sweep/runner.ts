@@ -135,8 +135,9 @@ type Artifacts = Record<string, Record<number, string>>;
  * What a sweep can check before any work, so that a config it cannot run fails before the run
  * directory is touched: every model directory opens (config.json, the checkpoint's headers,
  * tokenizer.json); on each model, every method's own files (gate weights) exist and fit it, and
- * every task unit's first sample generates and its longest prompt fits the model's
- * `max_position_embeddings`. Returns the methods' file identities.
+ * every task unit's samples generate and their longest prompts fit the model's
+ * `max_position_embeddings` (only the first sample where a task generates them at a target
+ * length). Returns the methods' file identities.
  */
 async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promise<Artifacts> {
   const methods = methodSpecs(config).map((spec) => {
@@ -158,31 +159,31 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
         });
       }
       for (const unit of tasks) {
-        const first = await firstSample(unit, tokenizer);
-        if (first === undefined) continue;
-        const prompt = renderSamplePrompt(tokenizer, first, first.prompt);
-        const shared = prompt.prefix.ids.length + prompt.context.ids.length;
-        const longest = Math.max(
-          ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
-        );
-        const where = `task ${unit.task}${
-          unit.options.targetTokens === undefined ? "" : ` at ${unit.options.targetTokens} tokens`
-        }`;
-        const beyond = `on ${modelDir}, beyond max_position_embeddings ${limit} in ` +
-          `${modelDir}/config.json`;
-        if (longest > limit) {
-          throw new InputError(`${where}: its prompts reach ${longest} tokens ${beyond}`);
-        }
-        for (const m of methods) {
-          const extra = m.def.extraPositions?.(m.params, {
-            contextTokens: prompt.context.ids.length,
-            tokenizer,
-          }) ?? 0;
-          if (longest + extra > limit) {
-            throw new InputError(
-              `${where}: with method ${m.id}'s own forwards (${extra} positions) its prompts ` +
-                `reach ${longest + extra} tokens ${beyond}`,
-            );
+        for await (const sample of samplesToCheck(unit, tokenizer)) {
+          const prompt = renderSamplePrompt(tokenizer, sample, sample.prompt);
+          const shared = prompt.prefix.ids.length + prompt.context.ids.length;
+          const longest = Math.max(
+            ...prompt.queries.map((q) => shared + q.query.ids.length + q.postfix.ids.length),
+          );
+          const where = unit.options.targetTokens === undefined
+            ? `task ${unit.task} sample ${sample.id}`
+            : `task ${unit.task} at ${unit.options.targetTokens} tokens`;
+          const beyond = `on ${modelDir}, beyond max_position_embeddings ${limit} in ` +
+            `${modelDir}/config.json`;
+          if (longest > limit) {
+            throw new InputError(`${where}: its prompts reach ${longest} tokens ${beyond}`);
+          }
+          for (const m of methods) {
+            const extra = m.def.extraPositions?.(m.params, {
+              contextTokens: prompt.context.ids.length,
+              tokenizer,
+            }) ?? 0;
+            if (longest + extra > limit) {
+              throw new InputError(
+                `${where}: with method ${m.id}'s own forwards (${extra} positions) its prompts ` +
+                  `reach ${longest + extra} tokens ${beyond}`,
+              );
+            }
           }
         }
       }
@@ -193,13 +194,16 @@ async function preflight(config: SweepConfig, tasks: readonly TaskUnit[]): Promi
   return artifacts;
 }
 
-/** The first sample of a task unit, or undefined when it has none. */
-async function firstSample(
-  unit: TaskUnit,
-  tokenizer: TextTokenizer,
-): Promise<Sample | undefined> {
-  for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) return sample;
-  return undefined;
+/**
+ * The samples of a task unit whose prompt lengths preflight checks: the first one where the
+ * task generates its samples at a target length (the rest are as long), every one otherwise
+ * (a benchmark file's rows differ in length, and a sweep should not stop at its 150th).
+ */
+async function* samplesToCheck(unit: TaskUnit, tokenizer: TextTokenizer): AsyncGenerator<Sample> {
+  for await (const sample of taskSamples(unit.task, unit.options, { tokenizer })) {
+    yield sample;
+    if (unit.options.targetTokens !== undefined) return;
+  }
 }
 
 /**

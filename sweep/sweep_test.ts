@@ -160,7 +160,7 @@ Deno.test("a model or task the sweep cannot run fails before the run directory i
   }
 });
 
-Deno.test("LongBench's max_length: a prompt beyond the window runs once cut in the middle, and is refused whole", async () => {
+Deno.test("longbench_file maxLength: a prompt beyond the window runs once cut in the middle, and is refused whole", async () => {
   const model = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-512-" });
   await makeRandomModel(model, {
     arch: "qwen3",
@@ -181,16 +181,36 @@ Deno.test("LongBench's max_length: a prompt beyond the window runs once cut in t
   await assertRejects(
     () => runSweep(longbench({}), { progress: false, report: false }),
     InputError,
-    "task longbench_file: its prompts reach 3",
+    "task longbench_file sample longbench_hotpotqa/0: its prompts reach 3",
   );
   assertEquals([...Deno.readDirSync(parent)], []);
-  const summary = await runSweep(longbench({ max_length: 400 }), {
+  // Rows differ in length, so every one is checked: the long one second in the file is refused
+  // before any work too, not when the sweep reaches it.
+  const lines = Deno.readTextFileSync(path).trim().split("\n");
+  const reordered = `${parent}/longbench_hotpotqa.jsonl`;
+  Deno.writeTextFileSync(reordered, `${lines[1]}\n${lines[0]}\n`);
+  await assertRejects(
+    () =>
+      runSweep(
+        validateSweepConfig(config(out, {
+          models: [model],
+          methods: ["full"],
+          budgets: [1],
+          tasks: [{ task: "longbench_file", n: 2, options: { path: reordered } }],
+        })),
+        { progress: false, report: false },
+      ),
+    InputError,
+    "task longbench_file sample longbench_hotpotqa/1: its prompts reach 3",
+  );
+  assertEquals([...Deno.readDirSync(parent)].map((e) => e.name), ["longbench_hotpotqa.jsonl"]);
+  const summary = await runSweep(longbench({ maxLength: 400 }), {
     progress: false,
     report: false,
   });
   assertEquals(summary.unitsRun, 1);
   const [row] = await readRunRows(out);
-  assertEquals(JSON.parse(row.task_options), { max_length: 400, path });
+  assertEquals(JSON.parse(row.task_options), { maxLength: 400, path });
   // 400 tokens of LongBench's plain prompt, then the chat template around them.
   assert(row.context_tokens < 400 && row.prompt_tokens <= 512, JSON.stringify(row));
 });

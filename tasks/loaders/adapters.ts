@@ -2,7 +2,7 @@
  * The public-file loaders as registered tasks, so a sweep names them like any generator:
  * `{ "task": "squad_file", "options": { "path": "data/squad/train-v1.1.json", "n": 100 } }`.
  * Each takes the file's `path` (required) and `n`, the number of samples to keep; the loader's
- * other options pass through. Samples come in file order. `longbench_file`'s `max_length` cuts
+ * other options pass through. Samples come in file order. `longbench_file`'s `maxLength` cuts
  * prompts longer than that many tokens of the model under test in the middle, as LongBench's
  * `pred.py` does (see longbench.ts).
  *
@@ -73,7 +73,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
     description: "LongBench v1 JSONL (English tasks, with their prompts and lengths)",
     extra: {
       dataset: z.string().optional().describe("dataset name, default from the rows"),
-      max_length: z.number({ error: MAX_LENGTH }).int({ error: MAX_LENGTH })
+      maxLength: z.number({ error: MAX_LENGTH }).int({ error: MAX_LENGTH })
         .min(1, { error: MAX_LENGTH }).optional()
         .describe(
           "LongBench's model2maxlen: a longer prompt is cut in the middle, as pred.py does; " +
@@ -84,9 +84,9 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
       loadLongbench(o.path, {
         limit: o.n,
         dataset: o.dataset,
-        truncation: o.max_length === undefined
+        truncation: o.maxLength === undefined
           ? undefined
-          : { maxLength: o.max_length, tokenizer: env.tokenizer },
+          : { maxLength: o.maxLength, tokenizer: env.tokenizer },
       }),
   }),
   fileTask({

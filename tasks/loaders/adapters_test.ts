@@ -36,13 +36,13 @@ Deno.test("a loader task without its file path is an input error naming the opti
   assertThrows(() => parseTaskOptions(getTask("squad_file"), { n: 3 }), InputError, "path");
 });
 
-Deno.test("longbench_file max_length: bad values are one-line errors naming the option", () => {
+Deno.test("longbench_file maxLength: bad values are one-line errors naming the option", () => {
   const task = getTask("longbench_file");
   for (const value of [0, -1, 1.5, "x"]) {
     const error = assertThrows(
-      () => parseTaskOptions(task, { path: "hotpotqa.jsonl", max_length: value }),
+      () => parseTaskOptions(task, { path: "hotpotqa.jsonl", maxLength: value }),
       InputError,
-      `task longbench_file: option "max_length": expected a whole number of tokens ≥ 1`,
+      `task longbench_file: option "maxLength": expected a whole number of tokens ≥ 1`,
     );
     assert(error.message.endsWith(`(got ${JSON.stringify(value)})`), error.message);
     assert(!error.message.includes("\n"), error.message);
@@ -54,11 +54,11 @@ Deno.test("longbench_file max_length: bad values are one-line errors naming the 
   });
 });
 
-Deno.test("longbench_file max_length cuts in the tokens of the model the sweep passes", async () => {
+Deno.test("longbench_file maxLength cuts in the tokens of the model the sweep passes", async () => {
   const path = new URL("../../tests/fixtures/loaders/longbench_hotpotqa.jsonl", import.meta.url)
     .pathname;
   const samples = [];
-  for await (const s of taskSamples("longbench_file", { path, max_length: 400 }, { tokenizer })) {
+  for await (const s of taskSamples("longbench_file", { path, maxLength: 400 }, { tokenizer })) {
     samples.push(s);
   }
   assertEquals(samples.map((s) => s.meta.truncated), [

@@ -308,7 +308,7 @@ Deno.test("LongBench max_length: a cut that would fall in the instruction or the
     new URL("../../tests/fixtures/tokenizer", import.meta.url).pathname,
   );
   const path = `${FIXTURES}longbench_hotpotqa.jsonl`;
-  const where = `${path}:1: LongBench hotpotqa sample longbench_hotpotqa/0: max_length`;
+  const where = `${path}:1: LongBench hotpotqa sample longbench_hotpotqa/0: maxLength`;
   for (
     const [maxLength, part] of [
       [200, "the first 100 end inside its instruction (103 tokens)"],

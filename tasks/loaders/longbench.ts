@@ -15,7 +15,7 @@
  *
  * A prompt longer than the model's budget: `pred.py` cuts it in the middle, with `max_length`
  * from `config/model2maxlen.json` (3500 for the 4k-window chat models, 31500 for the 32k ones).
- * With `truncation` (the `longbench_file` task's `max_length` option) this loader does the same
+ * With `truncation` (the `longbench_file` task's `maxLength` option) this loader does the same
  * under the model's tokenizer: it measures the plain templated prompt (instruction + context +
  * query, before any chat template) as `tokenizer(prompt)` does, special tokens such as BOS
  * included, and when that is longer than `maxLength` tokens keeps the text of its first and its
@@ -153,19 +153,19 @@ function middleCut(parts: PromptParts, truncation: LongbenchTruncation, where: s
   const queryIds = tokenizer.encode(parts.query, { addSpecialTokens: false });
   const instruction = decode(instructionIds);
   const query = decode(queryIds);
-  const kept = `max_length ${maxLength} keeps the first and last ${half} of its ${ids.length} ` +
+  const kept = `maxLength ${maxLength} keeps the first and last ${half} of its ${ids.length} ` +
     "tokens";
   if (!head.startsWith(instruction)) {
     throw new InputError(
       `${where}: ${kept}, and the first ${half} end inside its instruction ` +
-        `(${instructionIds.length} tokens); expected max_length / 2 to hold the instruction ` +
+        `(${instructionIds.length} tokens); expected maxLength / 2 to hold the instruction ` +
         "whole, so that the cut falls in the context",
     );
   }
   if (!tail.endsWith(query)) {
     throw new InputError(
       `${where}: ${kept}, and the last ${half} begin inside its query ` +
-        `(${queryIds.length} tokens); expected max_length / 2 to hold the query whole, so ` +
+        `(${queryIds.length} tokens); expected maxLength / 2 to hold the query whole, so ` +
         "that the cut falls in the context",
     );
   }
