@@ -653,7 +653,7 @@ export class CpuKvStore implements KvStore {
       const dead = to - from;
       if (dead === 0 || (!eager && dead < 64 && dead * 4 < window)) continue;
       const live = seg.length - dead;
-      if (seg.positions.length > 2 * (live + growthHeadroom(live))) {
+      if (trimmedCapacity(seg.positions.length, live) === live) {
         const keep = new Int32Array(live);
         for (let i = 0; i < from; i++) keep[i] = i;
         for (let i = to; i < seg.length; i++) keep[from + i - to] = i;
@@ -697,6 +697,15 @@ function emptySegment(): HeadSegment {
  */
 export function growthHeadroom(capacity: number): number {
   return Math.max(128, Math.ceil(capacity / 8));
+}
+
+/**
+ * The capacity a sliding layer's segment keeps after its window trim leaves `live` entries:
+ * the same (no reallocation while decoding), unless that is over twice what they and their
+ * growth room need (a long chunk went through the window), then exactly `live`.
+ */
+export function trimmedCapacity(capacity: number, live: number): number {
+  return capacity > 2 * (live + growthHeadroom(live)) ? live : capacity;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   checkRange,
   entryBytes,
   type EntryRange,
+  growthHeadroom,
   type HeadSegment,
   type HeadStats,
   type KvMark,
@@ -35,6 +36,7 @@ import {
   type QueryLayout,
   requestedStats,
   swapLeadingAxes,
+  trimmedCapacity,
 } from "../kv_store.ts";
 import { attendLayer, type DeviceStats } from "./attention.ts";
 import { type GpuContext, grid1d, type KernelDef, type Readback, type Recorder } from "./device.ts";
@@ -553,7 +555,7 @@ export class GpuKvStore implements KvStore {
     }
     const capacity = Math.min(
       max,
-      Math.max(needed, seg.capacity + Math.max(128, Math.ceil(seg.capacity / 8))),
+      Math.max(needed, seg.capacity + growthHeadroom(seg.capacity)),
     );
     const bytes = capacity * entryWords(this.shape.headDim) * 4;
     const buffer = this.gpu.createBuffer(bytes, `kv ${layer}.${h}`);
@@ -568,13 +570,18 @@ export class GpuKvStore implements KvStore {
     seg.positions = positions;
   }
 
-  /** Replace head h's segment by an exactly sized one holding the entries `keep`. */
-  #gather(rec: Recorder, layer: number, h: number, keep: Int32Array): void {
+  /**
+   * Replace head h's segment by one of `capacity` entries (exactly sized unless given) holding
+   * the entries `keep`.
+   */
+  #gather(rec: Recorder, layer: number, h: number, keep: Int32Array, capacity = keep.length): void {
     const seg = this.#segments[layer][h];
     const E = entryWords(this.shape.headDim);
     const n = keep.length;
-    const buffer = n > 0 ? this.gpu.createBuffer(n * E * 4, `kv ${layer}.${h}`) : null;
-    if (buffer !== null) {
+    const buffer = capacity > 0
+      ? this.gpu.createBuffer(capacity * E * 4, `kv ${layer}.${h}`)
+      : null;
+    if (n > 0 && buffer !== null) {
       // A few runs of consecutive entries are copies; anything else one gather dispatch.
       const runs: [number, number, number][] = [];
       for (let i = 0; i < n;) {
@@ -594,8 +601,9 @@ export class GpuKvStore implements KvStore {
       }
     }
     rec.releaseAfter(seg.buffer);
-    const positions = Int32Array.from(keep, (i) => seg.positions[i]);
-    this.#segments[layer][h] = { buffer, capacity: n, length: n, positions };
+    const positions = new Int32Array(capacity);
+    for (let i = 0; i < n; i++) positions[i] = seg.positions[keep[i]];
+    this.#segments[layer][h] = { buffer, capacity, length: n, positions };
   }
 
   /** As CpuKvStore's: sliding layers drop what no later query sees, by the lazy rule. */
@@ -611,7 +619,9 @@ export class GpuKvStore implements KvStore {
   /**
    * Sliding layers: drop entries no query from `nextQueryPosition` on can see, except those
    * before the last mark. Lazy unless `eager`, with CpuKvStore's exact rule, so both stores
-   * hold the same entries.
+   * hold the same entries in the same capacity: CpuKvStore moves them down in place, which a
+   * buffer copy cannot (source and destination must differ), so here they move to a new buffer
+   * of the old capacity; over twice what they need, both reallocate to fit.
    */
   #trimWindow(rec: Recorder, layer: number, nextQueryPosition: number, eager: boolean): void {
     const window = this.shape.slidingWindows[layer];
@@ -627,7 +637,7 @@ export class GpuKvStore implements KvStore {
       const keep = new Int32Array(seg.length - dead);
       for (let i = 0; i < from; i++) keep[i] = i;
       for (let i = to; i < seg.length; i++) keep[from + i - to] = i;
-      this.#gather(rec, layer, h, keep);
+      this.#gather(rec, layer, h, keep, trimmedCapacity(seg.capacity, keep.length));
     }
   }
 }
