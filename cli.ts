@@ -19,7 +19,13 @@ import { runTrainGateCommand } from "./cli/train_gate.ts";
 import { runConvertGateCommand } from "./cli/convert_gate.ts";
 import { runInspectCommand } from "./cli/inspect.ts";
 import { corpusCommand } from "./cli/corpus.ts";
-import { finiteNumber, nonNegativeInt, numberList, positiveInt } from "./cli/options.ts";
+import {
+  finiteNumber,
+  integerList,
+  nonNegativeInt,
+  numberList,
+  positiveInt,
+} from "./cli/options.ts";
 import { PROTOCOLS } from "./sweep/config.ts";
 
 /** Collect a repeatable option's values. */
@@ -121,6 +127,17 @@ export function buildProgram(): Command {
     .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)
     .option("--budgets <r...>", "kept ratios (space- or comma-separated)", numberList("--budgets"))
     .option("--tasks <names...>", "tasks or suites (space- or comma-separated)", collectList)
+    .option("--n <n>", "samples per length and seed, for every task", positiveInt("--n"))
+    .option(
+      "--lengths <tokens...>",
+      "target prompt lengths, for every task generated at one (space- or comma-separated)",
+      integerList("--lengths", 32),
+    )
+    .option(
+      "--decode-budgets <n...>",
+      "decode protocol: entries kept per (layer, KV head) (space- or comma-separated)",
+      integerList("--decode-budgets", 1),
+    )
     .option("--shard <i/n>", "run one deterministic slice of the plan (0-based)")
     .option("--no-report", "skip report.html (e.g. on shards; merge renders it)")
     .option("--schema", "print the config's JSON Schema and exit")

@@ -48,6 +48,25 @@ export function numberList(name: string): (value: string, previous?: number[]) =
   };
 }
 
+/**
+ * A repeatable option of whole numbers ≥ `min`, each value space- or comma-separated, naming
+ * the option and the item that is not one on failure.
+ */
+export function integerList(
+  name: string,
+  min: number,
+): (value: string, previous?: number[]) => number[] {
+  const numbers = numberList(name);
+  return function parse(value: string, previous: number[] = []): number[] {
+    const parsed = numbers(value);
+    const bad = parsed.find((n) => !Number.isInteger(n) || n < min);
+    if (bad !== undefined) {
+      throw new InvalidArgumentError(`${name} expects whole numbers ≥ ${min}, got "${bad}"`);
+    }
+    return [...previous, ...parsed];
+  };
+}
+
 /** Parse a number option, naming the option on failure. */
 export function finiteNumber(name: string): (value: string) => number {
   return function parse(value: string): number {

@@ -13,6 +13,7 @@ import { defaultSweep } from "../sweep/default.ts";
 import { mergeRuns } from "../sweep/merge.ts";
 import { readSweepConfig, sweepJsonSchema, validateSweepConfig } from "../sweep/config.ts";
 import { runSweep, type Shard } from "../sweep/runner.ts";
+import { resolveTasks } from "../tasks/mod.ts";
 
 /** Options of the sweep command, as commander parses them. */
 export interface SweepCommandOptions {
@@ -24,6 +25,9 @@ export interface SweepCommandOptions {
   methods?: string[];
   budgets?: number[];
   tasks?: string[];
+  n?: number;
+  lengths?: number[];
+  decodeBudgets?: number[];
   shard?: string;
   schema?: boolean;
   report?: boolean;
@@ -38,6 +42,35 @@ export function parseShard(text: string): Shard {
     throw new InputError(`--shard: expected i/n with 0 ≤ i < n (e.g. 0/4), got "${text}"`);
   }
   return { index, count };
+}
+
+/**
+ * The config's task entries with `--n` and `--lengths` applied to each: `n` to every entry,
+ * `lengths` to the entries whose tasks are generated at a target length (a math task in the
+ * list keeps its own samples). Anything but a list is returned as it is, for validation to name.
+ */
+export function withTaskFlags(
+  tasks: unknown,
+  flags: Pick<SweepCommandOptions, "n" | "lengths">,
+): unknown {
+  if (!Array.isArray(tasks) || (flags.n === undefined && flags.lengths === undefined)) return tasks;
+  return tasks.map((entry) => {
+    const spec = typeof entry === "string" ? { task: entry } : entry;
+    if (spec === null || typeof spec !== "object" || typeof spec.task !== "string") return entry;
+    const out: Record<string, unknown> = { ...spec };
+    if (flags.n !== undefined) out.n = flags.n;
+    if (flags.lengths !== undefined && takesLengths(spec.task)) out.lengths = flags.lengths;
+    return out;
+  });
+}
+
+/** Whether a task or suite name holds a task generated at a target length (unknown: false). */
+function takesLengths(name: string): boolean {
+  try {
+    return resolveTasks([name]).some((t) => t.lengthControlled);
+  } catch {
+    return false;
+  }
 }
 
 /** Run the sweep command. */
@@ -61,9 +94,11 @@ export async function runSweepCommand(
     models: options.models,
     methods: options.methods,
     budgets: options.budgets,
+    decodeBudgets: options.decodeBudgets,
     tasks: options.tasks,
   };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) raw[key] = value;
+  raw.tasks = withTaskFlags(raw.tasks, options);
   const config = validateSweepConfig(raw, configPath ?? "default sweep");
   const summary = await runSweep(config, { shard, report: options.report !== false });
   const overhead = summary.computeMs > 0 ? summary.wallMs / summary.computeMs : NaN;

@@ -146,6 +146,10 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
           near.length > 0 ? ` (did you mean ${near.map((n) => `"${n}"`).join(" or ")}?)` : ""
         }`,
       );
+    } else if (t.lengths !== undefined && !resolveTasks([t.task]).some((a) => a.lengthControlled)) {
+      problems.push(
+        `tasks.${i}.lengths: ${t.task} is not generated at a target length (expected no lengths)`,
+      );
     }
   });
   if (problems.length > 0) throw configError(source, problems);

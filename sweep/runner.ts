@@ -81,11 +81,13 @@ function taskUnits(config: SweepConfig): TaskUnit[] {
     for (const task of resolveTaskNames(spec)) {
       const adapter = getTask(task);
       for (const seed of spec.seeds ?? [undefined]) {
-        for (const length of spec.lengths ?? [undefined]) {
+        // A suite's tasks that are not generated at a target length run once, not per length.
+        const lengths = adapter.lengthControlled ? spec.lengths ?? [undefined] : [undefined];
+        for (const length of lengths) {
           const raw: Record<string, unknown> = { ...spec.options };
           if (spec.n !== undefined) raw.n = spec.n;
           if (seed !== undefined) raw.seed = seed;
-          if (length !== undefined && adapter.lengthControlled) raw.targetTokens = length;
+          if (length !== undefined) raw.targetTokens = length;
           units.push({ task, options: parseTaskOptions(adapter, raw) });
         }
       }

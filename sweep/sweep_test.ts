@@ -78,6 +78,19 @@ Deno.test("invalid configs fail with every problem listed, each with its path", 
     InputError,
   );
   assert(/^sweep config: budgets\.0: [^\n]+$/.test(one.message), one.message);
+  const lengths = assertThrows(
+    () =>
+      validateSweepConfig({
+        models: ["m"],
+        methods: ["full"],
+        tasks: [{ task: "gsm_synth", lengths: [512, 1024] }],
+      }),
+    InputError,
+  );
+  assertEquals(
+    lengths.message,
+    "sweep config: tasks.0.lengths: gsm_synth is not generated at a target length (expected no lengths)",
+  );
 });
 
 Deno.test("the JSON Schema for editors requires only what a config cannot leave out", () => {
