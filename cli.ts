@@ -215,6 +215,7 @@ export function buildProgram(): Command {
     .requiredOption("--out <file>", "JSON output file")
     .option("--chunk-size <n>", "prefill chunk size in tokens")
     .option("--threads <n>", "onnxruntime threads")
+    .addOption(backendOption().default("cpu"))
     .action(runInspectCommand);
 
   // addCommand does not pass settings down as .command() does: copy them (exitOverride, output).

@@ -40,6 +40,8 @@ export interface InspectCommandOptions {
   out: string;
   chunkSize?: string;
   threads?: string;
+  /** Compute backend (default "cpu", as sweeps). */
+  backend?: "auto" | "cpu" | "webgpu";
 }
 
 function number(flag: string, text: string | undefined, fallback: number): number {
@@ -105,10 +107,13 @@ export async function runInspectCommand(options: InspectCommandOptions): Promise
   const idsFromFlag = options.ids === undefined ? null : parseIds(options.ids);
   const out = await openOutputFile(options.out, "--out");
   try {
-    const model = await Model.load(options.model, {
-      threads,
-      attention: new OrtAttention({ threads }),
-    });
+    const backend = options.backend ?? "cpu";
+    const model = await Model.load(
+      options.model,
+      backend === "cpu"
+        ? { threads, attention: new OrtAttention({ threads }) }
+        : { threads, backend },
+    );
     const ids = idsFromFlag ??
       Int32Array.from(model.tokenizer().encode(options.text!, { addSpecialTokens: false }));
     if (ids.length === 0) throw new InputError("inspect: the input has no tokens");
@@ -135,19 +140,20 @@ export async function runInspectCommand(options: InspectCommandOptions): Promise
     for (let l = 0; l < numLayers; l++) {
       const heads = [];
       for (let h = 0; h < numKvHeads; h++) {
-        const positions = result.scores?.positions[l][h] ?? result.cache.segment(l, h).positions;
+        const positions = result.scores?.positions[l][h] ?? result.cache.positions(l, h);
         const scores = result.scores?.scores[l][h] ?? new Float32Array(positions.length).fill(NaN);
         heads.push({
           head: h,
           positions: [...positions],
           scores: Array.from(scores, jsonNumber),
-          kept: [...result.cache.segment(l, h).positions],
+          kept: [...result.cache.positions(l, h)],
         });
       }
       layers.push({ layer: l, decided: model.config.layers[l].slidingWindow === null, heads });
     }
     const json = {
       model: options.model,
+      backend: model.backend,
       method: method.id,
       params,
       policy: policy ?? method.policy,

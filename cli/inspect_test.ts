@@ -6,6 +6,7 @@
 
 import { assert, assertEquals } from "../tests/assert.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
+import { testAdapter } from "../kernels/webgpu/test_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -101,4 +102,33 @@ Deno.test("inspect writes every head's positions, scores and kept positions; bad
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "inspect --backend webgpu keeps what the CPU backend keeps",
+  ignore: testAdapter === null && Deno.env.get("CI") !== "true",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "evictbench_inspect_test_" });
+    try {
+      const model = `${dir}/model`;
+      await makeRandomModel(model, { arch: "qwen3", seed: 9 });
+      const ids = Array.from({ length: 40 }, (_, i) => (i * 7) % 200).join(",");
+      const kept: Record<string, number[][]> = {};
+      for (const backend of ["cpu", "webgpu"]) {
+        const out = `${dir}/${backend}.json`;
+        const args = ["--model", model, "--method", "snapkv", "--kept", "0.4", "--ids", ids];
+        const run = await inspect([...args, "--out", out, "--backend", backend]);
+        assertEquals(run.code, 0, run.stderr);
+        const json = JSON.parse(await Deno.readTextFile(out));
+        assertEquals(json.backend, backend);
+        kept[backend] = json.layers.flatMap((l: { heads: { kept: number[] }[] }) =>
+          l.heads.map((h) => h.kept)
+        );
+      }
+      assertEquals(kept.webgpu, kept.cpu);
+      assert(kept.cpu.some((k) => k.length < 40), "something was evicted");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
