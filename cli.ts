@@ -70,7 +70,9 @@ export function buildProgram(): Command {
     .action(runForwardCommand);
 
   program.command("generate")
-    .description("Greedy generation from a prompt; prints the completion.")
+    .description(
+      "Generation from a prompt, greedy unless --temperature is given; prints the completion.",
+    )
     .requiredOption("--model <dir>", "Hugging Face model directory")
     .requiredOption("--prompt <text>", "prompt text")
     .option(
@@ -81,6 +83,19 @@ export function buildProgram(): Command {
     )
     .option("--chat", "wrap the prompt in the model's chat template", false)
     .option("--stop <strings...>", "stop strings")
+    .option(
+      "--temperature <t>",
+      "sample at this temperature (> 0) instead of greedy",
+      finiteNumber("--temperature"),
+    )
+    .option("--top-p <p>", "with --temperature: nucleus mass in (0, 1]", finiteNumber("--top-p"), 1)
+    .option(
+      "--top-k <k>",
+      "with --temperature: most likely tokens kept (0: all)",
+      nonNegativeInt("--top-k"),
+      0,
+    )
+    .option("--seed <n>", "with --temperature: seed of the draws", nonNegativeInt("--seed"), 0)
     .option("--chunk-size <n>", "prefill chunk size in tokens", positiveInt("--chunk-size"))
     .option("--threads <n>", "onnxruntime threads", positiveInt("--threads"))
     .addOption(backendOption())

@@ -311,6 +311,22 @@ const ERROR_CASES: ErrorCase[] = [
     mentions: ["--out", "ROOT", "directory"],
   },
   {
+    name: "a sampling setting out of range",
+    setup: (dir) =>
+      Promise.resolve([
+        "generate",
+        "--model",
+        dir,
+        "--prompt",
+        "hi",
+        "--temperature",
+        "0.7",
+        "--top-p",
+        "1.5",
+      ]),
+    mentions: ["--top-p", "(0, 1]", "1.5"],
+  },
+  {
     name: "unknown subcommand",
     setup: () => Promise.resolve(["frobnicate", "--model", "x"]),
     mentions: ["unknown command", "frobnicate"],

@@ -1,11 +1,13 @@
 /**
- * `evictbench generate`: greedy completion of a prompt, printed to stdout.
+ * `evictbench generate`: completion of a prompt, greedy or sampled, printed to stdout.
  *
  * @module
  */
 
 import { generate } from "../engine/generate.ts";
 import { Model } from "../engine/model.ts";
+import { type Sampling, samplingProblem } from "../engine/sampling.ts";
+import { InputError } from "../errors.ts";
 
 /** Options of the generate command, as commander parses them. */
 export interface GenerateCommandOptions {
@@ -18,10 +20,34 @@ export interface GenerateCommandOptions {
   threads?: number;
   /** Compute backend (default "auto"). */
   backend?: "auto" | "cpu" | "webgpu";
+  /** Sample at this temperature instead of greedy. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+}
+
+/** The sampling the flags ask for, or undefined for greedy; a bad setting names its flag. */
+function samplingOf(options: GenerateCommandOptions): Sampling | undefined {
+  if (options.temperature === undefined) return undefined;
+  const sampling = {
+    temperature: options.temperature,
+    topP: options.topP ?? 1,
+    topK: options.topK ?? 0,
+    seed: options.seed ?? 0,
+  };
+  const problem = samplingProblem(sampling);
+  if (problem !== null) {
+    const flag = { temperature: "--temperature", topP: "--top-p", topK: "--top-k", seed: "--seed" };
+    const name = problem.slice(0, problem.indexOf(":")) as keyof typeof flag;
+    throw new InputError(`${flag[name]}${problem.slice(problem.indexOf(":"))}`);
+  }
+  return sampling;
 }
 
 /** Run the generate command. */
 export async function runGenerateCommand(options: GenerateCommandOptions): Promise<void> {
+  const sampling = samplingOf(options);
   const model = await Model.load(options.model, {
     threads: options.threads,
     backend: options.backend ?? "auto",
@@ -41,6 +67,7 @@ export async function runGenerateCommand(options: GenerateCommandOptions): Promi
     stopStrings: options.stop,
     decode: (tokens) => tokenizer.decode(tokens.filter(known), { skipSpecialTokens: true }),
     chunkSize: options.chunkSize,
+    sampling,
   });
   model.dispose();
   console.log(result.text);

@@ -1,14 +1,18 @@
 /**
- * Greedy generation over a KV store: prefill the prompt (chunked), then decode one token at a
- * time until an end-of-sequence id, a stop string or the token limit.
+ * Generation over a KV store: prefill the prompt (chunked), then decode one token at a time,
+ * greedy or sampled (engine/sampling.ts), until an end-of-sequence id, a stop string or the
+ * token limit. A thinking budget forces a reasoning model out of its thinking, as Fast KVzip's
+ * math runs do.
  *
  * @module
  */
 
 import type { CpuKvStore, KvStore } from "../kernels/kv_store.ts";
 import type { ForwardTaps, Model } from "./model.ts";
+import { type Sampling, tokenChooser } from "./sampling.ts";
 
-/** Why generation ended. */
+export { argmax } from "./sampling.ts";
+
 /**
  * Why generation stopped: an eos id, a stop string, `maxNewTokens`, or "max-positions": the
  * next token would have stood beyond the model's `max_position_embeddings`.
@@ -32,8 +36,24 @@ export interface GenerateOptions<S extends KvStore = CpuKvStore> {
   decodeTaps?: ForwardTaps;
   /** Called before each decode step with the cache, e.g. for decode-time eviction. */
   beforeDecodeStep?: (cache: S, generated: number) => void | Promise<void>;
-  /** Called with each new token id. */
+  /** Called with each new token id (forced ones included). */
   onToken?: (id: number) => void;
+  /** Sample instead of taking the argmax. */
+  sampling?: Sampling;
+  /** Cap the thinking of a reasoning model (see {@linkcode ThinkingBudget}). */
+  thinkingBudget?: ThinkingBudget;
+}
+
+/**
+ * Fast KVzip's forced answer (math runs): once `maxThinkingTokens` tokens are generated and
+ * none of them is `endThinkingId` (`</think>`), `forcedIds` are fed as if generated ("…I have to
+ * give the solution based on the thinking directly now.\n</think>.\n\n") and generation goes
+ * on to `maxNewTokens`, which counts them.
+ */
+export interface ThinkingBudget {
+  maxThinkingTokens: number;
+  endThinkingId: number;
+  forcedIds: Int32Array;
 }
 
 /** What {@linkcode generate} produced. */
@@ -43,20 +63,16 @@ export interface GenerateResult {
   /** Decoded completion (cut before a stop string), when a decoder was given. */
   text: string | null;
   stopReason: StopReason;
+  /** Whether the thinking budget ran out and the forced ids were fed. */
+  forcedAnswer: boolean;
   prefillMs: number;
   /** Mean wall time per decode step (0 when nothing was decoded). */
   decodeMsPerToken: number;
 }
 
-/** Index of the largest logit (the first one on ties, as torch.argmax does). */
-export function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
-}
-
 /**
- * Greedy decoding of `promptIds` continued from whatever `cache` holds.
+ * Decoding of `promptIds` continued from whatever `cache` holds: greedy unless
+ * `options.sampling` is given.
  *
  * @example
  * ```ts
@@ -80,15 +96,20 @@ export async function generate<S extends KvStore = CpuKvStore>(
     taps: options.prefillTaps,
   });
   const prefillMs = performance.now() - t0;
+  const choose = tokenChooser(options.sampling);
+  const budget = options.thinkingBudget;
+  let forcedAnswer = false;
+  let thinkingEnded = false;
   const tokens: number[] = [];
   let stopReason: StopReason = "max-new-tokens";
   let text: string | null = null;
   let decodeMs = 0;
   let steps = 0;
   while (tokens.length < options.maxNewTokens) {
-    const next = argmax(logits);
+    const next = choose(logits);
     tokens.push(next);
     options.onToken?.(next);
+    if (next === budget?.endThinkingId) thinkingEnded = true;
     if (eos.has(next)) {
       stopReason = "eos";
       break;
@@ -102,18 +123,32 @@ export async function generate<S extends KvStore = CpuKvStore>(
         break;
       }
     }
-    if (tokens.length === options.maxNewTokens) break;
-    if (cache.nextPosition >= model.config.maxPositionEmbeddings) {
-      // The token just chosen has no position left to be fed at: keep what was generated.
+    // The ids to feed next: the token just chosen, or it and the forced answer.
+    let feed = Int32Array.of(next);
+    if (
+      budget !== undefined && !forcedAnswer && !thinkingEnded &&
+      tokens.length >= budget.maxThinkingTokens
+    ) {
+      forcedAnswer = true;
+      const room = options.maxNewTokens - tokens.length;
+      const forced = budget.forcedIds.subarray(0, room);
+      for (const id of forced) {
+        tokens.push(id);
+        options.onToken?.(id);
+      }
+      feed = Int32Array.of(next, ...forced);
+    }
+    if (tokens.length >= options.maxNewTokens) break;
+    if (cache.nextPosition + feed.length > model.config.maxPositionEmbeddings) {
+      // The tokens just chosen have no positions left to be fed at: keep what was generated.
       stopReason = "max-positions";
       break;
     }
     await options.beforeDecodeStep?.(cache, tokens.length);
     const t = performance.now();
-    logits = await model.forward(Int32Array.of(next), cache, {
-      logits: "last",
-      taps: options.decodeTaps,
-    });
+    logits = feed.length === 1
+      ? await model.forward(feed, cache, { logits: "last", taps: options.decodeTaps })
+      : await model.prefill(feed, cache, { taps: options.decodeTaps });
     decodeMs += performance.now() - t;
     steps++;
   }
@@ -124,6 +159,7 @@ export async function generate<S extends KvStore = CpuKvStore>(
     tokens,
     text,
     stopReason,
+    forcedAnswer,
     prefillMs,
     decodeMsPerToken: steps > 0 ? decodeMs / steps : 0,
   };

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { OrtAttention } from "../kernels/attention_ort.ts";
 import { type CpuKvStore, referenceAttention } from "../kernels/kv_store.ts";
 import { argmax, generate } from "./generate.ts";
+import { tokenChooser } from "./sampling.ts";
 import { Model } from "./model.ts";
 import { makeRandomModel, type RandomModelOptions, type TinyArch } from "./random_model.ts";
 import type { TextTokenizer } from "./tokenizer.ts";
@@ -221,4 +222,70 @@ Deno.test("generate: at max_position_embeddings it stops and keeps what it gener
       assertEquals(result.tokens.length, 5);
     },
   );
+});
+
+Deno.test("generate: seeded sampling equals a hand loop drawing from the same chooser", async () => {
+  await withModelDir({ arch: "llama", seed: 12 }, async (dir) => {
+    const model = await Model.load(dir);
+    const prompt = promptIds(model.tokenizer(), "the quick brown fox jumps over it");
+    const sampling = { temperature: 1.5, topP: 0.9, seed: 3 };
+    const choose = tokenChooser(sampling);
+    const cache = model.createCache();
+    let logits = await model.forward(prompt, cache);
+    const want: number[] = [];
+    while (want.length < 12) {
+      want.push(choose(logits));
+      logits = await model.forward(Int32Array.of(want[want.length - 1]), cache);
+    }
+    const run = (seed: number) =>
+      generate(model, model.createCache(), prompt, {
+        maxNewTokens: 12,
+        eosTokenIds: [],
+        sampling: { ...sampling, seed },
+      });
+    assertEquals((await run(3)).tokens, want);
+    const greedy = await handLoop(model, prompt, 12);
+    assert((await run(4)).tokens.join() !== want.join(), "another seed, other tokens");
+    assert(want.join() !== greedy.join(), "sampling at temperature 1.5 left the greedy path");
+  });
+});
+
+Deno.test("generate: a thinking budget feeds the forced answer once, unless thinking ended", async () => {
+  await withModelDir(STOP_MODEL, async (dir) => {
+    const model = await Model.load(dir);
+    const prompt = promptIds(model.tokenizer(), STOP_PROMPT);
+    const forcedIds = Int32Array.of(7, 8, 9);
+    const free = await handLoop(model, prompt, 4);
+    // No end of thinking among the first 3 tokens: the forced ids follow them.
+    const endThinkingId = 1 + Math.max(...free, ...forcedIds);
+    const result = await generate(model, model.createCache(), prompt, {
+      maxNewTokens: 9,
+      eosTokenIds: [],
+      thinkingBudget: { maxThinkingTokens: 3, endThinkingId, forcedIds },
+    });
+    assert(result.forcedAnswer);
+    assertEquals(result.tokens.slice(0, 6), [...free.slice(0, 3), 7, 8, 9]);
+    // The rest continues greedily from the prompt, the 3 thought tokens and the forced ids.
+    const after = await handLoop(
+      model,
+      Int32Array.of(...prompt, ...free.slice(0, 3), 7, 8, 9),
+      3,
+    );
+    assertEquals(result.tokens.slice(6), after);
+    // maxNewTokens counts the forced ids: with room for one of them, one is fed.
+    const short = await generate(model, model.createCache(), prompt, {
+      maxNewTokens: 4,
+      eosTokenIds: [],
+      thinkingBudget: { maxThinkingTokens: 3, endThinkingId, forcedIds },
+    });
+    assertEquals(short.tokens, [...free.slice(0, 3), 7]);
+    // Thinking that ended before the budget is left alone.
+    const ended = await generate(model, model.createCache(), prompt, {
+      maxNewTokens: 6,
+      eosTokenIds: [],
+      thinkingBudget: { maxThinkingTokens: 3, endThinkingId: free[1], forcedIds },
+    });
+    assert(!ended.forcedAnswer);
+    assertEquals(ended.tokens, await handLoop(model, prompt, 6));
+  });
 });
