@@ -42,6 +42,7 @@ export const keydiff: MethodDefinition<KeyDiffParams> = {
     url: "https://arxiv.org/abs/2504.15364",
   },
   summary: "Keeps the keys least similar to the average key.",
+  version: 1, // bump when scoring changes; part of every cell id
   params,
   signals: ["keys"],
   phases: ["prefill", "chunked-prefill", "decode"],

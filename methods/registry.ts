@@ -37,8 +37,9 @@ const ID_PATTERN = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
  * Add a method. A definition that cannot work is refused with an {@linkcode InputError} whose
  * one line names the method and what is wrong: a malformed or taken id, params that are not a
  * zod object or whose defaults do not validate, an unknown phase, signal or policy, a decode
- * phase without decode defaults, no `createScorer`. Plugins register when their module is
- * imported, so the CLI reports these before any command runs.
+ * phase without decode defaults, no `createScorer`, a version that is neither a whole number
+ * ≥ 1 nor a non-empty string. Plugins register when their module is imported, so the CLI
+ * reports these before any command runs.
  */
 export function registerMethod(definition: AnyMethodDefinition): void {
   const { id } = definition;
@@ -56,6 +57,16 @@ export function registerMethod(definition: AnyMethodDefinition): void {
   }
   if (typeof definition.createScorer !== "function") {
     throw refuse("createScorer must be a function (params, context) => Scorer");
+  }
+  const { version } = definition;
+  if (
+    version !== undefined &&
+    !(Number.isInteger(version) && (version as number) >= 1) &&
+    !(typeof version === "string" && version.trim() !== "")
+  ) {
+    throw refuse(
+      `version must be a whole number ≥ 1 or a non-empty string, got ${JSON.stringify(version)}`,
+    );
   }
   for (const hook of ["artifacts", "extraPositions", "layerBudgets"] as const) {
     if (definition[hook] !== undefined && typeof definition[hook] !== "function") {

@@ -85,6 +85,13 @@ Deno.test("registerMethod refuses bad ids, duplicates and inconsistent definitio
   refused({ phases: ["prefil" as never] }, 'unknown phase "prefil"');
   refused({ signals: ["keyz" as never] }, 'unknown signal "keyz"');
   refused({ policy: { policy: "global", safeguard: 2 } }, "safeguard");
+  refused({ version: 0 }, "version must be a whole number ≥ 1 or a non-empty string, got 0");
+  refused({ version: " " }, "version must be");
+  refused({ version: null as never }, "version must be");
+  for (const version of [2, "2025-06 fix"]) {
+    registerMethod(plugin({ version }));
+    assert(unregisterMethod("test-plugin"));
+  }
   refused(
     { params: z.object({ w: z.number().positive().default(-1) }) },
     'the default of parameter "w" does not validate',

@@ -208,6 +208,14 @@ export interface MethodDefinition<P = Record<string, unknown>> {
   /** One line on what the method does. */
   summary: string;
   /**
+   * The method's version: bump it when its scoring changes (a fix, another formula), since it is
+   * part of every sweep cell id of the method: a resumed sweep then runs the method again instead
+   * of reusing rows scored the old way. A whole number ≥ 1 or a non-empty string. Absent: the
+   * cell ids leave it out (set it once the method has a change to mark; any value makes new
+   * cells).
+   */
+  version?: number | string;
+  /**
    * Parameters with defaults: a `z.object(...).strict()` whose fields each carry `.default()`
    * and `.describe()` (the registry reads both for `describeMethod` and `key=value` parsing).
    */

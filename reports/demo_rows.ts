@@ -97,6 +97,7 @@ export function sweepLikeRows(options: { samples?: number; seed?: number } = {})
             suite: t.suite,
             task,
             task_options: `{"targetTokens":${contextTokens}}`,
+            task_version: 1,
             budget_kind: "kept_ratio",
             budget,
             seed: 0,

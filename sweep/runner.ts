@@ -7,9 +7,8 @@
  * @module
  */
 
-import os from "node:os";
 import { InputError } from "../errors.ts";
-import { shortDigest } from "../digest.ts";
+import { fileSha256, shortDigest } from "../digest.ts";
 import { Model } from "../engine/model.ts";
 import { chooseBackend } from "../engine/model_webgpu.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
@@ -29,7 +28,14 @@ import {
 } from "./config.ts";
 import { Progress } from "./progress.ts";
 import { runProtocol, type SampleIds } from "./protocols.ts";
-import { type ResultRow, ResultsStore, UNBOUNDED_BUDGET, writeJsonAtomic } from "./store.ts";
+import { extendRunJson, startSession } from "./provenance.ts";
+import {
+  readRunJson,
+  type ResultRow,
+  ResultsStore,
+  UNBOUNDED_BUDGET,
+  writeJsonAtomic,
+} from "./store.ts";
 
 /** One slice of a sharded sweep. */
 export interface Shard {
@@ -104,27 +110,25 @@ function budgetsFor(config: SweepConfig, method: MethodSpec): number[] {
   return evicts ? config.budgets : [1];
 }
 
-async function gitRevision(): Promise<string | null> {
-  try {
-    const out = await new Deno.Command("git", {
-      args: ["rev-parse", "HEAD"],
-      stdout: "piped",
-      stderr: "null",
-    })
-      .output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
-  } catch {
-    return null;
+/**
+ * The SHA-256 of every file a loader task of the sweep reads (its `path` option), by path: read
+ * once per sweep, part of the cell ids of the task's cells and recorded in run.json.
+ */
+async function datasetDigests(tasks: readonly TaskUnit[]): Promise<Record<string, string>> {
+  const digests: Record<string, string> = {};
+  for (const unit of tasks) {
+    const path = unit.options.path;
+    if (getTask(unit.task).source !== "loader" || typeof path !== "string") continue;
+    if (path in digests) continue;
+    try {
+      digests[path] = await fileSha256(path);
+    } catch (error) {
+      throw new InputError(
+        `task ${unit.task}: cannot read its file "${path}" (${(error as Error).message})`,
+      );
+    }
   }
-}
-
-async function dependencyVersions(): Promise<Record<string, string>> {
-  const denoJson = JSON.parse(
-    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
-  ) as { imports: Record<string, string> };
-  return Object.fromEntries(
-    Object.entries(denoJson.imports).map(([name, spec]) => [name, spec.replace(/^npm:/, "")]),
-  );
+  return digests;
 }
 
 /**
@@ -231,28 +235,31 @@ export async function runSweep(
   }
   const tasks = taskUnits(config);
   const artifacts = await preflight(config, tasks);
+  const datasets = await datasetDigests(tasks);
+  const methods = methodSpecs(config);
   const store = await ResultsStore.open(config.out); // fails before any work if unwritable
+  // Each sweep into the directory adds its session to run.json; earlier ones stay as they were.
   const runJson = `${config.out}/run.json`;
-  const started = new Date().toISOString();
-  const provenance = {
-    config,
-    shard: options.shard ?? null,
-    git: await gitRevision(),
-    artifacts,
+  const session = await startSession({
     backend: backend.backend === "cpu"
       ? "cpu (onnxruntime CPU execution provider)"
       : `webgpu on ${backend.adapter!.description}`,
-    deno: Deno.version,
-    dependencies: await dependencyVersions(),
-    cpu: `${os.cpus()[0]?.model.trim() ?? "unknown"} × ${os.cpus().length}`,
-    memoryBytes: os.totalmem(),
-    started,
-    ended: null as string | null,
-    peakRssBytes: null as number | null,
-  };
+    datasets,
+    taskVersions: Object.fromEntries(tasks.map((t) => [t.task, getTask(t.task).version])),
+    methodVersions: Object.fromEntries(
+      methods.flatMap((m) => {
+        const version = getMethod(m.id).version;
+        return version === undefined ? [] : [[m.id, version]];
+      }),
+    ),
+  });
+  const provenance = extendRunJson(
+    await readRunJson(config.out),
+    { config, shard: options.shard ?? null, artifacts },
+    { session, path: runJson },
+  );
   await writeJsonAtomic(runJson, provenance);
 
-  const methods = methodSpecs(config);
   const perModel = tasks.reduce((n, t) => n + (t.options.n as number) * methods.length, 0);
   const progress = options.progress === false
     ? null
@@ -272,17 +279,19 @@ export async function runSweep(
       const adapter = getTask(taskUnit.task);
       const n = taskUnit.options.n as number;
       let samples: Sample[] | null = null;
+      let task: TaskIdentity | null = null;
       for (let s = 0; s < n; s++) {
         for (const method of methods) {
           unit++;
           const label = `${modelDir} · ${taskUnit.task} · sample ${s + 1}/${n} · ${method.id}`;
           if (options.shard && unit % options.shard.count !== options.shard.index) continue;
+          samples ??= await collect(taskSamples(taskUnit.task, taskUnit.options, { tokenizer }));
+          task ??= taskIdentity(taskUnit, samples, datasets);
           const cellIds = new Map<number, string>();
           for (const budget of budgetsFor(config, method)) {
             const files = artifacts[modelDir][methods.indexOf(method)];
-            cellIds.set(budget, await cellId(modelDir, method, budget, taskUnit, config, files));
+            cellIds.set(budget, await cellId(modelDir, method, budget, { task, config, files }));
           }
-          samples ??= await collect(taskSamples(taskUnit.task, taskUnit.options, { tokenizer }));
           const sample = samples[s];
           const done = sample.queries.every((_, q) =>
             [...cellIds.values()].every((id) =>
@@ -341,6 +350,7 @@ export async function runSweep(
               suite: adapter.suite,
               task: taskUnit.task,
               task_options: canonicalJson(sampleOptions(taskUnit)),
+              task_version: adapter.version,
               budget_kind: o.budgetKind,
               budget: o.budget,
               seed: config.seed,
@@ -373,8 +383,14 @@ export async function runSweep(
     }
     model?.dispose(); // a WebGPU model's device memory goes back before the next model loads
   }
-  provenance.ended = new Date().toISOString();
-  provenance.peakRssBytes = peakRss;
+  // The session is the last of provenance.sessions: completing it leaves the others untouched.
+  Object.assign(session, {
+    ended: new Date().toISOString(),
+    unitsRun,
+    unitsSkipped,
+    rowsWritten,
+    peakRssBytes: peakRss,
+  });
   await writeJsonAtomic(runJson, provenance);
   const report = options.report === false ? null : (await writeReport(config.out)).html;
   return {
@@ -402,25 +418,61 @@ function sampleOptions(task: TaskUnit): Record<string, unknown> {
   return rest;
 }
 
+/** What identifies a task unit's samples and their grading in its cells' ids. */
+interface TaskIdentity {
+  task: string;
+  /** The adapter's version: bumped when its samples or grading change. */
+  version: number;
+  /** The metric names its queries use, sorted. */
+  metrics: string[];
+  options: Record<string, unknown>;
+  /** A loader's file: its SHA-256. */
+  data?: string;
+}
+
+function taskIdentity(
+  unit: TaskUnit,
+  samples: readonly Sample[],
+  datasets: Record<string, string>,
+): TaskIdentity {
+  const path = unit.options.path;
+  const data = getTask(unit.task).source === "loader" && typeof path === "string"
+    ? datasets[path]
+    : undefined;
+  return {
+    task: unit.task,
+    version: getTask(unit.task).version,
+    metrics: [...new Set(samples.flatMap((s) => s.queries.map((q) => q.metric)))].sort(),
+    options: sampleOptions(unit),
+    ...(data === undefined ? {} : { data }),
+  };
+}
+
+/**
+ * A cell's id: a digest of everything that makes its rows what they are, so a resume never
+ * reuses rows made otherwise: the model, the method (id, version when it declares one, params,
+ * policy, safeguard, its own files), the budget, the task (name, version, metrics, options, a
+ * loader file's SHA-256), the protocol, window and seed.
+ */
 async function cellId(
   model: string,
   method: MethodSpec,
   budget: number,
-  task: TaskUnit,
-  config: SweepConfig,
-  artifacts: string | undefined,
+  parts: { task: TaskIdentity; config: SweepConfig; files: string | undefined },
 ): Promise<string> {
+  const { task, config, files } = parts;
+  const version = getMethod(method.id).version;
   return await shortDigest(canonicalJson({
-    // Only for methods with files of their own, so other methods' ids stay as they were.
-    ...(artifacts === undefined ? {} : { artifacts }),
+    // Only for methods with files of their own.
+    ...(files === undefined ? {} : { artifacts: files }),
     model,
     method: method.id,
+    ...(version === undefined ? {} : { methodVersion: version }),
     params: method.params,
     policy: method.policy ?? null,
     safeguard: method.safeguard ?? null,
     budget,
-    task: task.task,
-    options: sampleOptions(task),
+    task,
     protocol: config.protocol,
     window: config.window,
     seed: config.seed,

@@ -29,6 +29,7 @@ export const ROW_COLUMNS = [
   "suite",
   "task",
   "task_options",
+  "task_version",
   "budget_kind",
   "budget",
   "seed",
@@ -87,6 +88,8 @@ export interface ResultRow {
    * one task differ by them ("" in rows written before the column existed).
    */
   task_options: string;
+  /** The task adapter's `version` (tasks/types.ts); NaN in rows written before the column. */
+  task_version: number;
   /** "kept_ratio" (prefill phases) or "entries_per_head" (decode). */
   budget_kind: string;
   budget: number;
@@ -114,6 +117,7 @@ export interface ResultRow {
 }
 
 const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
+  "task_version",
   "budget",
   "seed",
   "query_index",
@@ -132,8 +136,17 @@ const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
   "selection_ms",
 ]);
 
-/** The columns of rows.csv before `task_options`: read (with `task_options` ""), never appended to. */
-const LEGACY_COLUMNS: readonly RowColumn[] = ROW_COLUMNS.filter((c) => c !== "task_options");
+/**
+ * Earlier layouts of rows.csv, newest first, by the columns they lack: read (a missing text
+ * column is "", a missing number NaN), never appended to.
+ */
+const LEGACY_LAYOUTS: readonly { lacks: readonly RowColumn[]; columns: readonly RowColumn[] }[] = [
+  ["task_version"],
+  ["task_options", "task_version"],
+].map((lacks) => ({
+  lacks: lacks as RowColumn[],
+  columns: ROW_COLUMNS.filter((c) => !lacks.includes(c)),
+}));
 
 /** The key that identifies a row across reruns. */
 export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): string {
@@ -180,14 +193,15 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
     throw new InputError(`${path}: not valid CSV (${(error as Error).message.split("\n")[0]})`);
   }
   const [header, ...body] = records;
-  const columns = [ROW_COLUMNS, LEGACY_COLUMNS].find((cols) => header.join(",") === cols.join(","));
+  const columns = [ROW_COLUMNS, ...LEGACY_LAYOUTS.map((l) => l.columns)]
+    .find((cols) => header.join(",") === cols.join(","));
   if (columns === undefined) {
     throw new InputError(
       `${path}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
     );
   }
   return body.map((fields, i) => {
-    const row: Record<string, string | number> = { task_options: "" };
+    const row: Record<string, string | number> = { task_options: "", task_version: NaN };
     columns.forEach((c, j) => {
       const value = fields[j];
       if (NUMERIC.has(c)) {
@@ -341,7 +355,8 @@ export class ResultsStore {
 
 /**
  * Refuse, before anything is written, to extend a rows.csv whose header is not today's: rows
- * from before the task_options column can be read (the report builds) but not appended to.
+ * from before the task_options or task_version column can be read (the report builds) but not
+ * appended to (their cells were identified otherwise, so a resume would not find them).
  */
 async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
   const file = await Deno.open(rowsPath, { read: true });
@@ -354,9 +369,10 @@ async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
     file.close();
   }
   if (start === header) return;
-  if (start.startsWith(LEGACY_COLUMNS.join(","))) {
+  const legacy = LEGACY_LAYOUTS.find((l) => start.startsWith(l.columns.join(",")));
+  if (legacy !== undefined) {
     throw new InputError(
-      `${rowsPath}: written by an earlier evictbench (no task_options column); its report ` +
+      `${rowsPath}: written by an earlier evictbench (no ${legacy.lacks[0]} column); its report ` +
         "still builds, but a sweep cannot add to it: choose another --out",
     );
   }

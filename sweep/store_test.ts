@@ -1,3 +1,5 @@
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { syntheticRows } from "../tests/synthetic_rows.ts";
 import { InputError } from "../errors.ts";
@@ -82,17 +84,36 @@ Deno.test("a damaged commit marker stops the run and changes nothing", async () 
   await assertRejects(() => readRunRows(file), InputError, "not a directory");
 });
 
+/** rows.csv as an earlier evictbench wrote it: the same rows without `columns`. */
+async function withoutColumns(dir: string, columns: string[]): Promise<string> {
+  const [header, ...body] = parse(await Deno.readTextFile(`${dir}/rows.csv`)) as string[][];
+  const keep = header.map((c, i) => columns.includes(c) ? -1 : i).filter((i) => i >= 0);
+  const legacy = stringify([header, ...body].map((fields) => keep.map((i) => fields[i])));
+  await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
+  await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
+  return legacy;
+}
+
 Deno.test("rows.csv from before task_options: the report reads it, a sweep does not extend it", async () => {
   const dir = await Deno.makeTempDir();
   const rows = syntheticRows({ samples: 1 }).slice(0, 3);
   await (await ResultsStore.open(dir)).append(rows);
-  // Rewrite it as the earlier format: the same rows without the task_options column.
-  const legacy = (await Deno.readTextFile(`${dir}/rows.csv`)).split("\n").map((line) =>
-    line.replace(/,task_options,/, ",").replace(/,"\{""seed"":0,""targetTokens"":1024\}",/, ",")
-  ).join("\n");
-  await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
-  await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
-  assertEquals(await readRunRows(dir), rows.map((r) => ({ ...r, task_options: "" })));
+  const legacy = await withoutColumns(dir, ["task_options", "task_version"]);
+  assertEquals(
+    await readRunRows(dir),
+    rows.map((r) => ({ ...r, task_options: "", task_version: NaN })),
+  );
   await assertRejects(() => ResultsStore.open(dir), InputError, "no task_options column");
+  assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
+});
+
+Deno.test("rows.csv from before task_version: read with the version unknown, never extended", async () => {
+  const dir = await Deno.makeTempDir();
+  const rows = syntheticRows({ samples: 1 }).slice(0, 3);
+  await (await ResultsStore.open(dir)).append(rows);
+  const legacy = await withoutColumns(dir, ["task_version"]);
+  assertEquals(await readRunRows(dir), rows.map((r) => ({ ...r, task_version: NaN })));
+  // Its cells were identified without the task's version: a resume would redo every one.
+  await assertRejects(() => ResultsStore.open(dir), InputError, "no task_version column");
   assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
 });

@@ -11,6 +11,10 @@ import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
 import { parseModelConfig } from "../engine/config.ts";
 import { gateDimsFor, gatedLayers, randomGates } from "../methods/gates/gate.ts";
 import { MODEL_FINGERPRINT_KEY, writeGateFile } from "../methods/gates/gate_file.ts";
+import { getMethod, registerMethod, unregisterMethod } from "../methods/mod.ts";
+import { getTask, registerTask } from "../tasks/registry.ts";
+import { fileSha256 } from "../digest.ts";
+import { readGitState, type RunSession } from "./provenance.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MODEL = await Deno.makeTempDir({ prefix: "evictbench-sweep-model-" });
@@ -304,6 +308,140 @@ Deno.test("raising n adds samples to the same cells; rows keep their task option
   assert(rows.every((r) => r.task_options === options), rows[0].task_options);
 });
 
+/** A run with one cheap method, one budget and one sample of `tasks`; the summary. */
+function resumable(out: string, tasks: unknown[], methods: unknown[] = ["full"]) {
+  return runSweep(validateSweepConfig(config(out, { methods, budgets: [0.5], tasks })), {
+    progress: false,
+    report: false,
+  });
+}
+
+async function sessionsOf(out: string): Promise<RunSession[]> {
+  return JSON.parse(await Deno.readTextFile(`${out}/run.json`)).sessions;
+}
+
+Deno.test("a benchmark file edited between runs makes new cells; the old rows stay", async () => {
+  const out = await Deno.makeTempDir();
+  // The fixture's short sample alone, so a prompt of a few dozen tokens.
+  const [, short] = Deno.readTextFileSync(`${ROOT}tests/fixtures/loaders/longbench_hotpotqa.jsonl`)
+    .trim().split("\n");
+  const path = `${out}.hotpotqa.jsonl`;
+  await Deno.writeTextFile(path, `${short}\n`);
+  const tasks = [{ task: "longbench_file", n: 1, options: { path } }];
+  assertEquals((await resumable(out, tasks)).unitsRun, 1);
+  const before = await fileSha256(path);
+  assertEquals((await resumable(out, tasks)).unitsSkipped, 1, "the same file: nothing to redo");
+  // A corrected reference answer, as a new revision of a benchmark file has.
+  await Deno.writeTextFile(
+    path,
+    `${JSON.stringify({ ...JSON.parse(short), answers: ["T. Reed"] })}\n`,
+  );
+  const after = await resumable(out, tasks);
+  assertEquals([after.unitsRun, after.unitsSkipped], [1, 0]);
+  const rows = await readRunRows(out);
+  assertEquals(rows.map((r) => r.reference), ['["Tomas Reed"]', '["T. Reed"]']);
+  assertEquals(new Set(rows.map((r) => r.cell_id)).size, 2);
+  const sessions = await sessionsOf(out);
+  assertEquals(sessions.map((s) => s.datasets[path]), [before, before, await fileSha256(path)]);
+  assert(before !== sessions[2].datasets[path]);
+});
+
+Deno.test("a task's version bump makes new cells on resume; rows record the version", async () => {
+  const out = await Deno.makeTempDir();
+  const vt = { ...getTask("vt"), name: "vt_versioned" };
+  registerTask(vt);
+  const tasks = [{ task: "vt_versioned", n: 1, lengths: [400] }];
+  assertEquals((await resumable(out, tasks)).unitsRun, 1);
+  assertEquals((await resumable(out, tasks)).unitsSkipped, 1);
+  vt.version = 2;
+  const bumped = await resumable(out, tasks);
+  assertEquals([bumped.unitsRun, bumped.unitsSkipped], [1, 0]);
+  const rows = await readRunRows(out);
+  assertEquals(rows.map((r) => r.task_version), [1, 2]);
+  assertEquals(new Set(rows.map((r) => r.cell_id)).size, 2);
+  assertEquals((await sessionsOf(out)).map((s) => s.taskVersions.vt_versioned), [1, 1, 2]);
+});
+
+Deno.test("a method's version bump makes new cells on resume; other methods' rows are reused", async () => {
+  const out = await Deno.makeTempDir();
+  const method = { ...getMethod("streamingllm"), id: "streamingllm-versioned", version: 1 };
+  registerMethod(method);
+  try {
+    const tasks = [{ task: "vt", n: 1, lengths: [400] }];
+    const methods = ["full", "streamingllm-versioned"];
+    assertEquals((await resumable(out, tasks, methods)).unitsRun, 2);
+    assertEquals((await resumable(out, tasks, methods)).unitsSkipped, 2);
+    method.version = 2;
+    const bumped = await resumable(out, tasks, methods);
+    assertEquals([bumped.unitsRun, bumped.unitsSkipped], [1, 1]);
+    const rows = await readRunRows(out);
+    assertEquals(rows.map((r) => r.method), [
+      "full",
+      "streamingllm-versioned",
+      "streamingllm-versioned",
+    ]);
+    assertEquals(
+      (await sessionsOf(out)).map((s) => s.methodVersions),
+      [1, 1, 2].map((v) => ({ "streamingllm-versioned": v })),
+    );
+  } finally {
+    unregisterMethod("streamingllm-versioned");
+  }
+});
+
+Deno.test("run.json: each sweep into a directory appends its session, and one from before sessions is extended", async () => {
+  const out = await Deno.makeTempDir();
+  // As the runner wrote it before sessions: one flat record of the latest run.
+  const legacy = {
+    config: { out },
+    shard: null,
+    git: "0123456789abcdef0123456789abcdef01234567",
+    artifacts: {},
+    backend: "cpu (onnxruntime CPU execution provider)",
+    deno: { deno: "2.9.6", v8: "x", typescript: "y" },
+    dependencies: { zod: "zod@4.6.7" },
+    cpu: "a CPU × 2",
+    memoryBytes: 1024,
+    started: "2025-01-01T00:00:00.000Z",
+    ended: "2025-01-01T00:01:00.000Z",
+    peakRssBytes: 2048,
+  };
+  await Deno.writeTextFile(`${out}/run.json`, JSON.stringify(legacy));
+  const tasks = [{ task: "vt", n: 1, lengths: [400] }];
+  await resumable(out, tasks);
+  const first = await sessionsOf(out);
+  await resumable(out, tasks);
+  const run = JSON.parse(await Deno.readTextFile(`${out}/run.json`));
+  assertEquals(Object.keys(run), ["config", "shard", "artifacts", "sessions"]);
+  assertEquals(run.config.out, out);
+  const sessions: RunSession[] = run.sessions;
+  assertEquals(sessions.length, 3);
+  assertEquals(sessions.slice(0, 2), first, "a resume leaves earlier sessions as they were");
+  assertEquals(sessions[0], {
+    started: legacy.started,
+    ended: legacy.ended,
+    git: { revision: legacy.git },
+    backend: legacy.backend,
+    deno: legacy.deno,
+    dependencies: legacy.dependencies,
+    cpu: legacy.cpu,
+    memoryBytes: legacy.memoryBytes,
+    peakRssBytes: legacy.peakRssBytes,
+  } as unknown as RunSession);
+  const [run1, run2] = sessions.slice(1);
+  assertEquals([run1.unitsRun, run1.unitsSkipped, run1.rowsWritten], [1, 0, 1]);
+  assertEquals([run2.unitsRun, run2.unitsSkipped, run2.rowsWritten], [0, 1, 0]);
+  for (const s of [run1, run2]) {
+    assert(s.started <= s.ended!, `${s.started} … ${s.ended}`);
+    assert(s.peakRssBytes! > 0 && s.backend.startsWith("cpu"), JSON.stringify(s));
+    assertEquals(s.deno, Deno.version);
+    assertEquals(typeof s.onnxruntime?.common, "string");
+    // The evictbench checkout's revision (absent when the tests run outside a git checkout).
+    assertEquals(s.git?.revision, (await readGitState(ROOT))?.revision);
+  }
+  assert(run1.started >= legacy.ended && run2.started >= run1.ended!);
+});
+
 Deno.test("two shards merged equal the unsharded run", async () => {
   const whole = await Deno.makeTempDir();
   const s0 = await Deno.makeTempDir();
@@ -524,7 +662,8 @@ gpuTest(
         report: false,
       });
       const run = JSON.parse(await Deno.readTextFile(`${gpuOut}/run.json`));
-      assert(String(run.backend).startsWith("webgpu on "), run.backend);
+      const backend = String(run.sessions.at(-1).backend);
+      assert(backend.startsWith("webgpu on "), backend);
       const cpu = await readRunRows(cpuOut);
       const gpu = await readRunRows(gpuOut);
       const key = (r: ResultRow) => `${r.cell_id} ${r.sample_id} ${r.query_index}`;

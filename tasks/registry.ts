@@ -29,7 +29,10 @@ import {
 const TASK_NAME = /^[a-z][a-z0-9_]*$/;
 const registry = new Map<string, AnyTaskAdapter>();
 
-/** Register a task. Its name must be new and in lower snake case; its suite must exist. */
+/**
+ * Register a task. Its name must be new and in lower snake case, its suite must exist and its
+ * version must be a whole number ≥ 1.
+ */
 export function registerTask(adapter: AnyTaskAdapter): void {
   if (!TASK_NAME.test(adapter.name)) {
     throw new InputError(`task name "${adapter.name}" must be lower snake case (a-z, 0-9, _)`);
@@ -39,6 +42,13 @@ export function registerTask(adapter: AnyTaskAdapter): void {
       `task ${adapter.name}: unknown suite "${adapter.suite}" (expected one of ${
         SUITES.join(", ")
       })`,
+    );
+  }
+  if (!Number.isInteger(adapter.version) || adapter.version < 1) {
+    throw new InputError(
+      `task ${adapter.name}: version must be a whole number ≥ 1, got ${
+        JSON.stringify(adapter.version)
+      }`,
     );
   }
   if (registry.has(adapter.name)) {

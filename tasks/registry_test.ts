@@ -106,7 +106,7 @@ Deno.test("options: defaults filled, unknown keys and bad values rejected by nam
   );
 });
 
-Deno.test("registration rules: snake-case names, known suites, no duplicates", () => {
+Deno.test("registration rules: snake-case names, known suites, whole versions, no duplicates", () => {
   const base = {
     suite: "math" as const,
     description: "test",
@@ -122,6 +122,13 @@ Deno.test("registration rules: snake-case names, known suites, no duplicates", (
     InputError,
     "unknown suite",
   );
+  for (const version of [0, 1.5, "2" as never]) {
+    assertThrows(
+      () => registerTask({ ...base, name: "ok_name", version }),
+      InputError,
+      "version must be a whole number ≥ 1",
+    );
+  }
   assertThrows(() => registerTask({ ...base, name: "vt" }), InputError, "registered twice");
 });
 

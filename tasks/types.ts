@@ -119,8 +119,18 @@ export interface TaskAdapter<Options = Record<string, unknown>> {
   suite: SuiteName;
   /** One line: what the task asks. */
   description: string;
-  /** Bumped whenever the samples for the same options change; recorded with every result. */
+  /**
+   * The task's version, a whole number from 1. Bump it whenever the same options would give
+   * other samples or grade them otherwise: a changed generation or parsing rule, prompt, answer,
+   * metric or scoring rule. It is part of every sweep cell id (rows of another version are never
+   * reused on resume) and each row records it (`task_version`).
+   */
   version: number;
+  /**
+   * "loader" adapters read a benchmark file named by their `path` option: a sweep hashes that
+   * file (SHA-256) into its cell ids and records the digest in run.json, so an edited file makes
+   * new cells.
+   */
   source: AdapterSource;
   /** True when the adapter fits samples to `targetTokens`. */
   lengthControlled: boolean;

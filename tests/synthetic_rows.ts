@@ -43,6 +43,7 @@ export function syntheticRows(options: {
               suite: "long-context",
               task,
               task_options: '{"seed":0,"targetTokens":1024}',
+              task_version: 1,
               budget_kind: "kept_ratio",
               budget,
               seed: 0,

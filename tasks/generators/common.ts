@@ -243,6 +243,7 @@ export interface GeneratorSpec<O extends GeneratorOptions> {
   name: string;
   suite: SuiteName;
   description: string;
+  /** The task's version (see `TaskAdapter.version`): bump it when its samples or grading change. */
   version: number;
   /** Options schema (extend {@linkcode LENGTH_OPTION_SHAPE} or {@linkcode GENERATOR_OPTION_SHAPE}). */
   options: z.ZodType<O>;

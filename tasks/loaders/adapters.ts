@@ -6,6 +6,10 @@
  * prompts longer than that many tokens of the model under test in the middle, as LongBench's
  * `pred.py` does (see longbench.ts).
  *
+ * Each loader has its own `version` (see {@linkcode TaskAdapter.version}): bump it when its
+ * parsing, prompts, answers or metric change, so a sweep's resume makes new cells instead of
+ * reusing rows graded the old way. The file's content is part of the cells as well (its SHA-256).
+ *
  * @module
  */
 
@@ -30,6 +34,8 @@ function fileTask<S extends z.ZodRawShape>(spec: {
   name: string;
   suite: SuiteName;
   description: string;
+  /** The task's version: bump it when this loader's samples or grading change. */
+  version: number;
   extra: S;
   load: (
     options: z.infer<z.ZodObject<typeof base & S>>,
@@ -41,7 +47,7 @@ function fileTask<S extends z.ZodRawShape>(spec: {
     name: spec.name,
     suite: spec.suite,
     description: spec.description,
-    version: 1,
+    version: spec.version,
     source: "loader",
     lengthControlled: false,
     options: options as never,
@@ -56,6 +62,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "squad_file",
     suite: "long-context",
+    version: 1,
     description: "SQuAD v1.1 JSON (or HF rows as JSONL/parquet), questions grouped by context",
     extra: {},
     load: (o) => loadSquad(o.path, { limit: o.n }),
@@ -63,6 +70,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "scbench_file",
     suite: "long-context",
+    version: 1,
     description: "SCBench / SCBench-preprocessed parquet or JSONL: a context and several queries",
     extra: { dataset: z.string().optional().describe("set name, default from the file name") },
     load: (o) => loadScbench(o.path, { limit: o.n, dataset: o.dataset }),
@@ -70,6 +78,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "longbench_file",
     suite: "long-context",
+    version: 1,
     description: "LongBench v1 JSONL (English tasks, with their prompts and lengths)",
     extra: {
       dataset: z.string().optional().describe("dataset name, default from the rows"),
@@ -92,6 +101,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "ruler_file",
     suite: "long-context",
+    version: 1,
     description: "RULER JSONL as its prepare script writes it",
     extra: { rulerTask: z.string().optional().describe("RULER task, default from the folder") },
     load: (o) => loadRuler(o.path, { limit: o.n, task: o.rulerTask }),
@@ -99,6 +109,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "mrcr_file",
     suite: "long-context",
+    version: 1,
     description: "OpenAI MRCR rows (messages, answer, random prefix), contexts up to maxTokens",
     extra: { maxTokens: z.number().int().min(1).default(128_000) },
     load: (o, env) =>
@@ -112,6 +123,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
     fileTask({
       name: `${set}_file`,
       suite: "math",
+      version: 1,
       description: `${set} JSONL (chain-of-thought decoding, \\boxed{} answers)`,
       extra: {
         layout: z.enum(["reasoning", "fastkvzip-gsm"]).default("reasoning"),
