@@ -54,7 +54,17 @@ export const SweepConfigSchema = z.object({
   protocol: z.enum(PROTOCOLS).default("query-agnostic"),
   backend: z.enum(["auto", "cpu", "webgpu"]).default("cpu")
     .describe("cpu (onnxruntime), webgpu, or auto: WebGPU on a non-fallback adapter, else cpu"),
-  seed: z.number().int().min(0).default(0).describe("seed of methods' randomness"),
+  seed: z.number().int().min(0).default(0)
+    .describe("seed of methods' randomness and of sampling's draws"),
+  sampling: z.object({
+    temperature: z.number().gt(0).describe("divides the logits"),
+    topP: z.number().gt(0).lte(1).default(1).describe("nucleus mass"),
+    topK: z.number().int().min(0).default(0).describe("most likely tokens kept first (0: all)"),
+  }).strict().optional().describe(
+    "sample answers (HF's temperature, top-k, top-p; the math runs of Fast KVzip use " +
+      "temperature 0.6, top-p 0.95) instead of greedy decoding; each query draws from its own " +
+      "stream, seeded by seed, sample and query",
+  ),
   out: z.string().min(1).default("runs/default").describe("run directory"),
   chunkSize: z.number().int().min(1).optional().describe("prefill forward chunk in tokens"),
   window: z.union([z.literal("spec"), z.number().int().min(0)]).default("spec")

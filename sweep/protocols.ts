@@ -25,7 +25,9 @@
  * @module
  */
 
-import { generate, type GenerateResult } from "../engine/generate.ts";
+import { generate, type GenerateOptions, type GenerateResult } from "../engine/generate.ts";
+import type { Sampling } from "../engine/sampling.ts";
+import { shortDigest } from "../digest.ts";
 import type { Model } from "../engine/model.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
@@ -81,6 +83,50 @@ export interface ProtocolInput {
   /** Prefill lagging window: "spec" (2 % below 16k context tokens, else 4096) or tokens. */
   window: "spec" | number;
   chunkSize?: number;
+  /** Sample answers instead of greedy decoding; `seed` is the sweep's. */
+  sampling?: Sampling;
+}
+
+/** Tokens a reasoning model keeps for its answer after a capped thinking (spec §4.5). */
+export const ANSWER_RESERVE = 2048;
+
+/** What Fast KVzip's math runs append when thinking hits its cap (spec §4.5, verbatim). */
+export const FORCED_ANSWER =
+  "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>.\n\n";
+
+/**
+ * How query `q` of the input is generated, as spec §4.5 does for the math runs:
+ * - sampled when the sweep asks for it, from a stream seeded by the sweep's seed, the sample
+ *   and the query, so a sample's answer does not depend on what ran before it or on the shard;
+ * - with thinking on (`sample.prompt.thinking`) and more than {@linkcode ANSWER_RESERVE} new
+ *   tokens allowed, thinking capped at `maxNewTokens − 2048` tokens, then
+ *   {@linkcode FORCED_ANSWER} fed and generation continued, when the tokenizer has a single
+ *   `</think>` token.
+ */
+export async function generationSettings(
+  input: ProtocolInput,
+  q: number,
+): Promise<Pick<GenerateOptions<KvStore>, "sampling" | "thinkingBudget">> {
+  const query = input.sample.queries[q];
+  const out: Pick<GenerateOptions<KvStore>, "sampling" | "thinkingBudget"> = {};
+  if (input.sampling !== undefined) {
+    const digest = await shortDigest(JSON.stringify([input.sampling.seed, input.sample.id, q]));
+    out.sampling = { ...input.sampling, seed: parseInt(digest.slice(0, 8), 16) };
+  }
+  const endThinkingId = input.tokenizer.tokenId("</think>");
+  if (
+    input.sample.prompt?.thinking === "on" && query.maxNewTokens > ANSWER_RESERVE &&
+    endThinkingId !== null
+  ) {
+    out.thinkingBudget = {
+      maxThinkingTokens: query.maxNewTokens - ANSWER_RESERVE,
+      endThinkingId,
+      forcedIds: Int32Array.from(
+        input.tokenizer.encode(FORCED_ANSWER, { addSpecialTokens: false }),
+      ),
+    };
+  }
+  return out;
 }
 
 /**
@@ -112,7 +158,10 @@ function entriesHeld(report: EvictionReport): number {
   return report.entries.reduce((n, layer) => n + layer.reduce((a, b) => a + b, 0), 0);
 }
 
-/** Greedy answer to one query on top of `cache`, decoded without special tokens and graded. */
+/**
+ * The answer to one query on top of `cache` (greedy unless the sweep samples), decoded without
+ * special tokens and graded.
+ */
 async function answer(
   model: Model<KvStore>,
   cache: KvStore,
@@ -122,6 +171,7 @@ async function answer(
 ): Promise<{ result: GenerateResult; prediction: string; score: number }> {
   const query: Query = input.sample.queries[index];
   const result = await generate(model, cache, ids, {
+    ...await generationSettings(input, index),
     maxNewTokens: query.maxNewTokens,
     stopStrings: query.stopStrings,
     chunkSize: input.chunkSize,
@@ -276,6 +326,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
       const prompt = concat(ids.prefix, ids.context, ids.queries[q].query, ids.queries[q].postfix);
       const query = input.sample.queries[q];
       const decode = (t: number[]) => decodeKnown(input.tokenizer, t);
+      const settings = await generationSettings(input, q);
       let result: GenerateResult;
       let cache: KvStore;
       let selectionMs = 0;
@@ -283,6 +334,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
       if (definition.phases.length === 0) {
         cache = model.createCache();
         result = await generate(model, cache, prompt, {
+          ...settings,
           maxNewTokens: query.maxNewTokens,
           stopStrings: query.stopStrings,
           chunkSize: input.chunkSize,
@@ -290,6 +342,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         });
       } else {
         const out = await generateWithEviction(model, prompt, {
+          ...settings,
           maxNewTokens: query.maxNewTokens,
           stopStrings: query.stopStrings,
           chunkSize: input.chunkSize,

@@ -336,6 +336,9 @@ export async function runSweep(
             budgets: [...cellIds.keys()],
             window: config.window,
             chunkSize: config.chunkSize,
+            sampling: config.sampling === undefined
+              ? undefined
+              : { ...config.sampling, seed: config.seed },
           });
           computeMs += performance.now() - t1;
           const rows: ResultRow[] = outcomes.map((o) => {
@@ -452,7 +455,8 @@ function taskIdentity(
  * A cell's id: a digest of everything that makes its rows what they are, so a resume never
  * reuses rows made otherwise: the model, the method (id, version when it declares one, params,
  * policy, safeguard, its own files), the budget, the task (name, version, metrics, options, a
- * loader file's SHA-256), the protocol, window and seed.
+ * loader file's SHA-256), the protocol, window and seed, and the sampling settings when answers
+ * are sampled.
  */
 async function cellId(
   model: string,
@@ -476,6 +480,8 @@ async function cellId(
     protocol: config.protocol,
     window: config.window,
     seed: config.seed,
+    // Greedy runs keep the ids they had before sampling existed.
+    ...(config.sampling === undefined ? {} : { sampling: config.sampling }),
   }));
 }
 

@@ -288,6 +288,43 @@ Deno.test("two runs of one config give identical rows.csv apart from timing colu
   assert(rows.every((r) => r.protocol === "query-agnostic"));
 });
 
+Deno.test("sampled answers repeat for one seed, and make cells of their own", async () => {
+  const dirs = [await Deno.makeTempDir(), await Deno.makeTempDir(), await Deno.makeTempDir()];
+  const sampled = (out: string, seed: number) =>
+    validateSweepConfig(config(out, {
+      methods: ["full"],
+      budgets: [1],
+      tasks: [{ task: "niah_single_1", n: 2, lengths: [400] }],
+      // A random model's logits are flat: top-k 5 keeps the draws among a few tokens.
+      sampling: { temperature: 2, topK: 5 },
+      seed,
+    }));
+  for (const [i, seed] of [0, 0, 1].entries()) {
+    await runSweep(sampled(dirs[i], seed), { progress: false, report: false });
+  }
+  const [a, b, c] = await Promise.all(dirs.map((d) => readRunRows(d)));
+  assertEquals(comparable(a), comparable(b), "one seed, the same answers");
+  assert(
+    a.map((r) => r.prediction).join() !== c.map((r) => r.prediction).join(),
+    "another seed, other answers",
+  );
+  const greedyDir = await Deno.makeTempDir();
+  await runSweep(
+    validateSweepConfig(config(greedyDir, {
+      methods: ["full"],
+      budgets: [1],
+      tasks: [{ task: "niah_single_1", n: 2, lengths: [400] }],
+    })),
+    { progress: false, report: false },
+  );
+  const greedy = await readRunRows(greedyDir);
+  assert(
+    greedy.every((g) => a.every((r) => r.cell_id !== g.cell_id)),
+    "sampling is in the cell id",
+  );
+  assert(a.map((r) => r.prediction).join() !== greedy.map((r) => r.prediction).join());
+});
+
 Deno.test("raising n adds samples to the same cells; rows keep their task options", async () => {
   const out = await Deno.makeTempDir();
   const tasks = (n: number) => [{ task: "niah_single_1", n, lengths: [400] }];

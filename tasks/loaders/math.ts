@@ -12,8 +12,9 @@
  *   context and no instruction line; the query is FastKVzip's math prompt around the problem,
  *   rendered as one user message with thinking on (`sample.prompt`, spec §4.5); graded with
  *   `math_equal` against the answer (GSM8K: the text after "####"); new tokens 16384 (MATH,
- *   GSM8K) or 32768 (AIME). Decoding is greedy: the spec's sampling (temperature 0.6, top-p
- *   0.95) and its forced-answer string after a capped think block are not reproduced.
+ *   GSM8K) or 32768 (AIME). A sweep caps the think block at new tokens − 2048 and then feeds
+ *   the spec's forced-answer string (sweep/protocols.ts); its sampling (temperature 0.6, top-p
+ *   0.95) is the sweep config's `sampling`, greedy when absent.
  * - `fastkvzip-gsm` (GSM8K only; spec §6.1 `gsm`, prefill protocol): the context is every
  *   ". "-separated sentence of the question but the last (joined, stripped, plus "."), the query
  *   the last sentence with the "reason" wording, graded with `include_score_gsm` against the

@@ -1,0 +1,93 @@
+/**
+ * How a protocol generates each answer (spec §4.5): sampling seeded per sweep seed, sample and
+ * query; thinking capped at new tokens − 2048, then the forced answer, where the tokenizer has
+ * `</think>`.
+ */
+
+import { assert, assertEquals } from "../tests/assert.ts";
+import { makeRandomModel, TINY_TOKENIZER_SIZE } from "../engine/random_model.ts";
+import { loadTokenizer, type TextTokenizer } from "../engine/tokenizer.ts";
+import type { Sample } from "../tasks/types.ts";
+import { FORCED_ANSWER, generationSettings, type ProtocolInput } from "./protocols.ts";
+
+/** The tiny tokenizer with `</think>` added as a special token. */
+async function thinkingTokenizer(): Promise<TextTokenizer> {
+  const dir = await Deno.makeTempDir({ prefix: "evictbench_protocols_test_" });
+  await makeRandomModel(dir, { arch: "qwen3", seed: 2 });
+  const path = `${dir}/tokenizer.json`;
+  const json = JSON.parse(await Deno.readTextFile(path));
+  json.added_tokens.push({
+    id: TINY_TOKENIZER_SIZE,
+    content: "</think>",
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
+  await Deno.writeTextFile(path, JSON.stringify(json));
+  return await loadTokenizer(dir);
+}
+
+function input(
+  tokenizer: TextTokenizer,
+  sample: Partial<Sample>,
+  sampling?: ProtocolInput["sampling"],
+): ProtocolInput {
+  const full: Sample = {
+    id: "gsm_synth/eval/s0/i0",
+    task: "gsm_synth",
+    instruction: "",
+    context: "",
+    queries: [
+      { prompt: "q0", answers: ["1"], metric: "math_equal", maxNewTokens: 4096 },
+      { prompt: "q1", answers: ["2"], metric: "math_equal", maxNewTokens: 512 },
+    ],
+    meta: {},
+    ...sample,
+  } as Sample;
+  return { tokenizer, sample: full, sampling } as ProtocolInput;
+}
+
+Deno.test("generation settings: greedy and uncapped unless asked", async () => {
+  const tokenizer = await thinkingTokenizer();
+  assertEquals(await generationSettings(input(tokenizer, {}), 0), {});
+});
+
+Deno.test("generation settings: thinking capped at new tokens − 2048, then the forced answer", async () => {
+  const tokenizer = await thinkingTokenizer();
+  const thinking = input(tokenizer, { prompt: { thinking: "on", systemPrompt: null } });
+  const capped = await generationSettings(thinking, 0);
+  assertEquals(capped.thinkingBudget?.maxThinkingTokens, 4096 - 2048);
+  assertEquals(capped.thinkingBudget?.endThinkingId, TINY_TOKENIZER_SIZE);
+  assertEquals(tokenizer.decode([...capped.thinkingBudget!.forcedIds]), FORCED_ANSWER);
+  assert(capped.thinkingBudget!.forcedIds.includes(TINY_TOKENIZER_SIZE), "</think> is one token");
+  // 512 new tokens leave no room for 2048 after the thinking: no cap, as the spec's runs.
+  assertEquals((await generationSettings(thinking, 1)).thinkingBudget, undefined);
+  // A tokenizer without </think> has no think block to close.
+  const plain = await loadTokenizer(
+    await (async () => {
+      const dir = await Deno.makeTempDir({ prefix: "evictbench_protocols_test_" });
+      await makeRandomModel(dir, { arch: "qwen3", seed: 2 });
+      return dir;
+    })(),
+  );
+  const noThink = input(plain, { prompt: { thinking: "on", systemPrompt: null } });
+  assertEquals((await generationSettings(noThink, 0)).thinkingBudget, undefined);
+});
+
+Deno.test("generation settings: each query samples from its own seeded stream", async () => {
+  const tokenizer = await thinkingTokenizer();
+  const sampling = { temperature: 0.6, topP: 0.95, topK: 0, seed: 0 };
+  const seedOf = async (id: string, q: number, seed = 0) =>
+    (await generationSettings(input(tokenizer, { id }, { ...sampling, seed }), q)).sampling!;
+  const a = await seedOf("gsm_synth/eval/s0/i0", 0);
+  assertEquals({ ...a, seed: 0 }, sampling);
+  assertEquals(await seedOf("gsm_synth/eval/s0/i0", 0), a, "the same query, the same stream");
+  const others = [
+    await seedOf("gsm_synth/eval/s0/i1", 0),
+    await seedOf("gsm_synth/eval/s0/i0", 1),
+    await seedOf("gsm_synth/eval/s0/i0", 0, 1),
+  ];
+  for (const other of others) assert(other.seed !== a.seed, JSON.stringify(other));
+});
