@@ -1,13 +1,15 @@
 /**
  * The heavy arithmetic of the attention-based scorers, on onnxruntime graphs: SnapKV's
- * observation-window attention and Expected Attention's query statistics and expected logits.
+ * observation-window attention, Expected Attention's query statistics and expected logits, and
+ * R-KV's key redundancy (the search for each key's last near-duplicate).
  * One session per shape variant, built on first use and shared by every scorer of the process
  * (as kernels/attention_ort.ts does for attention). Inputs are host arrays, so the same code
  * serves both backends: on WebGPU the keys come from `KvStore.readEntries`.
  *
- * Everything of size queries × keys or keys × d × d stays inside the graphs; the scorers keep
- * only O(d²) statistics and O(keys) results. Softmaxes run in f32, as the official code's do
- * (spec §5: "fp32 softmax"); the small statistics are merged in f64 on the host.
+ * Everything of size queries × keys, keys × keys or keys × d × d stays inside the graphs (keys ×
+ * keys in blocks of bounded size); the scorers keep only O(d²) statistics and O(keys) results.
+ * Softmaxes run in f32, as the official code's do (spec §5: "fp32 softmax"); the small
+ * statistics are merged in f64 on the host.
  *
  * @module
  */
@@ -349,4 +351,162 @@ export async function expectedAttention(
   });
   const out = await run.run(feeds);
   return heads.map((_, h) => readF32(out[`score${h}`]));
+}
+
+/** Similarities per onnxruntime call of {@linkcode keyRedundancy} (16 MiB of f32). */
+const REDUNDANCY_CELLS = 1 << 22;
+/** Columns of the first block: small, so rows with a recent near-duplicate stop cheaply. */
+const REDUNDANCY_FIRST_BLOCK = 256;
+
+/**
+ * Graph: for rows u [R, d] and a block of columns c [C, d] (unit keys), the largest column
+ * index j with S > threshold, or −1, where S = u·c_j off the diagonal and 0 on it (R-KV zeroes
+ * the diagonal before it compares, so a negative threshold can pick it). Indices travel as
+ * f32, exact below 2²⁴.
+ */
+function buildDuplicateGraph(headDim: number): Uint8Array {
+  const d = headDim;
+  const g = new GraphBuilder(`last_near_duplicate_d${d}`);
+  const rows = g.input("rows", "float32", ["R", d]);
+  const cols = g.input("cols", "float32", ["C", d]);
+  const rowIndex = g.input("rowIndex", "float32", ["R", 1]);
+  const colIndex = g.input("colIndex", "float32", [1, "C"]);
+  const threshold = g.input("threshold", "float32", [1]);
+  const product = g.node("MatMul", [rows, g.transpose(cols, [1, 0])]); // [R, C]
+  const diagonal = g.node("Equal", [rowIndex, colIndex]);
+  const similarity = g.node("Where", [diagonal, g.constantF32(0), product]);
+  const near = g.node("Greater", [similarity, threshold]);
+  const index = g.node("Where", [near, colIndex, g.constantF32(-1)]);
+  g.output(g.reduce("ReduceMax", index, [1], { keepdims: false }), {
+    name: "match",
+    dataType: "float32",
+    shape: ["R"],
+  });
+  return g.build();
+}
+
+/**
+ * For every row i of the unit keys [n, d], the largest j with S[i][j] > threshold (S the
+ * cosine similarities with a zero diagonal), or −1. Column blocks run from the most recent
+ * keys backwards, and a row leaves the search at the first block that holds a match, so rows
+ * with recent near-duplicates cost a fraction of n·d; with no match at all it is n²·d
+ * multiply-adds, in calls of at most `cells` similarities.
+ */
+async function lastNearDuplicates(
+  unit: Float32Array,
+  o: { headDim: number; threshold: number; cells: number },
+): Promise<Int32Array> {
+  const d = o.headDim;
+  const n = unit.length / d;
+  const run = await session(
+    JSON.stringify({ duplicates: d }),
+    () => buildDuplicateGraph(d),
+  );
+  const match = new Int32Array(n).fill(-1);
+  const index = Float32Array.from({ length: n }, (_, i) => i);
+  const threshold = tensorF32(Float32Array.of(o.threshold), [1]);
+  let pending = Int32Array.from({ length: n }, (_, i) => i);
+  let end = n;
+  let width = Math.max(1, Math.min(REDUNDANCY_FIRST_BLOCK, Math.floor(o.cells / n)));
+  while (pending.length > 0 && end > 0) {
+    const from = Math.max(0, end - width);
+    const R = pending.length;
+    const rows = R === n ? unit : new Float32Array(R * d);
+    if (R < n) pending.forEach((i, r) => rows.set(unit.subarray(i * d, (i + 1) * d), r * d));
+    const out = await run.run({
+      rows: tensorF32(rows, [R, d]),
+      cols: tensorF32(unit.subarray(from * d, end * d), [end - from, d]),
+      rowIndex: tensorF32(Float32Array.from(pending), [R, 1]),
+      colIndex: tensorF32(index.subarray(from, end), [1, end - from]),
+      threshold,
+    });
+    const found = readF32(out.match);
+    const next: number[] = [];
+    pending.forEach((i, r) => {
+      if (found[r] >= 0) match[i] = found[r];
+      else next.push(i);
+    });
+    pending = Int32Array.from(next);
+    // Doubling blocks, as wide as the cell budget allows for the rows still searching.
+    width = Math.max(1, Math.min(2 * (end - from), Math.floor(o.cells / Math.max(1, next.length))));
+    end = from;
+  }
+  return match;
+}
+
+/**
+ * R-KV's redundancy of every key of each KV head (spec §4.4 steps 2–4; R-KV `cal_similarity`
+ * with retain direction "last"): S = the cosine similarities of the head's keys (each key over
+ * ‖k‖₂ + ε), diagonal zeroed; in each row i, the entry of the largest column j with S[i][j] >
+ * threshold (column 0 when there is none) zeroed too, so the latest near-duplicate of a key is
+ * not penalised for it; then the mean of each column over the rows and a softmax over the
+ * columns. Returns n values per head (the caller drops the window's).
+ *
+ * S is never held whole: the column sums are Σ_i S[i][j] = û_j · Σ_i û_i minus the diagonal and
+ * the zeroed entries (O(n·d) in f64), and only the search for each row's zeroed entry runs over
+ * S, in blocks on onnxruntime (f32 similarities; see `lastNearDuplicates`): at most n²·d
+ * multiply-adds and `cells` similarities in memory per call.
+ *
+ * @example
+ * ```ts
+ * const [red] = await keyRedundancy([keys], { headDim: 128, threshold: 0.5 });
+ * ```
+ */
+export async function keyRedundancy(
+  heads: readonly Float32Array[],
+  o: { headDim: number; threshold: number; epsilon?: number; cells?: number },
+): Promise<Float64Array[]> {
+  const d = o.headDim;
+  const epsilon = o.epsilon ?? 1e-8;
+  const out: Float64Array[] = [];
+  for (const keys of heads) {
+    const n = keys.length / d;
+    if (n === 0) {
+      out.push(new Float64Array(0));
+      continue;
+    }
+    const unit = new Float32Array(n * d);
+    const sum = new Float64Array(d);
+    for (let i = 0; i < n; i++) {
+      let norm = 0;
+      for (let a = 0; a < d; a++) norm += keys[i * d + a] ** 2;
+      norm = Math.sqrt(norm) + epsilon;
+      for (let a = 0; a < d; a++) {
+        unit[i * d + a] = keys[i * d + a] / norm;
+        sum[a] += unit[i * d + a];
+      }
+    }
+    const match = await lastNearDuplicates(unit, {
+      headDim: d,
+      threshold: o.threshold,
+      cells: o.cells ?? REDUNDANCY_CELLS,
+    });
+    const dotRows = (i: number, j: number): number => {
+      let s = 0;
+      for (let a = 0; a < d; a++) s += unit[i * d + a] * unit[j * d + a];
+      return s;
+    };
+    // The zeroed entry of each row, taken off its column (a diagonal entry is 0 already).
+    const zeroed = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = match[i] >= 0 ? match[i] : 0;
+      if (j !== i) zeroed[j] += dotRows(i, j);
+    }
+    const mean = new Float64Array(n);
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) {
+      let column = 0;
+      for (let a = 0; a < d; a++) column += unit[j * d + a] * sum[a];
+      mean[j] = (column - dotRows(j, j) - zeroed[j]) / n;
+      if (mean[j] > max) max = mean[j];
+    }
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      mean[j] = Math.exp(mean[j] - max);
+      total += mean[j];
+    }
+    for (let j = 0; j < n; j++) mean[j] /= total;
+    out.push(mean);
+  }
+  return out;
 }

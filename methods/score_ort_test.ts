@@ -1,12 +1,13 @@
 /**
  * The onnxruntime scoring graphs against plain f64 loops: the window attention (both GQA
  * reductions, sinks, causal masking, rows that see nothing, empty heads), the query moments
- * (batches and single rows merged in any order, large means), and the expected-attention
- * scores. Tolerances are f32 ones (the graphs run in f32).
+ * (batches and single rows merged in any order, large means), the expected-attention scores,
+ * and R-KV's key redundancy (every block size of its near-duplicate search). Tolerances are f32
+ * ones (the graphs run in f32).
  */
 
 import { assertClose, assertEquals } from "../tests/assert.ts";
-import { expectedAttention, QueryMoments, windowAttention } from "./score_ort.ts";
+import { expectedAttention, keyRedundancy, QueryMoments, windowAttention } from "./score_ort.ts";
 import { dot, positions, randomArray, seeded, softmax } from "./testing.ts";
 
 const G = 2;
@@ -156,4 +157,44 @@ Deno.test("expectedAttention: μk + kᵀΣk, softmax over keys, mean over the gr
     );
     assertClose(got, want, 2e-5);
   }
+});
+
+/** R-KV's `cal_similarity` (retain "last") written out over the whole n × n matrix, in f64. */
+function plainRedundancy(keys: Float32Array, d: number, threshold: number): number[] {
+  const n = keys.length / d;
+  const unit = Array.from({ length: n }, (_, i) => {
+    const norm = Math.sqrt(dot(keys, i * d, keys, i * d, d)) + 1e-8;
+    return Array.from({ length: d }, (_, a) => keys[i * d + a] / norm);
+  });
+  const sim = unit.map((u, i) => unit.map((v, j) => (i === j ? 0 : dot(u, 0, v, 0, d))));
+  for (let i = 0; i < n; i++) {
+    let last = 0;
+    for (let j = 0; j < n; j++) if (sim[i][j] > threshold) last = j;
+    sim[i][last] = 0;
+  }
+  const mean = Array.from({ length: n }, (_, j) => sim.reduce((a, row) => a + row[j], 0) / n);
+  return softmax(mean);
+}
+
+Deno.test("keyRedundancy: R-KV's zeroed cosine matrix, column means, softmax, at any block size", async () => {
+  const rand = seeded(25);
+  const d = 4; // in 4 dimensions many pairs are near-duplicates (cos > 0.5), many are not
+  const n = 23;
+  const keys = randomArray(rand, n * d);
+  keys.set(keys.subarray(3 * d, 4 * d), 17 * d); // an exact repeat
+  keys.fill(0, 9 * d, 10 * d); // a zero key: its unit vector is 0
+  for (const threshold of [0.5, 0.9, -1]) {
+    const want = plainRedundancy(keys, d, threshold);
+    // One call, doubling blocks of a few columns, and one similarity per call.
+    for (const cells of [undefined, 60, 1]) {
+      const [got] = await keyRedundancy([keys], { headDim: d, threshold, cells });
+      assertClose(got, want, 1e-6);
+    }
+  }
+  const [one, none] = await keyRedundancy([keys.subarray(0, d), new Float32Array(0)], {
+    headDim: d,
+    threshold: 0.5,
+  });
+  assertEquals([...one], [1]);
+  assertEquals(none.length, 0);
 });
