@@ -25,6 +25,7 @@ import "./expected_attention.ts";
 import "./h2o.ts";
 import "./tova.ts";
 import "./streamingllm.ts";
+import "./rkv.ts";
 import "./knorm.ts";
 import "./random.ts";
 import "./gated.ts";
@@ -82,6 +83,7 @@ export { alignValues, EntryScores, gridFrom, gridFromLayers } from "./entry_scor
 export {
   expectedAttention as expectedAttentionScores,
   type ExpectedHead,
+  keyRedundancy,
   QueryMoments,
   releaseScoringSessions,
   windowAttention,

@@ -29,6 +29,7 @@ const BUILT_IN = [
   "h2o",
   "tova",
   "streamingllm",
+  "rkv",
   "knorm",
   "random",
 ];
