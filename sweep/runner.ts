@@ -111,24 +111,32 @@ function budgetsFor(config: SweepConfig, method: MethodSpec): number[] {
 }
 
 /**
- * The SHA-256 of every file a loader task of the sweep reads (its `path` option), by path: read
- * once per sweep, part of the cell ids of the task's cells and recorded in run.json.
+ * The SHA-256 of every file the sweep's tasks read (the options their adapters list in
+ * `fileOptions`: a loader's `path`, an essay haystack), by path: read once per sweep, part of the
+ * cell ids of the task's cells and recorded in run.json.
  */
 async function datasetDigests(tasks: readonly TaskUnit[]): Promise<Record<string, string>> {
   const digests: Record<string, string> = {};
   for (const unit of tasks) {
-    const path = unit.options.path;
-    if (getTask(unit.task).source !== "loader" || typeof path !== "string") continue;
-    if (path in digests) continue;
-    try {
-      digests[path] = await fileSha256(path);
-    } catch (error) {
-      throw new InputError(
-        `task ${unit.task}: cannot read its file "${path}" (${(error as Error).message})`,
-      );
+    for (const path of filesOf(unit)) {
+      if (path in digests) continue;
+      try {
+        digests[path] = await fileSha256(path);
+      } catch (error) {
+        throw new InputError(
+          `task ${unit.task}: cannot read its file "${path}" (${(error as Error).message})`,
+        );
+      }
     }
   }
   return digests;
+}
+
+/** The files a task unit's options name. */
+function filesOf(unit: TaskUnit): string[] {
+  return (getTask(unit.task).fileOptions ?? [])
+    .map((name) => unit.options[name])
+    .filter((value): value is string => typeof value === "string");
 }
 
 /**
@@ -429,7 +437,7 @@ interface TaskIdentity {
   /** The metric names its queries use, sorted. */
   metrics: string[];
   options: Record<string, unknown>;
-  /** A loader's file: its SHA-256. */
+  /** The SHA-256 of the file the task reads (comma-joined when several). */
   data?: string;
 }
 
@@ -438,10 +446,13 @@ function taskIdentity(
   samples: readonly Sample[],
   datasets: Record<string, string>,
 ): TaskIdentity {
-  const path = unit.options.path;
-  const data = getTask(unit.task).source === "loader" && typeof path === "string"
-    ? datasets[path]
-    : undefined;
+  const files = filesOf(unit);
+  // One file is its digest (as cell ids have been for loader files); several, their list.
+  const data = files.length === 0
+    ? undefined
+    : files.length === 1
+    ? datasets[files[0]]
+    : files.map((f) => datasets[f]).join(",");
   return {
     task: unit.task,
     version: getTask(unit.task).version,

@@ -357,6 +357,20 @@ async function sessionsOf(out: string): Promise<RunSession[]> {
   return JSON.parse(await Deno.readTextFile(`${out}/run.json`)).sessions;
 }
 
+Deno.test("an essay haystack edited between runs makes new cells too", async () => {
+  const out = await Deno.makeTempDir();
+  const path = `${out}.essays.txt`;
+  await Deno.writeTextFile(path, "The first essay begins here. It goes on for a while.\n");
+  const tasks = [{ task: "niah_single_2", n: 1, lengths: [400], options: { haystackFile: path } }];
+  assertEquals((await resumable(out, tasks)).unitsRun, 1);
+  assertEquals((await resumable(out, tasks)).unitsSkipped, 1, "the same file: nothing to redo");
+  await Deno.writeTextFile(path, "Another essay entirely. Its words are other words.\n");
+  assertEquals((await resumable(out, tasks)).unitsRun, 1);
+  const sessions = await sessionsOf(out);
+  assertEquals(sessions[2].datasets[path], await fileSha256(path));
+  assert(sessions[0].datasets[path] !== sessions[2].datasets[path]);
+});
+
 Deno.test("a benchmark file edited between runs makes new cells; the old rows stay", async () => {
   const out = await Deno.makeTempDir();
   // The fixture's short sample alone, so a prompt of a few dozen tokens.

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { InputError } from "../errors.ts";
 import { Rng } from "./generators/rng.ts";
 
 /** One sentence of a haystack. */
@@ -615,6 +616,101 @@ export class ProseHaystack implements Haystack {
     this.#grow(words);
     return takeWords(this.#cache, words);
   }
+}
+
+/**
+ * A haystack of real text, as RULER's essays (Paul Graham's, `PaulGrahamEssays.json`): the
+ * file's sentences from its start, the text repeated when more words are asked than it holds
+ * (as RULER repeats its essays). Paragraphs are split at blank lines, sentences after ".", "!"
+ * or "?" followed by white space. Unlike {@linkcode ProseHaystack} the text may hold digits and
+ * quotes, as RULER's essays do.
+ *
+ * @example
+ * ```ts
+ * const essays = EssayHaystack.fromFile("data/PaulGrahamEssays.json");
+ * const text = joinSentences(essays.sentences(2000));
+ * ```
+ */
+export class EssayHaystack implements Haystack {
+  readonly #text: HaystackSentence[];
+  readonly #words: number;
+
+  /** The haystack of `text`; `label` names its source in errors. */
+  constructor(text: string, label = "haystack text") {
+    this.#text = [];
+    for (const paragraph of text.split(/\n\s*\n/)) {
+      const sentences = paragraph.trim().split(/(?<=[.!?])\s+/).filter((x) => x.trim() !== "");
+      sentences.forEach((sentence, i) => {
+        const clean = sentence.replace(/\s+/g, " ").trim();
+        this.#text.push({ text: clean, words: countWords(clean), paragraphStart: i === 0 });
+      });
+    }
+    if (this.#text.length > 0) this.#text[0].paragraphStart = false;
+    this.#words = this.#text.reduce((n, s) => n + s.words, 0);
+    if (this.#words === 0) throw new InputError(`${label}: expected text, found no words`);
+  }
+
+  /**
+   * The haystack of a file: plain text, a JSON object with a string `text` (RULER's
+   * `PaulGrahamEssays.json`), or JSON lines each with a string `text`. Read again only when the
+   * file's size or modification time changed.
+   */
+  static fromFile(path: string): EssayHaystack {
+    let version: string;
+    try {
+      const info = Deno.statSync(path);
+      version = `${info.size}:${info.mtime?.getTime()}`;
+    } catch (error) {
+      throw new InputError(`${path}: cannot read the haystack file (${(error as Error).message})`);
+    }
+    const cached = ESSAY_FILES.get(path);
+    if (cached?.version === version) return cached.haystack;
+    const haystack = new EssayHaystack(essayText(path), path);
+    ESSAY_FILES.set(path, { version, haystack });
+    return haystack;
+  }
+
+  sentences(words: number): HaystackSentence[] {
+    const repeats = Math.ceil(words / this.#words);
+    const all: HaystackSentence[] = [];
+    for (let r = 0; r < repeats; r++) {
+      for (const [i, s] of this.#text.entries()) {
+        all.push(r > 0 && i === 0 ? { ...s, paragraphStart: true } : s);
+      }
+    }
+    return takeWords(all, words);
+  }
+}
+
+/** Haystacks read, by path, with the size and modification time they were read at. */
+const ESSAY_FILES = new Map<string, { version: string; haystack: EssayHaystack }>();
+
+/** A haystack file's text: plain, `{"text": …}` JSON or JSON lines of `{"text": …}`. */
+function essayText(path: string): string {
+  let raw: string;
+  try {
+    raw = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new InputError(`${path}: cannot read the haystack file (${(error as Error).message})`);
+  }
+  if (!/\.jsonl?$/i.test(path)) return raw;
+  const field = (value: unknown, where: string): string => {
+    const text = (value as { text?: unknown } | null)?.text;
+    if (typeof text !== "string") {
+      throw new InputError(`${where}: expected an object with a string "text"`);
+    }
+    return text;
+  };
+  const parse = (line: string, where: string): unknown => {
+    try {
+      return JSON.parse(line);
+    } catch (error) {
+      throw new InputError(`${where}: not valid JSON (${(error as Error).message})`);
+    }
+  };
+  if (/\.json$/i.test(path)) return field(parse(raw, path), path);
+  return raw.split("\n").map((line, i) => [line, i] as const).filter(([line]) => line.trim() !== "")
+    .map(([line, i]) => field(parse(line, `${path}:${i + 1}`), `${path}:${i + 1}`)).join("\n\n");
 }
 
 /** RULER's "noise" haystack: one filler paragraph, repeated. */

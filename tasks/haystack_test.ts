@@ -1,8 +1,9 @@
-/** The seeded prose and noise haystacks and needle insertion. */
+/** The seeded prose, noise and essay haystacks and needle insertion. */
 
-import { assert, assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import {
   DEPTH_GRID,
+  EssayHaystack,
   insertAtDepths,
   joinSentences,
   NoiseHaystack,
@@ -10,6 +11,7 @@ import {
   proseSentence,
 } from "./haystack.ts";
 import { Rng } from "./generators/rng.ts";
+import { InputError } from "../errors.ts";
 
 function words(text: string): string[] {
   return text.split(/\s+/).filter((w) => w.length > 0);
@@ -71,4 +73,52 @@ Deno.test("insertions go between sentences at round(depth × count), in order", 
   ]);
   assertEquals(DEPTH_GRID.length, 40);
   assertEquals([DEPTH_GRID[0], DEPTH_GRID[39]], [0, 1]);
+});
+
+Deno.test("essays: the text's sentences from its start, repeated when too short", () => {
+  const essays = new EssayHaystack("One two three. Four five!\n\nSix seven? Eight.\n");
+  assertEquals(joinSentences(essays.sentences(5)), "One two three. Four five!");
+  assertEquals(
+    joinSentences(essays.sentences(8)),
+    "One two three. Four five!\n\nSix seven? Eight.",
+  );
+  // Past its end the text starts again, as a new paragraph; a cut sentence ends with a stop.
+  assertEquals(
+    joinSentences(essays.sentences(10)),
+    "One two three. Four five!\n\nSix seven? Eight.\n\nOne two.",
+  );
+  for (const n of [1, 7, 30]) assertEquals(words(joinSentences(essays.sentences(n))).length, n);
+  assertThrows(() => new EssayHaystack(" \n\n "), InputError, "no words");
+});
+
+Deno.test("essay files: plain text, RULER's JSON and JSON lines; bad ones named", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "evictbench_essays_" });
+  const write = (name: string, text: string) => {
+    Deno.writeTextFileSync(`${dir}/${name}`, text);
+    return `${dir}/${name}`;
+  };
+  const text = "An essay. Its second sentence.";
+  const txt = write("a.txt", text);
+  const json = write("PaulGrahamEssays.json", JSON.stringify({ text }));
+  const jsonl = write(
+    "e.jsonl",
+    `${JSON.stringify({ text: "An essay." })}\n\n` +
+      `${JSON.stringify({ text: "Its second sentence." })}\n`,
+  );
+  for (const path of [txt, json, jsonl]) {
+    assertEquals(words(joinSentences(EssayHaystack.fromFile(path).sentences(5))), words(text));
+  }
+  assertThrows(
+    () => EssayHaystack.fromFile(`${dir}/none.txt`),
+    InputError,
+    "none.txt: cannot read",
+  );
+  const bad = write("bad.jsonl", `${JSON.stringify({ text: "ok" })}\n{"text": 3}\n`);
+  assertThrows(() => EssayHaystack.fromFile(bad), InputError, `${bad}:2: expected an object`);
+  // An edited file is read again.
+  write("a.txt", "Another text altogether, longer than the first.");
+  assertEquals(joinSentences(EssayHaystack.fromFile(txt).sentences(2)), "Another text.");
+  const broken = write("broken.json", "{");
+  assertThrows(() => EssayHaystack.fromFile(broken), InputError, `${broken}: not valid JSON`);
+  await Deno.remove(dir, { recursive: true });
 });

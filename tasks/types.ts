@@ -126,12 +126,14 @@ export interface TaskAdapter<Options = Record<string, unknown>> {
    * reused on resume) and each row records it (`task_version`).
    */
   version: number;
-  /**
-   * "loader" adapters read a benchmark file named by their `path` option: a sweep hashes that
-   * file (SHA-256) into its cell ids and records the digest in run.json, so an edited file makes
-   * new cells.
-   */
+  /** "loader" adapters read a benchmark file (their `path` option); generators make samples. */
   source: AdapterSource;
+  /**
+   * The options that name files the samples are read from (a loader's `path`, an essay
+   * haystack): a sweep hashes each named file (SHA-256) into its cell ids and records the
+   * digests in run.json, so an edited file makes new cells.
+   */
+  fileOptions?: readonly string[];
   /** True when the adapter fits samples to `targetTokens`. */
   lengthControlled: boolean;
   /** Options schema; parsing fills defaults and rejects unknown keys. */

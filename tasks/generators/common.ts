@@ -245,6 +245,8 @@ export interface GeneratorSpec<O extends GeneratorOptions> {
   description: string;
   /** The task's version (see `TaskAdapter.version`): bump it when its samples or grading change. */
   version: number;
+  /** Options naming files the samples read (see {@linkcode TaskAdapter.fileOptions}). */
+  fileOptions?: readonly string[];
   /** Options schema (extend {@linkcode LENGTH_OPTION_SHAPE} or {@linkcode GENERATOR_OPTION_SHAPE}). */
   options: z.ZodType<O>;
   /** Plan one sample. */
@@ -322,6 +324,7 @@ export function defineGenerator<O extends GeneratorOptions>(
     description: spec.description,
     version: spec.version,
     source: "generator",
+    ...(spec.fileOptions === undefined ? {} : { fileOptions: spec.fileOptions }),
     lengthControlled,
     options: spec.options,
     sample,

@@ -119,6 +119,20 @@ Deno.test("a fixed needle depth puts the needle at the start or the end of the h
   assertEquals(first.meta.depths, [0]);
 });
 
+Deno.test("prose-haystack NIAH tasks take an essay file; the others refuse the option", async () => {
+  const tokenizer = await tinyTokenizer();
+  const path = await Deno.makeTempFile({ suffix: ".txt" });
+  await Deno.writeTextFile(path, "Essays begin with a sentence. Then another one follows it.\n");
+  const task = generators().find((t) => t.name === "niah_single_2")!;
+  const sample = make(task, tokenizer, { targetTokens: 400, depth: 1, haystackFile: path });
+  assert(sample.context.startsWith("Essays begin with a sentence."), sample.context.slice(0, 80));
+  assert(/One of the special magic numbers for \S+ is: \d+\.$/.test(sample.context));
+  const noise = generators().find((t) => t.name === "niah_single_1")!;
+  assertThrows(() => parseTaskOptions(noise, { haystackFile: path }), InputError, "haystackFile");
+  assertEquals(task.fileOptions, ["haystackFile"]);
+  await Deno.remove(path);
+});
+
 Deno.test("seed spaces: evaluation below 1 000 000, training above; requests across them fail", () => {
   assertEquals(seedSplit(0), "eval");
   assertEquals(seedSplit(TRAIN_SEED_START - 1), "eval");

@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { Query } from "../types.ts";
 import {
   ADJECTIVES,
+  EssayHaystack,
   type HaystackSentence,
   insertAtDepths,
   joinSentences,
@@ -170,7 +171,7 @@ function format(template: string, fields: Record<string, string>): string {
 }
 
 /** Plan one NIAH sample. */
-export function planNiah(config: NiahConfig, rng: Rng, options: LengthOptions): Plan {
+export function planNiah(config: NiahConfig, rng: Rng, options: NiahOptions): Plan {
   const typeV = config.valueKind;
   const used = new Set<string>();
   const needleRng = rng.fork("needles");
@@ -240,6 +241,8 @@ export function planNiah(config: NiahConfig, rng: Rng, options: LengthOptions): 
   }
   const haystack = config.haystack === "noise"
     ? new NoiseHaystack()
+    : options.haystackFile !== undefined
+    ? EssayHaystack.fromFile(options.haystackFile)
     : new ProseHaystack(rng.fork("haystack").seed);
   return {
     instruction,
@@ -253,8 +256,17 @@ export function planNiah(config: NiahConfig, rng: Rng, options: LengthOptions): 
   };
 }
 
-/** Options of the NIAH generators. */
-export type NiahOptions = LengthOptions;
+/**
+ * Options of the NIAH generators; the prose-haystack tasks also take `haystackFile`: RULER's
+ * essays (or any text) instead of the generated prose.
+ */
+export type NiahOptions = LengthOptions & { haystackFile?: string };
+
+/** The `haystackFile` option of the prose-haystack tasks. */
+const HAYSTACK_FILE = z.string().min(1).optional().describe(
+  "text for the haystack instead of generated prose: a .txt file, RULER's PaulGrahamEssays.json " +
+    '({"text": …}) or JSON lines of {"text": …}; its first words, repeated when too short',
+);
 
 /** The adapter of one NIAH configuration. */
 export function niahGenerator(name: string, config: NiahConfig): GeneratorAdapter<NiahOptions> {
@@ -265,7 +277,10 @@ export function niahGenerator(name: string, config: NiahConfig): GeneratorAdapte
       `RULER needle in a haystack: ${config.haystack} haystack, ${config.keyKind} keys → ${config.valueKind}, ` +
       `${config.keys} key(s), ${config.values} value(s) each, ${config.queried} queried`,
     version: 1,
-    options: z.strictObject(LENGTH_OPTION_SHAPE),
+    options: config.haystack === "prose"
+      ? z.strictObject({ ...LENGTH_OPTION_SHAPE, haystackFile: HAYSTACK_FILE })
+      : z.strictObject(LENGTH_OPTION_SHAPE),
+    ...(config.haystack === "prose" ? { fileOptions: ["haystackFile"] } : {}),
     plan: ({ rng, options }) => planNiah(config, rng, options),
   });
 }

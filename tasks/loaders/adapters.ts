@@ -49,6 +49,7 @@ function fileTask<S extends z.ZodRawShape>(spec: {
     description: spec.description,
     version: spec.version,
     source: "loader",
+    fileOptions: ["path"],
     lengthControlled: false,
     options: options as never,
     async *samples(parsed, env) {
