@@ -53,7 +53,7 @@ export interface RunSession {
   dependencies: Record<string, string>;
   cpu: string;
   memoryBytes: number;
-  /** The SHA-256 of each benchmark file a loader task read, by its `path` option. */
+  /** The SHA-256 of each file the tasks read (a loader's `path`, an essay haystack), by path. */
   datasets: Record<string, string>;
   /** The version of each task the session ran (the task adapter's `version`). */
   taskVersions: Record<string, number>;
