@@ -59,6 +59,15 @@ export interface QueryOutcome {
   queryIndex: number;
   prediction: string;
   score: number;
+  /**
+   * Mean negative log-likelihood per token (nats) of the first reference answer, teacher-forced
+   * on the same cache right after the query (lm-eval's loglikelihood, with its " " delimiter
+   * after a prompt that does not end in white space); NaN where there is none to force (the
+   * decode protocol, an empty reference).
+   */
+  answerNll: number;
+  /** Why generation stopped (engine/generate.ts `StopReason`). */
+  stopReason: string;
   generatedTokens: number;
   promptTokens: number;
   decodeMsPerToken: number;
@@ -168,8 +177,9 @@ async function answer(
   input: ProtocolInput,
   index: number,
   ids: Int32Array,
-): Promise<{ result: GenerateResult; prediction: string; score: number }> {
+): Promise<{ result: GenerateResult; prediction: string; score: number; answerNll: number }> {
   const query: Query = input.sample.queries[index];
+  const answerNll = await referenceNll(model, cache, input.tokenizer, ids, query.answers[0]);
   const result = await generate(model, cache, ids, {
     ...await generationSettings(input, index),
     maxNewTokens: query.maxNewTokens,
@@ -179,7 +189,54 @@ async function answer(
   });
   const prediction = result.text ?? "";
   const score = getMetric(query.metric).score(prediction, query.answers, { meta: query.meta });
-  return { result, prediction, score };
+  return { result, prediction, score, answerNll };
+}
+
+/**
+ * Mean negative log-likelihood per token of `reference` after `ids` on top of `cache`, which
+ * is left as it was: `ids` are fed (the last position's logits predict the first token), then
+ * the reference's tokens but its last, each position predicting the next. A reference after a
+ * prompt that does not end in white space gets a leading space, as lm-eval's default target
+ * delimiter; NaN when `ids` or the reference is empty.
+ */
+export async function referenceNll(
+  model: Model<KvStore>,
+  cache: KvStore,
+  tokenizer: TextTokenizer,
+  ids: Int32Array,
+  reference: string | undefined,
+): Promise<number> {
+  if (ids.length === 0 || reference === undefined || reference.trim() === "") return NaN;
+  const last = tokenizer.decode([ids[ids.length - 1]], { skipSpecialTokens: false });
+  const delimiter = /\s$/.test(last) || /^\s/.test(reference) ? "" : " ";
+  const target = tokenizer.encode(delimiter + reference, { addSpecialTokens: false });
+  if (target.length === 0) return NaN;
+  const mark = cache.mark();
+  try {
+    const V = model.config.vocabSize;
+    const first = await model.forward(ids, cache, { logits: "last" });
+    let total = -logSoftmaxAt(first, target[0]);
+    if (target.length > 1) {
+      const rest = await model.forward(Int32Array.from(target.slice(0, -1)), cache, {
+        logits: "all",
+      });
+      for (let t = 1; t < target.length; t++) {
+        total -= logSoftmaxAt(rest.subarray((t - 1) * V, t * V), target[t]);
+      }
+    }
+    return total / target.length;
+  } finally {
+    cache.restore(mark);
+  }
+}
+
+/** log softmax(logits)[id], in f64. */
+function logSoftmaxAt(logits: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  return logits[id] - max - Math.log(sum);
 }
 
 /** Decode, skipping ids the tokenizer does not know (padding rows of the embedding). */
@@ -215,13 +272,15 @@ async function answerEach(
   const mark = cache.mark();
   for (let q = 0; q < ids.queries.length; q++) {
     const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
-    const { result, prediction, score } = await answer(model, cache, input, q, qIds);
+    const { result, prediction, score, answerNll } = await answer(model, cache, input, q, qIds);
     outcomes.push({
       budget: at.keptRatio,
       budgetKind: "kept_ratio",
       queryIndex: q,
       prediction,
       score,
+      answerNll,
+      stopReason: result.stopReason,
       generatedTokens: result.tokens.length,
       promptTokens: ids.prefix.length + ids.context.length + qIds.length,
       decodeMsPerToken: result.decodeMsPerToken,
@@ -284,7 +343,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
       window: specWindow(evictable.length, input.window, input.method),
       chunkSize: input.chunkSize,
       onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
-        const { result, prediction, score } = await answer(
+        const { result, prediction, score, answerNll } = await answer(
           model,
           cache,
           input,
@@ -297,6 +356,8 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
           queryIndex: q,
           prediction,
           score,
+          answerNll,
+          stopReason: result.stopReason,
           generatedTokens: result.tokens.length,
           promptTokens: ids.prefix.length + evictable.length + ids.queries[q].postfix.length,
           decodeMsPerToken: result.decodeMsPerToken,
@@ -365,6 +426,9 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
         queryIndex: q,
         prediction,
         score,
+        // Eviction acts while generating: no one cache the reference could be forced on.
+        answerNll: NaN,
+        stopReason: result.stopReason,
         generatedTokens: result.tokens.length,
         promptTokens: prompt.length,
         decodeMsPerToken: result.decodeMsPerToken,

@@ -8,7 +8,13 @@ import { assert, assertEquals } from "../tests/assert.ts";
 import { makeRandomModel, TINY_TOKENIZER_SIZE } from "../engine/random_model.ts";
 import { loadTokenizer, type TextTokenizer } from "../engine/tokenizer.ts";
 import type { Sample } from "../tasks/types.ts";
-import { FORCED_ANSWER, generationSettings, type ProtocolInput } from "./protocols.ts";
+import { Model } from "../engine/model.ts";
+import {
+  FORCED_ANSWER,
+  generationSettings,
+  type ProtocolInput,
+  referenceNll,
+} from "./protocols.ts";
 
 /** The tiny tokenizer with `</think>` added as a special token. */
 async function thinkingTokenizer(): Promise<TextTokenizer> {
@@ -90,4 +96,38 @@ Deno.test("generation settings: each query samples from its own seeded stream", 
     await seedOf("gsm_synth/eval/s0/i0", 0, 1),
   ];
   for (const other of others) assert(other.seed !== a.seed, JSON.stringify(other));
+});
+
+Deno.test("reference NLL: teacher-forced after the prompt, the cache left as it was", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "evictbench_protocols_test_" });
+  await makeRandomModel(dir, { arch: "qwen2", seed: 6 });
+  const model = await Model.load(dir);
+  const tokenizer = model.tokenizer();
+  const V = model.config.vocabSize;
+  const context = Int32Array.from(tokenizer.encode("the cat sat on the mat and"));
+  const query = Int32Array.from(tokenizer.encode(" then it said:"));
+  const cache = model.createCache();
+  await model.prefill(context, cache);
+  const before = { next: cache.nextPosition, lengths: [...cache.lengths(0)] };
+  const nll = await referenceNll(model, cache, tokenizer, query, "hello there");
+  assertEquals({ next: cache.nextPosition, lengths: [...cache.lengths(0)] }, before);
+  // By hand: one forward of everything, the reference after a " " (the prompt ends in ":").
+  const target = tokenizer.encode(" hello there", { addSpecialTokens: false });
+  const all = Int32Array.of(...context, ...query, ...target);
+  const logits = await model.forward(all, model.createCache(), { logits: "all" });
+  let total = 0;
+  for (let t = 0; t < target.length; t++) {
+    const row = logits.subarray((context.length + query.length + t - 1) * V).subarray(0, V);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+    total += lse - row[target[t]];
+  }
+  assert(Math.abs(nll - total / target.length) < 1e-4, `${nll} vs ${total / target.length}`);
+  // After a prompt ending in white space, no delimiter: the reference is encoded as it is.
+  const spaced = Int32Array.from(tokenizer.encode(" then it said: "));
+  const direct = await referenceNll(model, cache, tokenizer, spaced, "hello");
+  assert(Number.isFinite(direct) && direct > 0);
+  assert(Number.isNaN(await referenceNll(model, cache, tokenizer, query, "")));
+  assert(Number.isNaN(await referenceNll(model, cache, tokenizer, new Int32Array(0), "x")));
+  model.dispose();
 });
