@@ -93,6 +93,7 @@ export function sweepLikeRows(options: { samples?: number; seed?: number } = {})
             method,
             params: "{}",
             policy: "per-head",
+            safeguard: NaN,
             protocol: "query-agnostic",
             suite: t.suite,
             task,

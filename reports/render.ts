@@ -9,7 +9,13 @@
 import * as vega from "vega";
 import * as vl from "vega-lite";
 import { InputError } from "../errors.ts";
-import { aggregate, cellsToCsv, type CellSummary } from "../sweep/aggregate.ts";
+import {
+  aggregate,
+  cellsToCsv,
+  type CellSummary,
+  seriesKey,
+  suiteRank,
+} from "../sweep/aggregate.ts";
 import {
   checkUniqueRows,
   readRunJson,
@@ -17,7 +23,8 @@ import {
   UNBOUNDED_BUDGET,
   writeTextAtomic,
 } from "../sweep/store.ts";
-import { type ChartSpec, methodColors, methodLabel, methodOrder, reportCharts } from "./specs.ts";
+import { taskAveraged } from "../tasks/registry.ts";
+import { type ChartSpec, methodColors, methodOrder, reportCharts, seriesLabeler } from "./specs.ts";
 
 /** Render one Vega-Lite spec to an SVG string. */
 export async function renderSvg(spec: ChartSpec["spec"]): Promise<string> {
@@ -48,81 +55,154 @@ function shade(percent: number): string {
   return ` style="background:hsl(${hue} 60% 88%)"`;
 }
 
-/** The headline table: relative performance (% of full) per method and budget, averaged over tasks. */
+/** The text of a score ×100 in the table: one decimal, or "" when there is none. */
+function percent(x: number): string {
+  return Number.isFinite(x) ? formatNumber(x) : "";
+}
+
+/** One block of the summary table: a suite's overall averages, or those at one length. */
+interface Block {
+  suite: string;
+  /** NaN: the suite's overall averages. */
+  length: number;
+  title: string;
+}
+
+/**
+ * The summary table's blocks, in reading order: per suite (in {@linkcode suiteRank} order), its
+ * overall averages, then one block per context length where the suite's tasks run at several
+ * (a suite all at one length has one block, titled with it).
+ */
+function tableBlocks(averages: readonly CellSummary[]): Block[] {
+  const suites = [...new Set(averages.map((c) => c.suite))].sort((a, b) =>
+    suiteRank(a) - suiteRank(b) || (a < b ? -1 : a > b ? 1 : 0)
+  );
+  return suites.flatMap((suite) => {
+    const own = averages.filter((c) => c.suite === suite);
+    const lengths = [...new Set(own.map((c) => c.target_tokens))]
+      .filter((l) => Number.isFinite(l))
+      .sort((a, b) => a - b);
+    // One length covers the suite when each of its averages runs over as many queries as the
+    // suite's overall one does.
+    const overall = new Map(
+      own.filter((c) => Number.isNaN(c.target_tokens)).map((c) => [averageKey(c), c]),
+    );
+    const covers = lengths.length === 1 &&
+      own.every((c) =>
+        Number.isNaN(c.target_tokens) || overall.get(averageKey(c))?.n_queries === c.n_queries
+      );
+    if (covers) return [{ suite, length: NaN, title: `${suite} · ${lengths[0]} tokens` }];
+    return [
+      { suite, length: NaN, title: lengths.length > 1 ? `${suite} · all lengths` : suite },
+      ...lengths.map((length) => ({ suite, length, title: `${suite} · ${length} tokens` })),
+    ];
+  });
+}
+
+/** An average's series, budget and suite: what its overall and per-length rows share. */
+function averageKey(c: CellSummary): string {
+  return [seriesKey(c), c.budget_kind, c.budget, c.suite].join("\u0000");
+}
+
+/**
+ * The headline table: per suite (and per context length where a suite runs at several), each
+ * series' relative performance (% of full) averaged over tasks at every budget, with its mean
+ * score ×100 beside it in grey.
+ */
 function summaryTable(cells: readonly CellSummary[]): string {
   const averages = cells.filter((c) => c.scope === "average");
   const budgets = [...new Set(averages.map((c) => c.budget))].sort((a, b) => b - a);
   const distinct = (f: (c: CellSummary) => string) => [...new Set(averages.map(f))];
   const models = distinct((c) => c.model);
   const protocols = distinct((c) => c.protocol);
+  const label = seriesLabeler(cells);
   const colors = methodColors(cells);
   const order = methodOrder(cells);
-  const rows = distinct((c) => `${c.model}\u0000${c.protocol}\u0000${methodLabel(c)}`)
-    .map((key) => key.split("\u0000"))
-    .sort((a, b) =>
-      (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) ||
-      order.indexOf(a[2]) - order.indexOf(b[2])
-    );
   const lead = [
     ...(models.length > 1 ? ["model"] : []),
     ...(protocols.length > 1 ? ["protocol"] : []),
     "method",
   ];
-  const cellOf = (row: string[], b: number) =>
-    averages.find((c) =>
-      c.model === row[0] && c.protocol === row[1] && methodLabel(c) === row[2] && c.budget === b
-    );
-  // The best evicting method per column (and model and protocol) is set in bold.
-  const best = new Map<string, number>();
-  for (const c of averages) {
-    if (c.method === "full" || !Number.isFinite(c.score)) continue;
-    const k = `${c.model}\u0000${c.protocol}\u0000${c.budget}`;
-    best.set(k, Math.max(best.get(k) ?? -Infinity, c.score));
-  }
   const head = `<thead><tr>${
     lead.map((h) => `<th rowspan="2">${h}</th>`).join("")
   }<th colspan="${budgets.length}">kept ratio r</th><th rowspan="2">mean, r &lt; 1</th></tr>
 <tr>${budgets.map((b) => `<th>${b}</th>`).join("")}</tr></thead>`;
-  const body = rows.map((row) => {
-    const [model, protocol, method] = row;
-    const values = budgets.map((b) => cellOf(row, b)?.score ?? NaN);
-    const tds = values.map((v, i) => {
-      const top = best.get(`${model}\u0000${protocol}\u0000${budgets[i]}`);
-      const text = formatNumber(v);
-      const bold = method !== "full" && Number.isFinite(v) && v === top;
-      return `<td${shade(v)}>${bold ? `<b>${text}</b>` : Number.isFinite(v) ? text : ""}</td>`;
-    }).join("");
-    const below = values.filter((v, i) => budgets[i] < 1 && Number.isFinite(v));
-    const avg = below.length === 0 ? NaN : below.reduce((a, b) => a + b, 0) / below.length;
-    const swatch = `<span class="swatch" style="background:${
-      colors.get(method) ?? "#999"
-    }"></span>`;
-    return `<tr>${models.length > 1 ? `<td>${escapeHtml(model)}</td>` : ""}${
-      protocols.length > 1 ? `<td>${escapeHtml(protocol)}</td>` : ""
-    }<td class="method">${swatch}${escapeHtml(method)}</td>${tds}<td${shade(avg)}>${
-      Number.isFinite(avg) ? formatNumber(avg) : ""
-    }</td></tr>`;
+  const cell = (relative: number, absolute: number, bold: boolean) => {
+    const text = percent(relative);
+    const abs = Number.isFinite(absolute)
+      ? `<span class="abs">${formatNumber(100 * absolute)}</span>`
+      : "";
+    return `<td${shade(relative)}>${bold ? `<b>${text}</b>` : text}${abs}</td>`;
+  };
+  const body = tableBlocks(averages).map((block) => {
+    const inBlock = averages.filter((c) =>
+      c.suite === block.suite && Object.is(c.target_tokens, block.length)
+    );
+    // The best evicting method per column, model and protocol is set in bold.
+    const best = new Map<string, number>();
+    for (const c of inBlock) {
+      if (c.method === "full" || !Number.isFinite(c.score)) continue;
+      const k = `${c.model}\u0000${c.protocol}\u0000${c.budget}`;
+      best.set(k, Math.max(best.get(k) ?? -Infinity, c.score));
+    }
+    const rows = new Map<string, CellSummary[]>();
+    for (const c of inBlock) {
+      const key = `${c.model}\u0000${c.protocol}\u0000${label(c)}`;
+      rows.set(key, [...rows.get(key) ?? [], c]);
+    }
+    const sorted = [...rows.values()].sort((a, b) =>
+      (a[0].model < b[0].model ? -1 : a[0].model > b[0].model ? 1 : 0) ||
+      (a[0].protocol < b[0].protocol ? -1 : a[0].protocol > b[0].protocol ? 1 : 0) ||
+      order.indexOf(label(a[0])) - order.indexOf(label(b[0]))
+    );
+    const lines = sorted.map((series) => {
+      const { model, protocol, method } = series[0];
+      const at = budgets.map((b) => series.find((c) => c.budget === b));
+      const tds = at.map((c, i) => {
+        const top = best.get(`${model}\u0000${protocol}\u0000${budgets[i]}`);
+        const v = c?.score ?? NaN;
+        return cell(v, c?.absolute ?? NaN, method !== "full" && Number.isFinite(v) && v === top);
+      }).join("");
+      const below = at.filter((_, i) => budgets[i] < 1);
+      const meanOf = (xs: (number | undefined)[]) =>
+        xs.length > 0 && xs.every((x) => Number.isFinite(x))
+          ? (xs as number[]).reduce((a, b) => a + b, 0) / xs.length
+          : NaN;
+      const swatch = `<span class="swatch" style="background:${
+        colors.get(label(series[0])) ?? "#999"
+      }"></span>`;
+      return `<tr>${models.length > 1 ? `<td>${escapeHtml(model)}</td>` : ""}${
+        protocols.length > 1 ? `<td>${escapeHtml(protocol)}</td>` : ""
+      }<td class="method">${swatch}${escapeHtml(label(series[0]))}</td>${tds}${
+        cell(meanOf(below.map((c) => c?.score)), meanOf(below.map((c) => c?.absolute)), false)
+      }</tr>`;
+    });
+    const title = `<tr class="block"><th colspan="${lead.length + budgets.length + 1}">${
+      escapeHtml(block.title)
+    }</th></tr>`;
+    return [title, ...lines].join("\n");
   }).join("\n");
   const context = [
     ...(models.length === 1 ? [`model <code>${escapeHtml(models[0])}</code>`] : []),
     ...(protocols.length === 1 ? [`protocol <code>${escapeHtml(protocols[0])}</code>`] : []),
   ].join(", ");
-  return `${
-    context === "" ? "" : `<p>${context}. Best evicting method per column in bold.</p>\n`
-  }` +
+  return `<p>${context === "" ? "" : `${context}. `}Per suite, the relative performance ` +
+    "averaged over its tasks; in grey, the mean score ×100 over the same tasks. Best evicting " +
+    "method per column in bold.</p>\n" +
     `<table class="summary">\n${head}\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
 /** One sentence on what the run holds. */
 function describe(rowCount: number, cells: readonly CellSummary[]): string {
   const taskCells = cells.filter((c) => c.scope === "task");
+  const label = seriesLabeler(cells);
   const count = (f: (c: CellSummary) => string | number) => new Set(taskCells.map(f)).size;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  return `${plural(count(methodLabel), "method")} × ${plural(count((c) => c.budget), "budget")} × ${
+  return `${plural(count(label), "method")} × ${plural(count((c) => c.budget), "budget")} × ${
     plural(count((c) => c.task), "task")
   }: ${plural(taskCells.length, "cell")} from ${plural(rowCount, "result row")}.${
     unsolvedNote(taskCells)
-  }`;
+  }${unaveragedNote(taskCells)}`;
 }
 
 /** Names the tasks that averages leave out because the full cache scored 0 on them. */
@@ -134,6 +214,18 @@ function unsolvedNote(taskCells: readonly CellSummary[]): string {
   return ` The full cache scores 0 on ${unsolved.join(", ")}, so ${
     unsolved.length === 1 ? "it has" : "they have"
   } no relative figure and averages leave ${unsolved.length === 1 ? "it" : "them"} out.`;
+}
+
+/** Names the tasks reported only on their own (MRCR): averages leave them out. */
+function unaveragedNote(taskCells: readonly CellSummary[]): string {
+  // A task's label starts with its registered name, which has no space.
+  const alone = [
+    ...new Set(taskCells.map((c) => c.task.split(" ")[0]).filter((t) => !taskAveraged(t))),
+  ].sort();
+  if (alone.length === 0) return "";
+  return ` ${alone.join(", ")} ${alone.length === 1 ? "is" : "are"} reported on ${
+    alone.length === 1 ? "its" : "their"
+  } own and left out of averages.`;
 }
 
 function metadataList(run: Record<string, unknown> | null): string {
@@ -157,6 +249,8 @@ table.summary { border-collapse: collapse; font-size: 0.85rem; font-variant-nume
 table.summary th, table.summary td { border: 1px solid #d4d4d4; padding: 0.2rem 0.55rem; text-align: right; }
 table.summary th { background: #f4f4f4; font-weight: 600; text-align: center; }
 table.summary td.method, table.summary td:first-child { text-align: left; white-space: nowrap; }
+table.summary tr.block th { text-align: left; background: #fafafa; font-weight: 600; }
+table.summary span.abs { color: #777; font-size: 0.8em; margin-left: 0.4em; }
 span.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.45em; border-radius: 2px; vertical-align: -0.05em; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; font-size: 0.85rem; }
 dl.meta dt { color: #555; } dl.meta dd { margin: 0; overflow-wrap: anywhere; }
@@ -224,7 +318,7 @@ export async function writeReport(
     describe(rows.length, cells)
   } Data: <code>rows.csv</code>, <code>cells.csv</code>; charts also in
 <code>charts/</code>.</p>
-<h2>Summary: relative performance (% of the full cache), averaged over tasks</h2>
+<h2>Summary: relative performance (% of the full cache), averaged over each suite's tasks</h2>
 ${summaryTable(cells)}
 ${figures.join("\n")}
 <h2>Run</h2>

@@ -1,10 +1,18 @@
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { syntheticRows } from "../tests/synthetic_rows.ts";
 import { InputError } from "../errors.ts";
-import { aggregate } from "../sweep/aggregate.ts";
-import { ResultsStore, rowsToCsv, UNBOUNDED_BUDGET, writeJsonAtomic } from "../sweep/store.ts";
+import { aggregate, type CellSummary } from "../sweep/aggregate.ts";
+import {
+  type ResultRow,
+  ResultsStore,
+  rowsToCsv,
+  UNBOUNDED_BUDGET,
+  writeJsonAtomic,
+} from "../sweep/store.ts";
 import { writeReport } from "./render.ts";
-import { reportCharts } from "./specs.ts";
+import { reportCharts, type VegaLiteSpec } from "./specs.ts";
 
 Deno.test("the report renders every chart as inline SVG with marks and needs no network", async () => {
   const dir = await Deno.makeTempDir();
@@ -64,4 +72,153 @@ Deno.test("the full cache under the decode protocol has no x: only its dashed ru
   };
   assert(spec.data.values.filter((p) => p.base === "full").every((p) => p.budget === null));
   assertEquals(spec.spec.layer[0].encoding.x!.axis.values, [64, 128]);
+});
+
+/** `rows` as another series would write them: `changes` applied, cell ids made their own. */
+function variant(
+  rows: readonly ResultRow[],
+  tag: string,
+  changes: Partial<ResultRow>,
+): ResultRow[] {
+  return rows.map((r) => ({ ...r, ...changes, cell_id: `${r.cell_id}|${tag}` }));
+}
+
+/** The legend's series (the colour domain) and the panels of a chart, by chart id. */
+function chartOf(cells: CellSummary[], id: string): { series: string[]; panels: string[] } {
+  const spec = reportCharts(cells).find((c) => c.id === id)!.spec;
+  const inner = spec.spec ?? spec;
+  const layers = inner.layer ?? inner.hconcat ?? [inner];
+  const color = layers.map((l: VegaLiteSpec) => l.encoding?.color).find((c: VegaLiteSpec) =>
+    c?.field === "method"
+  );
+  return { series: color?.scale.domain ?? [], panels: spec.facet?.sort ?? [] };
+}
+
+/** The method column of the report's summary table, row by row (swatches left out). */
+function tableRows(html: string): string[] {
+  return [...html.matchAll(/<td class="method"><span[^>]*><\/span>([^<]*)<\/td>/g)].map((m) =>
+    m[1]
+  );
+}
+
+Deno.test("policy, safeguard and seed variants are series of their own in legends and the table", async () => {
+  const base = syntheticRows({ methods: ["full", "snapkv"] });
+  const snap = base.filter((r) => r.method === "snapkv");
+  const rows = [
+    ...base,
+    ...variant(snap, "global", { policy: "global" }),
+    ...variant(snap, "guarded", { policy: "global", safeguard: 0.2 }),
+  ];
+  const cells = aggregate(rows);
+  const expected = [
+    "full",
+    "snapkv · per-head",
+    "snapkv · global",
+    "snapkv · global + safeguard 0.2",
+  ];
+  for (const id of ["relative_vs_budget", "score_vs_budget", "efficiency"]) {
+    assertEquals(new Set(chartOf(cells, id).series), new Set(expected), id);
+  }
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(rows);
+  const html = await Deno.readTextFile((await writeReport(dir)).html);
+  assertEquals(new Set(tableRows(html)), new Set(expected));
+  assertEquals(tableRows(html).length, 4, "one row per series");
+  // Two seeds of one method: a series each, named by the seed.
+  const seeds = aggregate([...base, ...variant(base, "s1", { seed: 1 })]);
+  assertEquals(
+    new Set(chartOf(seeds, "relative_vs_budget").series),
+    new Set(["full · seed 0", "full · seed 1", "snapkv · seed 0", "snapkv · seed 1"]),
+  );
+});
+
+Deno.test("two protocols or two models in one run: panels named by them, rows of their own, every chart drawn", async () => {
+  const base = syntheticRows({ methods: ["full", "snapkv"] });
+  const rows = [
+    ...base,
+    ...variant(base, "aware", { protocol: "query-aware" }),
+    ...variant(base, "other", { model: "models/other" }),
+  ];
+  const cells = aggregate(rows);
+  const relative = chartOf(cells, "relative_vs_budget");
+  assertEquals(relative.series, ["full", "snapkv"], "model and protocol are panels, not series");
+  assertEquals(relative.panels, [
+    "other · query-agnostic",
+    "tiny · query-agnostic",
+    "tiny · query-aware",
+  ]);
+  assert(chartOf(cells, "score_vs_budget").panels.includes("tiny · query-aware · vt"));
+  const titles = reportCharts(cells).map((c) => c.title);
+  assert(titles.every((t) => t.includes("model and protocol")), titles.join("; "));
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(rows);
+  // Vega-Lite warns (on the console) about specs it has to guess at; none should.
+  const warnings: unknown[] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => warnings.push(args);
+  let files;
+  try {
+    files = await writeReport(dir);
+  } finally {
+    console.warn = warn;
+  }
+  assertEquals(warnings, []);
+  for (const svg of files.svgs) {
+    const text = await Deno.readTextFile(svg);
+    assert(/class="mark-(line|rect|symbol|area)/.test(text), `${svg} has no marks`);
+  }
+  const html = await Deno.readTextFile(files.html);
+  assertEquals(tableRows(html).length, 6, "full and snapkv for each model and protocol");
+  assert(html.includes("<td>models/other</td><td>query-agnostic</td>"));
+  assert(html.includes("<td>models/tiny</td><td>query-aware</td>"));
+});
+
+Deno.test("one model, one protocol and one suite: the headline chart is one panel, as before", () => {
+  const spec = reportCharts(aggregate(syntheticRows()))[0].spec;
+  assertEquals(spec.facet, undefined);
+  assertEquals(spec.layer.length, 2);
+  assertEquals(spec.layer[1].encoding.color.legend.orient, "right");
+});
+
+Deno.test("the summary table lists each suite's average, then its lengths; MRCR is named and left out", async () => {
+  const base = syntheticRows({ methods: ["full", "snapkv"] });
+  const rows = [
+    ...base,
+    ...variant(base, "long", { task_options: '{"seed":0,"targetTokens":4096}' }),
+    ...variant(base.filter((r) => r.task === "vt"), "math", { suite: "math", task: "gsm" }),
+    ...variant(base.filter((r) => r.task === "vt"), "mrcr", {
+      task: "mrcr_file",
+      task_options: '{"path":"mrcr.parquet"}',
+    }),
+  ];
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(rows);
+  const html = await Deno.readTextFile((await writeReport(dir)).html);
+  const blocks = [...html.matchAll(/<tr class="block"><th[^>]*>([^<]*)<\/th>/g)].map((m) => m[1]);
+  assertEquals(blocks, [
+    "long-context · all lengths",
+    "long-context · 1024 tokens",
+    "long-context · 4096 tokens",
+    "math · 1024 tokens",
+  ]);
+  assert(html.includes("mrcr_file is reported on its own and left out of averages."));
+  const cells = (await Deno.readTextFile(`${dir}/cells.csv`)).split("\n");
+  assert(cells[0].includes(",safeguard,protocol,seed,") && cells[0].includes(",absolute,"));
+  assert(cells.some((l) => l.startsWith("task,") && l.includes(",mrcr_file,")));
+});
+
+Deno.test("a rows.csv from before the safeguard and task_options columns still reports", async () => {
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(syntheticRows());
+  const [header, ...body] = parse(await Deno.readTextFile(`${dir}/rows.csv`)) as string[][];
+  const keep = header.map((_, i) => i).filter((i) =>
+    !["safeguard", "task_options"].includes(header[i])
+  );
+  const legacy = stringify([header, ...body].map((r) => keep.map((i) => r[i])));
+  await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
+  await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
+  const files = await writeReport(dir);
+  assertEquals(files.svgs.length, 5);
+  const html = await Deno.readTextFile(files.html);
+  assertEquals(new Set(tableRows(html)), new Set(["full", "snapkv", "streamingllm"]));
 });

@@ -2,15 +2,17 @@
  * Vega-Lite specs of a run's report, built from the aggregated cells alone. Every spec carries
  * its data inline (`data.values`), so rendering it never fetches anything.
  *
- * Every chart colours methods the same way: one scale (see {@linkcode methodColors}) whose
- * domain is the report's method order — `full` first, then the best relative performance
+ * Every chart colours series the same way: one scale (see {@linkcode methodColors}) whose
+ * domain is the report's series order — `full` first, then the best relative performance
  * first — and whose colours are fixed per registered method, so a method keeps its colour from
- * one report to the next.
+ * one report to the next. A series is a method with its params, selection policy, safeguard and
+ * seed ({@linkcode seriesLabeler} names it); results of different models or protocols are drawn
+ * in panels of their own, named by them, whenever a run holds more than one.
  *
  * @module
  */
 
-import type { CellSummary } from "../sweep/aggregate.ts";
+import { type CellSummary, suiteRank } from "../sweep/aggregate.ts";
 import { UNBOUNDED_BUDGET } from "../sweep/store.ts";
 
 /** A Vega-Lite spec (plain JSON). */
@@ -74,7 +76,9 @@ const CONFIG = {
     domainColor: "#888",
     tickColor: "#888",
   },
-  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 260, symbolStrokeWidth: 2.5 },
+  // Without a canvas, Vega estimates text widths generously: room for a series label with its
+  // policy and safeguard.
+  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 400, symbolStrokeWidth: 2.5 },
   header: { labelFontSize: 12, labelFontWeight: "bold", labelColor: "#333" },
   title: { fontSize: 12, fontWeight: "bold", anchor: "start", color: "#333" },
   view: { stroke: "#d9d9d9" },
@@ -87,26 +91,88 @@ export function methodLabel(c: Pick<CellSummary, "method" | "params">): string {
   return c.params === "{}" || c.params === "" ? c.method : `${c.method} ${c.params}`;
 }
 
+/** Names a cell's series in legends, axes and table rows. */
+export type SeriesLabeler = (c: CellSummary) => string;
+
+/**
+ * The series labeler of a report: a cell's {@linkcode methodLabel}, then its selection policy
+ * (with its safeguard) where the report holds the method with the same params under more than
+ * one, then its seed where the report holds more than one seed: `snapkv`, or
+ * `snapkv · global + safeguard 0.2 · seed 1`. Model and protocol are left out; charts draw
+ * them in panels of their own ({@linkcode groupLabeler}).
+ */
+export function seriesLabeler(cells: readonly CellSummary[]): SeriesLabeler {
+  const selection = (c: CellSummary) =>
+    Number.isNaN(c.safeguard) ? c.policy : `${c.policy} + safeguard ${c.safeguard}`;
+  const selections = new Map<string, Set<string>>();
+  for (const c of cells) {
+    const set = selections.get(methodLabel(c)) ?? new Set();
+    selections.set(methodLabel(c), set.add(selection(c)));
+  }
+  const seeds = new Set(cells.map((c) => c.seed)).size > 1;
+  return (c) =>
+    [
+      methodLabel(c),
+      ...((selections.get(methodLabel(c))?.size ?? 0) > 1 ? [selection(c)] : []),
+      ...(seeds ? [`seed ${c.seed}`] : []),
+    ].join(" · ");
+}
+
+/**
+ * Names a cell's model and protocol where the report holds more than one of either ("" where it
+ * holds one of each): the panels that keep incomparable results apart. A model is named by its
+ * directory's last part when that tells the report's models apart, by its path otherwise.
+ */
+export function groupLabeler(cells: readonly CellSummary[]): SeriesLabeler {
+  const models = [...new Set(cells.map((c) => c.model))];
+  const protocols = new Set(cells.map((c) => c.protocol)).size > 1;
+  const short = (model: string) => model.replace(/\/+$/, "").split("/").pop() || model;
+  const unique = new Set(models.map(short)).size === models.length;
+  return (c) =>
+    [
+      ...(models.length > 1 ? [unique ? short(c.model) : c.model] : []),
+      ...(protocols ? [c.protocol] : []),
+    ].join(" · ");
+}
+
+/** A facet header that puts each part of a panel's name (model, protocol, task) on its line. */
+const PANEL_HEADER = { labelExpr: "split(datum.label, ' · ')" };
+
+/** A row-facet header above each model and protocol's rows, left-aligned. */
+const GROUP_HEADER = {
+  labelAngle: 0,
+  labelOrient: "top",
+  labelAnchor: "start",
+  labelAlign: "left",
+  labelFontSize: 12,
+};
+
+/** `group · name`, or `name` alone when the report has one group. */
+function inGroup(group: string, name: string): string {
+  return group === "" ? name : `${group} · ${name}`;
+}
+
 function mean(xs: readonly number[]): number {
   const finite = xs.filter((x) => Number.isFinite(x));
   return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
 }
 
 /**
- * The report's method order: `full` first, then by relative performance averaged over the
- * budgets below 1 (best first; by mean score when there is no full cache to compare with),
- * then by name.
+ * The report's series order (by {@linkcode seriesLabeler} label): `full` first, then by
+ * relative performance averaged over the budgets below 1 (each suite's overall average; best
+ * first; by mean score when there is no full cache to compare with), then by name.
  */
 export function methodOrder(cells: readonly CellSummary[]): string[] {
+  const label = seriesLabeler(cells);
   const merit = new Map<string, { base: string; rel: number[]; score: number[] }>();
   for (const c of cells) {
-    const label = methodLabel(c);
-    const m = merit.get(label) ?? { base: c.method, rel: [], score: [] };
+    const m = merit.get(label(c)) ?? { base: c.method, rel: [], score: [] };
     if (c.budget < 1 || c.budget_kind !== "kept_ratio") {
-      if (c.scope === "average") m.rel.push(c.relative);
-      else m.score.push(c.score);
+      if (c.scope === "average") {
+        if (Number.isNaN(c.target_tokens)) m.rel.push(c.relative);
+      } else m.score.push(c.score);
     }
-    merit.set(label, m);
+    merit.set(label(c), m);
   }
   const key = (label: string) => {
     const m = merit.get(label)!;
@@ -120,9 +186,10 @@ export function methodOrder(cells: readonly CellSummary[]): string[] {
   });
 }
 
-/** The colour of each method label, in report order: fixed per method, spares for the rest. */
+/** The colour of each series label, in report order: fixed per method, spares for the rest. */
 export function methodColors(cells: readonly CellSummary[]): Map<string, string> {
-  const base = new Map(cells.map((c) => [methodLabel(c), c.method]));
+  const label = seriesLabeler(cells);
+  const base = new Map(cells.map((c) => [label(c), c.method]));
   const colors = new Map<string, string>();
   const used = new Set<string>();
   const order = methodOrder(cells);
@@ -190,10 +257,21 @@ function budgetX(cells: readonly CellSummary[]): VegaLiteSpec {
   };
 }
 
-function points(cells: readonly CellSummary[]): Record<string, unknown>[] {
+/**
+ * The data of a chart: one point per cell, its series label in `method`, its model and protocol
+ * in `group` ("" with one of each), computed over `all` so every chart names series alike.
+ */
+function points(
+  cells: readonly CellSummary[],
+  all: readonly CellSummary[],
+): Record<string, unknown>[] {
+  const label = seriesLabeler(all);
+  const group = groupLabeler(all);
   return cells.map((c) => ({
-    method: methodLabel(c),
+    method: label(c),
     base: c.method,
+    group: group(c),
+    suite: c.suite,
     task: c.task,
     // No x for an unbounded budget (full while decoding): its dashed rule stands for it.
     budget: c.budget === UNBOUNDED_BUDGET ? null : c.budget,
@@ -210,10 +288,44 @@ function points(cells: readonly CellSummary[]): Record<string, unknown>[] {
   }));
 }
 
-/** Score vs kept ratio, one panel per task, one line per method, with CI bands. */
+/**
+ * The distinct values of `name` over `data`, ordered by group (as {@linkcode byNaturalOrder}),
+ * then by `rank` and the value itself: the order of a chart's panels or rows.
+ */
+function panelOrder(
+  data: readonly Record<string, unknown>[],
+  name: (p: Record<string, unknown>) => string,
+  rank: (p: Record<string, unknown>) => number = () => 0,
+): string[] {
+  const keys = new Map<string, [string, number]>();
+  for (const p of data) keys.set(name(p), [p.group as string, rank(p)]);
+  return [...keys.keys()].sort((a, b) => {
+    const [ka, kb] = [keys.get(a)!, keys.get(b)!];
+    return byNaturalOrder(ka[0], kb[0]) || ka[1] - kb[1] || byNaturalOrder(a, b);
+  });
+}
+
+/**
+ * What a report's charts separate besides their own panels: "" (one model and one protocol),
+ * "model", "protocol" or "model and protocol".
+ */
+function groupNoun(cells: readonly CellSummary[]): string {
+  return [
+    ...(new Set(cells.map((c) => c.model)).size > 1 ? ["model"] : []),
+    ...(new Set(cells.map((c) => c.protocol)).size > 1 ? ["protocol"] : []),
+  ].join(" and ");
+}
+
+/**
+ * Score vs kept ratio, one panel per task (and model and protocol where the report holds
+ * several), one line per series, with CI bands.
+ */
 export function scoreVsBudget(cells: readonly CellSummary[]): ChartSpec {
   const taskCells = cells.filter((c) => c.scope === "task");
-  const data = points(taskCells);
+  const data = points(taskCells, cells).map((p) => ({
+    ...p,
+    panel: inGroup(p.group as string, p.task as string),
+  }));
   const x = budgetX(cells);
   const color = methodColor(cells, 8);
   const unit = taskCells.every((c) =>
@@ -228,14 +340,22 @@ export function scoreVsBudget(cells: readonly CellSummary[]): ChartSpec {
   };
   return {
     id: "score_vs_budget",
-    title: "Score vs KV budget, per task",
+    title: `Score vs KV budget, per task${
+      groupNoun(cells) === "" ? "" : ` and ${groupNoun(cells)}`
+    }`,
     caption: "Mean score over samples; bands are 95 % bootstrap intervals over samples; " +
       "the dashed line is the full cache's score.",
     spec: {
       $schema: SCHEMA,
       config: CONFIG,
       data: { values: data },
-      facet: { field: "task", type: "nominal", title: null },
+      facet: {
+        field: "panel",
+        type: "nominal",
+        title: null,
+        sort: panelOrder(data, (p) => p.panel as string),
+        header: PANEL_HEADER,
+      },
       columns: 3,
       spec: {
         width: WIDTH,
@@ -276,45 +396,74 @@ export function scoreVsBudget(cells: readonly CellSummary[]): ChartSpec {
   };
 }
 
-/** Relative performance (score / full) averaged over tasks, ×100: the headline. */
+/**
+ * Relative performance (score / full) averaged over each suite's tasks, ×100: the headline.
+ * One panel per suite (and model and protocol) where the report holds several; a single chart
+ * otherwise.
+ */
 export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
-  const data = points(cells.filter((c) => c.scope === "average" && Number.isFinite(c.relative)));
+  const averages = cells.filter((c) =>
+    c.scope === "average" && Number.isNaN(c.target_tokens) && Number.isFinite(c.relative)
+  );
+  const suites = new Set(averages.map((c) => c.suite)).size > 1;
+  const data = points(averages, cells).map((p) => ({
+    ...p,
+    panel: [p.group as string, suites ? p.suite as string : ""].filter((x) => x !== "")
+      .join(" · "),
+  }));
+  const panels = panelOrder(data, (p) => p.panel as string, (p) => suiteRank(p.suite as string));
+  const layer = (color: VegaLiteSpec) => [
+    {
+      mark: { type: "rule", strokeDash: [5, 4], color: "#888" },
+      encoding: { y: { datum: 100, type: "quantitative" } },
+    },
+    {
+      mark: { type: "line", point: true },
+      encoding: {
+        x: budgetX(cells),
+        y: {
+          field: "relative",
+          type: "quantitative",
+          title: "% of the full cache's score",
+          scale: { zero: true },
+        },
+        color,
+        tooltip: [{ field: "method" }, { field: "budget" }, {
+          field: "relative",
+          format: ".1f",
+        }],
+      },
+    },
+  ];
+  const single = panels.length <= 1;
   return {
     id: "relative_vs_budget",
-    title: "Relative performance averaged over tasks",
+    title:
+      (suites
+        ? "Relative performance averaged over each suite's tasks"
+        : "Relative performance averaged over tasks") +
+      (groupNoun(cells) === "" ? "" : `, per ${groupNoun(cells)}`),
     caption: "Per task, score / full-cache score on the same model and protocol; averaged " +
-      "over the tasks where the full cache scores above 0, ×100. The dashed line is the full " +
-      "cache (100 %).",
-    spec: {
-      $schema: SCHEMA,
-      config: CONFIG,
-      data: { values: data },
-      width: 2.2 * WIDTH,
-      height: 1.7 * HEIGHT,
-      layer: [
-        {
-          mark: { type: "rule", strokeDash: [5, 4], color: "#888" },
-          encoding: { y: { datum: 100, type: "quantitative" } },
-        },
-        {
-          mark: { type: "line", point: true },
-          encoding: {
-            x: budgetX(cells),
-            y: {
-              field: "relative",
-              type: "quantitative",
-              title: "% of the full cache's score",
-              scale: { zero: true },
-            },
-            color: methodColor(cells, 1, "right"),
-            tooltip: [{ field: "method" }, { field: "budget" }, {
-              field: "relative",
-              format: ".1f",
-            }],
-          },
-        },
-      ],
-    },
+      "over the tasks where the full cache scores above 0, ×100" +
+      (suites ? ", each suite on its own" : "") +
+      ". The dashed line is the full cache (100 %).",
+    spec: single
+      ? {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        width: 2.2 * WIDTH,
+        height: 1.7 * HEIGHT,
+        layer: layer(methodColor(cells, 1, "right")),
+      }
+      : {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
+        columns: Math.min(panels.length, 3),
+        spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
+      },
   };
 }
 
@@ -327,78 +476,132 @@ export function heatmapBudget(cells: readonly CellSummary[], requested?: number)
   return below.find((b) => Math.abs(b - 0.3) < 1e-9) ?? below[Math.floor(below.length / 2)];
 }
 
-/** Task × method heatmap of relative performance at one budget. */
+/**
+ * Task × series heatmap of relative performance at one budget; a block of rows per model and
+ * protocol where the report holds several.
+ */
 export function taskMethodHeatmap(cells: readonly CellSummary[], budget: number): ChartSpec {
-  const data = points(cells.filter((c) => c.scope === "task" && c.budget === budget));
+  const data = points(cells.filter((c) => c.scope === "task" && c.budget === budget), cells);
   const relative = data.some((d) => d.relative !== null);
   const value = relative ? "relative" : "score";
   const present = new Set(data.map((d) => d.method));
   const methods = methodOrder(cells).filter((m) => present.has(m));
   const tasks = [...new Set(data.map((d) => d.task as string))].sort(byNaturalOrder);
+  const groups = panelOrder(data, (p) => p.group as string);
   const kind = cells.find((c) => c.budget === budget)?.budget_kind === "kept_ratio"
     ? "kept ratio"
     : "budget";
+  // A series label's parts (method, policy, seed) go on lines of their own.
+  const longest = Math.max(...methods.flatMap((m) => m.split(" · ").map((part) => part.length)));
   // Text is dark on the bright end of viridis, white on the dark end.
   const bright = relative ? 55 : 0.55;
+  const heatmap = {
+    width: { step: Math.max(64, Math.min(132, 7 * longest)) },
+    height: { step: 26 },
+    encoding: {
+      x: {
+        field: "method",
+        type: "nominal",
+        title: null,
+        sort: methods,
+        axis: {
+          orient: "top",
+          labelAngle: 0,
+          labelLimit: 0,
+          labelExpr: "split(datum.label, ' · ')",
+          domain: false,
+          ticks: false,
+        },
+      },
+      y: {
+        field: "task",
+        type: "nominal",
+        title: null,
+        sort: tasks,
+        axis: { domain: false, ticks: false, labelLimit: 260 },
+      },
+    },
+    layer: [
+      {
+        mark: { type: "rect", stroke: "white", strokeWidth: 1 },
+        encoding: {
+          color: {
+            field: value,
+            type: "quantitative",
+            title: relative ? "% of full" : "score",
+            scale: { scheme: "viridis", domain: relative ? [0, 100] : [0, 1], clamp: true },
+            legend: { orient: "right", gradientLength: 120 },
+          },
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 11 },
+        encoding: {
+          text: { field: value, type: "quantitative", format: relative ? ".0f" : ".2f" },
+          color: {
+            condition: { test: `datum.${value} >= ${bright}`, value: "#111" },
+            value: "white",
+          },
+        },
+      },
+    ],
+  };
   return {
     id: "task_method_heatmap",
-    title: `Task × method at ${kind} ${budget}`,
+    title: `Task × method at ${kind} ${budget}` +
+      (groupNoun(cells) === "" ? "" : `, per ${groupNoun(cells)}`),
     caption: relative
       ? "Relative performance (% of the full cache's score) per task; colours saturate at 100 %."
       : "Mean score per task (no full-cache cells to normalise by).",
-    spec: {
-      $schema: SCHEMA,
-      config: CONFIG,
-      data: { values: data },
-      width: { step: Math.max(64, Math.min(132, 7 * Math.max(...methods.map((m) => m.length)))) },
-      height: { step: 26 },
-      encoding: {
-        x: {
-          field: "method",
-          type: "nominal",
-          title: null,
-          sort: methods,
-          axis: { orient: "top", labelAngle: 0, labelLimit: 0, domain: false, ticks: false },
+    spec: groups.length <= 1
+      ? { $schema: SCHEMA, config: CONFIG, data: { values: data }, ...heatmap }
+      : {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        facet: {
+          row: { field: "group", type: "nominal", title: null, sort: groups, header: GROUP_HEADER },
         },
-        y: {
-          field: "task",
-          type: "nominal",
-          title: null,
-          sort: tasks,
-          axis: { domain: false, ticks: false, labelLimit: 260 },
+        // The method axis below the last block: on top it would run into the first header.
+        spec: {
+          ...heatmap,
+          encoding: {
+            ...heatmap.encoding,
+            x: { ...heatmap.encoding.x, axis: { ...heatmap.encoding.x.axis, orient: "bottom" } },
+          },
         },
       },
-      layer: [
-        {
-          mark: { type: "rect", stroke: "white", strokeWidth: 1 },
-          encoding: {
-            color: {
-              field: value,
-              type: "quantitative",
-              title: relative ? "% of full" : "score",
-              scale: { scheme: "viridis", domain: relative ? [0, 100] : [0, 1], clamp: true },
-              legend: { orient: "right", gradientLength: 120 },
-            },
-          },
-        },
-        {
-          mark: { type: "text", fontSize: 11 },
-          encoding: {
-            text: { field: value, type: "quantitative", format: relative ? ".0f" : ".2f" },
-            color: {
-              condition: { test: `datum.${value} >= ${bright}`, value: "#111" },
-              value: "white",
-            },
-          },
-        },
-      ],
-    },
   };
 }
 
-/** Efficiency: prefill time, decode time per token and KV bytes held (physical) vs budget. */
+/**
+ * Efficiency: prefill time, decode time per token and KV bytes held (physical) vs budget, each
+ * averaged over a series' tasks at each budget; a row of panels per model and protocol where the
+ * report holds several.
+ */
 export function efficiency(cells: readonly CellSummary[]): ChartSpec {
-  const data = points(cells.filter((c) => c.scope === "average"));
+  const label = seriesLabeler(cells);
+  const group = groupLabeler(cells);
+  const byPoint = new Map<string, CellSummary[]>();
+  for (const c of cells.filter((c) => c.scope === "task")) {
+    const key = [group(c), label(c), c.budget_kind, c.budget].join("\u0000");
+    byPoint.set(key, [...byPoint.get(key) ?? [], c]);
+  }
+  const data = [...byPoint.values()].map((cs) => {
+    const c = cs[0];
+    const avg = (k: keyof CellSummary) => mean(cs.map((x) => x[k] as number));
+    const full = avg("kv_bytes_full");
+    return {
+      method: label(c),
+      base: c.method,
+      group: group(c),
+      // No x for an unbounded budget (full while decoding).
+      budget: c.budget === UNBOUNDED_BUDGET ? null : c.budget,
+      prefill_ms: avg("prefill_ms"),
+      decode_ms_per_token: avg("decode_ms_per_token"),
+      kv_fraction: full > 0 ? avg("kv_bytes_held") / full : null,
+    };
+  });
   const panel = (field: string, axis: string) => ({
     width: WIDTH,
     height: HEIGHT,
@@ -410,74 +613,111 @@ export function efficiency(cells: readonly CellSummary[]): ChartSpec {
       tooltip: [{ field: "method" }, { field: "budget" }, { field, format: ".3~f" }],
     },
   });
+  const panels = (filter: VegaLiteSpec[]) =>
+    [
+      panel("prefill_ms", "prefill (ms)"),
+      panel("decode_ms_per_token", "decode (ms / token)"),
+      panel("kv_fraction", "KV bytes held ÷ full cache"),
+    ].map((p) => filter.length === 0 ? p : { transform: filter, ...p });
+  const groups = panelOrder(data, (p) => p.group as string);
   return {
     id: "efficiency",
-    title: "Efficiency vs KV budget",
+    title: `Efficiency vs KV budget${groupNoun(cells) === "" ? "" : `, per ${groupNoun(cells)}`}`,
     caption: "Averaged over the tasks of each method and budget: prefill time, decode time per " +
       "generated token, and the bytes of KV cache actually held over what the full cache holds.",
-    spec: {
-      $schema: SCHEMA,
-      config: CONFIG,
-      data: { values: data },
-      hconcat: [
-        panel("prefill_ms", "prefill (ms)"),
-        panel("decode_ms_per_token", "decode (ms / token)"),
-        panel("kv_fraction", "KV bytes held ÷ full cache"),
-      ],
-      spacing: 28,
-    },
+    spec: groups.length <= 1
+      ? {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        hconcat: panels([]),
+        spacing: 28,
+      }
+      : {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        vconcat: groups.map((g) => ({
+          title: { text: g, fontSize: 12 },
+          hconcat: panels([{ filter: { field: "group", equal: g } }]),
+          spacing: 28,
+        })),
+        spacing: 18,
+      },
   };
 }
 
-/** Scoring and selection time per method, stacked on prefill time. */
+/**
+ * Scoring and selection time per series, stacked on prefill time; a bar per series, and per
+ * model and protocol where the report holds several.
+ */
 export function scoringOverhead(cells: readonly CellSummary[]): ChartSpec {
-  const byMethod = new Map<string, { scoring: number[]; selection: number[]; prefill: number[] }>();
+  const label = seriesLabeler(cells);
+  const group = groupLabeler(cells);
+  const order = methodOrder(cells);
+  const bySeries = new Map<
+    string,
+    { group: string; label: string; scoring: number[]; selection: number[]; prefill: number[] }
+  >();
   for (const c of cells.filter((c) => c.scope === "task")) {
-    const key = methodLabel(c);
-    const m = byMethod.get(key) ?? { scoring: [], selection: [], prefill: [] };
+    const key = `${group(c)}\u0000${label(c)}`;
+    const m = bySeries.get(key) ??
+      { group: group(c), label: label(c), scoring: [], selection: [], prefill: [] };
     m.scoring.push(c.scoring_ms);
     m.selection.push(c.selection_ms);
     m.prefill.push(c.prefill_ms);
-    byMethod.set(key, m);
+    bySeries.set(key, m);
   }
   const parts = ["prefill", "scoring", "selection + compaction"];
-  const data = [...byMethod].flatMap(([method, m]) => [
-    { method, part: parts[0], order: 0, ms: mean(m.prefill) },
-    { method, part: parts[1], order: 1, ms: mean(m.scoring) },
-    { method, part: parts[2], order: 2, ms: mean(m.selection) },
+  const data = [...bySeries.values()].flatMap((m) => [
+    { method: m.label, group: m.group, part: parts[0], order: 0, ms: mean(m.prefill) },
+    { method: m.label, group: m.group, part: parts[1], order: 1, ms: mean(m.scoring) },
+    { method: m.label, group: m.group, part: parts[2], order: 2, ms: mean(m.selection) },
   ]);
+  const groups = panelOrder(data, (p) => p.group as string);
+  const bars = {
+    width: 2.2 * WIDTH,
+    height: { step: 22 },
+    mark: { type: "bar", height: { band: 0.7 } },
+    encoding: {
+      y: {
+        field: "method",
+        type: "nominal",
+        title: null,
+        sort: order,
+        axis: { ticks: false, labelLimit: 400 },
+      },
+      x: { field: "ms", type: "quantitative", title: "ms per sample", stack: "zero" },
+      color: {
+        field: "part",
+        type: "nominal",
+        title: null,
+        scale: { domain: parts, range: ["#c8c8c8", "#3a3a3a", "#8c8c8c"] },
+        legend: { orient: "top", direction: "horizontal", symbolType: "square" },
+      },
+      order: { field: "order", type: "quantitative" },
+      tooltip: [{ field: "method" }, { field: "part" }, { field: "ms", format: ".1f" }],
+    },
+  };
   return {
     id: "scoring_overhead",
-    title: "Time per sample, per method",
+    title: `Time per sample, per method${
+      groupNoun(cells) === "" ? "" : ` and ${groupNoun(cells)}`
+    }`,
     caption: "Mean time per sample, stacked: the prefill forward, the method's extra scoring " +
       "work, and selection with compaction.",
-    spec: {
-      $schema: SCHEMA,
-      config: CONFIG,
-      data: { values: data },
-      width: 2.2 * WIDTH,
-      height: { step: 22 },
-      mark: { type: "bar", height: { band: 0.7 } },
-      encoding: {
-        y: {
-          field: "method",
-          type: "nominal",
-          title: null,
-          sort: methodOrder(cells),
-          axis: { ticks: false },
+    spec: groups.length <= 1
+      ? { $schema: SCHEMA, config: CONFIG, data: { values: data }, ...bars }
+      : {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        facet: {
+          row: { field: "group", type: "nominal", title: null, sort: groups, header: GROUP_HEADER },
         },
-        x: { field: "ms", type: "quantitative", title: "ms per sample", stack: "zero" },
-        color: {
-          field: "part",
-          type: "nominal",
-          title: null,
-          scale: { domain: parts, range: ["#c8c8c8", "#3a3a3a", "#8c8c8c"] },
-          legend: { orient: "top", direction: "horizontal", symbolType: "square" },
-        },
-        order: { field: "order", type: "quantitative" },
-        tooltip: [{ field: "method" }, { field: "part" }, { field: "ms", format: ".1f" }],
+        spec: bars,
+        resolve: { scale: { y: "independent" } },
       },
-    },
   };
 }
 

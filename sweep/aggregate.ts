@@ -2,29 +2,44 @@
  * Aggregation of result rows into cells.csv, the way the field reports: a sample's score is the
  * mean over its queries, a cell's score the mean over samples (spec §6.5) with a 95 % bootstrap
  * confidence interval and its sample count, and the relative performance of a cell is its
- * score over the `full` cache's score on the same model, task and protocol. The headline is
- * the relative performance averaged over tasks, ×100: over the tasks where the full cache
- * scores above 0 (the others have no relative figure for any method).
+ * score over the `full` cache's score on the same model, task and protocol.
+ *
+ * Cells of different series never merge: a series is a model, protocol, method with its
+ * params, selection policy, safeguard and seed ({@linkcode seriesKey}). Averages are per series,
+ * budget and suite (needle retrieval and math reasoning do not average into one number): one
+ * over the suite's tasks, and one per context length asked (RULER's headline is the mean of its
+ * tasks at each length). Each holds the relative performance averaged over the tasks, ×100,
+ * over the tasks where the full cache scores above 0 (the others have no relative figure for
+ * any method), as FastKVzip's headline does (spec §6.5), and beside it the mean score over the
+ * tasks. Tasks whose adapter opts out of averages (`averaged: false`: MRCR) keep their own cells
+ * only.
  *
  * @module
  */
 
 import { stringify } from "csv-stringify/sync";
 import { seededRandom } from "../kernels/random.ts";
+import { taskAveraged } from "../tasks/registry.ts";
+import { SUITES } from "../tasks/types.ts";
 import type { ResultRow } from "./store.ts";
 
-/** One aggregate: a cell on one task, or a method and budget averaged over tasks. */
+/** One aggregate: a cell on one task, or a series and budget averaged over a suite's tasks. */
 export interface CellSummary {
   /**
-   * "task": one cell; "average": relative performance averaged over the tasks where the full
-   * cache scores above 0.
+   * "task": one cell; "average": the series at one budget averaged over the tasks of one suite,
+   * at one context length or (`target_tokens` NaN) over all of them.
    */
   scope: "task" | "average";
   model: string;
   method: string;
   params: string;
+  /** The selection policy that ran (the rows' `policy`). */
   policy: string;
+  /** The AdaKV safeguard α that ran; NaN when none (an empty field in cells.csv). */
+  safeguard: number;
   protocol: string;
+  /** The sweep's seed (the rows' `seed`: methods' randomness). */
+  seed: number;
   suite: string;
   /**
    * The task, or "(average)". When the rows hold one task under several option sets (two
@@ -34,6 +49,12 @@ export interface CellSummary {
   task: string;
   /** The cell's task options as canonical JSON (the rows' `task_options`; "" for averages). */
   task_options: string;
+  /**
+   * The context length asked, in tokens (the task options' `targetTokens`): a task cell's, or
+   * the length an average runs at. NaN for a task without one and for a suite's overall
+   * average.
+   */
+  target_tokens: number;
   budget_kind: string;
   budget: number;
   n_samples: number;
@@ -43,6 +64,11 @@ export interface CellSummary {
   /** 95 % bootstrap interval of `score` (task scope; NaN for averages). */
   score_ci_low: number;
   score_ci_high: number;
+  /**
+   * The mean score, on the metric's scale: the cell's `score` (task scope), or the mean of the
+   * averaged tasks' scores (average scope; NaN unless the series has a cell on every one).
+   */
+  absolute: number;
   /** score / full's score on the same model, task and protocol (NaN without a full cell). */
   relative: number;
   kept_ratio_achieved: number;
@@ -54,6 +80,27 @@ export interface CellSummary {
   selection_ms: number;
 }
 
+/** The fields of a cell that make its results incomparable with another series'. */
+export type SeriesFields = Pick<
+  CellSummary,
+  "model" | "protocol" | "method" | "params" | "policy" | "safeguard" | "seed"
+>;
+
+/**
+ * The series a cell belongs to: model, protocol, method, params, policy, safeguard and seed.
+ * Cells of two series are never averaged together, drawn as one line or listed as one row.
+ *
+ * @example
+ * ```ts
+ * seriesKey(cell) === seriesKey(other); // same model, protocol, method, params, policy, α, seed
+ * ```
+ */
+export function seriesKey(c: SeriesFields): string {
+  const safeguard = Number.isNaN(c.safeguard) ? "" : String(c.safeguard);
+  return [c.model, c.protocol, c.method, c.params, c.policy, safeguard, String(c.seed)]
+    .join("\u0000");
+}
+
 /** The columns of cells.csv, in order. */
 export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "scope",
@@ -61,10 +108,13 @@ export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "method",
   "params",
   "policy",
+  "safeguard",
   "protocol",
+  "seed",
   "suite",
   "task",
   "task_options",
+  "target_tokens",
   "budget_kind",
   "budget",
   "n_samples",
@@ -72,6 +122,7 @@ export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "score",
   "score_ci_low",
   "score_ci_high",
+  "absolute",
   "relative",
   "kept_ratio_achieved",
   "kv_bytes_held",
@@ -127,8 +178,24 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 
 const FULL = "full";
 
-/** Aggregate rows into per-task cells and per-budget averages over tasks. */
-export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
+/** Options of {@linkcode aggregate}. */
+export interface AggregateOptions {
+  /**
+   * Whether a task's cells enter its suite's averages, by registered task name; default the
+   * task registry's {@linkcode taskAveraged} (every task but those that opt out, such as MRCR).
+   */
+  averaged?: (task: string) => boolean;
+}
+
+/**
+ * Aggregate rows into per-task cells and averages: per series, budget and suite, one over the
+ * suite's tasks and one per context length asked.
+ */
+export function aggregate(
+  rows: readonly ResultRow[],
+  options: AggregateOptions = {},
+): CellSummary[] {
+  const averaged = options.averaged ?? taskAveraged;
   const cells: CellSummary[] = [];
   for (const cellRows of groupBy(rows, (r) => r.cell_id).values()) {
     const first = cellRows[0];
@@ -142,10 +209,13 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       method: first.method,
       params: first.params,
       policy: first.policy,
+      safeguard: first.safeguard,
       protocol: first.protocol,
+      seed: first.seed,
       suite: first.suite,
       task: first.task,
       task_options: first.task_options,
+      target_tokens: targetTokens(first.task_options),
       budget_kind: first.budget_kind,
       budget: first.budget,
       n_samples: bySample.size,
@@ -153,6 +223,7 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       score: mean(sampleScores),
       score_ci_low: low,
       score_ci_high: high,
+      absolute: mean(sampleScores),
       relative: NaN,
       kept_ratio_achieved: avg("kept_ratio_achieved"),
       kv_bytes_held: avg("kv_bytes_held"),
@@ -163,48 +234,69 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       selection_ms: avg("selection_ms"),
     });
   }
+  // Asked by task name, before labels add the options that tell a task's variants apart.
+  const averagedCells = cells.filter((c) => averaged(c.task));
   labelTaskVariants(cells);
-  // Relative performance against the full cache of the same model, task and protocol.
-  const fullScore = new Map<string, number>();
+  // Relative performance against the full cache of the same model, task and protocol: at the
+  // same seed where the run has one there, else at any (the full cache never uses the seed).
   const taskKey = (c: CellSummary) => `${c.model}\u0000${c.task}\u0000${c.protocol}`;
-  for (const c of cells) if (c.method === FULL) fullScore.set(taskKey(c), c.score);
+  const fullAtSeed = new Map<string, number>();
+  const fullAtAnySeed = new Map<string, number>();
   for (const c of cells) {
-    const full = fullScore.get(taskKey(c));
+    if (c.method !== FULL) continue;
+    fullAtSeed.set(`${taskKey(c)}\u0000${c.seed}`, c.score);
+    if (!fullAtAnySeed.has(taskKey(c))) fullAtAnySeed.set(taskKey(c), c.score);
+  }
+  for (const c of cells) {
+    const full = fullAtSeed.get(`${taskKey(c)}\u0000${c.seed}`) ?? fullAtAnySeed.get(taskKey(c));
     c.relative = full === undefined || full === 0 ? NaN : c.score / full;
   }
-  const averages: CellSummary[] = [];
-  const byBudget = groupBy(
-    cells,
-    (c) =>
-      [c.model, c.method, c.params, c.policy, c.protocol, c.budget_kind, c.budget].join("\u0000"),
-  );
-  // The tasks an average runs over: those where the full cache scores above 0 on the same
-  // model and protocol (a task the model never solves has no relative figure for any method).
-  const scored = new Map<string, number>();
-  const modelKey = (c: CellSummary) => `${c.model}\u0000${c.protocol}`;
-  for (const c of cells) {
-    if (c.method === FULL && c.score > 0) {
-      scored.set(modelKey(c), (scored.get(modelKey(c)) ?? 0) + 1);
+  // What an average runs over, per scope (model, protocol, suite, and one length or all): the
+  // averaged tasks the run holds there (task variants, by label), and those on which the full
+  // cache scores above 0 (a task the model never solves has no relative figure for any method).
+  const scopeKey = (c: CellSummary, length: number) =>
+    [c.model, c.protocol, c.suite, length].join("\u0000");
+  const lengthsOf = (c: CellSummary) =>
+    Number.isFinite(c.target_tokens) ? [NaN, c.target_tokens] : [NaN];
+  const scopes = new Map<string, { tasks: Set<string>; solved: Set<string> }>();
+  const groups = new Map<string, { length: number; cells: CellSummary[] }>();
+  for (const c of averagedCells) {
+    for (const length of lengthsOf(c)) {
+      const key = scopeKey(c, length);
+      const scope = scopes.get(key) ?? { tasks: new Set(), solved: new Set() };
+      scopes.set(key, scope);
+      scope.tasks.add(c.task);
+      if (c.method === FULL && c.score > 0) scope.solved.add(c.task);
+      const groupKey = [seriesKey(c), c.budget_kind, c.budget, c.suite, length].join("\u0000");
+      const group = groups.get(groupKey) ?? { length, cells: [] };
+      groups.set(groupKey, group);
+      group.cells.push(c);
     }
   }
-  for (const group of byBudget.values()) {
-    const rel = group.map((c) => c.relative).filter((x) => Number.isFinite(x));
+  const averages: CellSummary[] = [];
+  for (const { length, cells: group } of groups.values()) {
     const first = group[0];
-    // Defined only when the group has every such task, so all methods average the same tasks.
-    const complete = rel.length > 0 && rel.length === scored.get(modelKey(first));
+    const scope = scopes.get(scopeKey(first, length))!;
+    // Defined only when the group has every such task, so all series average the same tasks.
+    const related = group.filter((c) => scope.solved.has(c.task) && Number.isFinite(c.relative));
+    const rel = related.map((c) => c.relative);
+    const relComplete = scope.solved.size > 0 &&
+      new Set(related.map((c) => c.task)).size === scope.solved.size;
+    const absComplete = new Set(group.map((c) => c.task)).size === scope.tasks.size;
     const avg = (k: keyof CellSummary) => mean(group.map((c) => c[k] as number));
     averages.push({
       ...first,
       scope: "average",
-      suite: [...new Set(group.map((c) => c.suite))].sort().join("+"),
       task: "(average)",
       task_options: "",
+      target_tokens: length,
       n_samples: group.reduce((n, c) => n + c.n_samples, 0),
       n_queries: group.reduce((n, c) => n + c.n_queries, 0),
-      score: complete ? 100 * mean(rel) : NaN,
+      score: relComplete ? 100 * mean(rel) : NaN,
       score_ci_low: NaN,
       score_ci_high: NaN,
-      relative: complete ? mean(rel) : NaN,
+      absolute: absComplete ? avg("score") : NaN,
+      relative: relComplete ? mean(rel) : NaN,
       kept_ratio_achieved: avg("kept_ratio_achieved"),
       kv_bytes_held: avg("kv_bytes_held"),
       kv_bytes_full: avg("kv_bytes_full"),
@@ -214,24 +306,45 @@ export function aggregate(rows: readonly ResultRow[]): CellSummary[] {
       selection_ms: avg("selection_ms"),
     });
   }
-  const order = (c: CellSummary): string[] => [
-    c.scope,
-    c.model,
-    c.task,
-    c.protocol,
-    c.method,
-    c.params,
-    c.budget_kind,
-  ];
-  return [...cells, ...averages].sort((a, b) => {
-    const [x, y] = [order(a), order(b)];
-    for (let i = 0; i < x.length; i++) {
-      // Digit runs as numbers: "vt (512 tokens)" before "vt (2048 tokens)".
-      const d = x[i].localeCompare(y[i], "en", { numeric: true });
-      if (d !== 0) return d;
-    }
-    return b.budget - a.budget;
-  });
+  const series = (c: CellSummary) => [c.method, c.params, c.policy, c.safeguard, c.seed];
+  // Averages first (per model, protocol, suite, then the suite's overall before its lengths),
+  // then task cells; the largest budget first.
+  const order = (c: CellSummary): (string | number)[] =>
+    c.scope === "average"
+      ? [0, c.model, c.protocol, suiteRank(c.suite), c.suite, c.target_tokens, ...series(c)]
+      : [1, c.model, c.task, c.protocol, ...series(c)];
+  return [...averages, ...cells].sort((a, b) =>
+    compareKeys([...order(a), a.budget_kind, -a.budget], [...order(b), b.budget_kind, -b.budget])
+  );
+}
+
+/** A suite's place in reading order ({@linkcode SUITES}'s); suites it does not list come after. */
+export function suiteRank(suite: string): number {
+  const i = (SUITES as readonly string[]).indexOf(suite);
+  return i < 0 ? SUITES.length : i;
+}
+
+/**
+ * Element by element: numbers numerically (NaN first), text with digit runs as numbers
+ * ("vt (512 tokens)" before "vt (2048 tokens)").
+ */
+function compareKeys(x: readonly (string | number)[], y: readonly (string | number)[]): number {
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const [a, b] = [x[i], y[i]];
+    let d: number;
+    if (typeof a === "number" && typeof b === "number") {
+      d = Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b;
+    } else d = String(a).localeCompare(String(b), "en", { numeric: true });
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/** The context length a cell's task options ask for, in tokens; NaN when they ask none. */
+function targetTokens(taskOptions: string): number {
+  if (taskOptions === "") return NaN;
+  const value = (JSON.parse(taskOptions) as Record<string, unknown>).targetTokens;
+  return typeof value === "number" ? value : NaN;
 }
 
 /**

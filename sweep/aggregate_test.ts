@@ -1,6 +1,7 @@
 import { assert, assertAlmostEquals, assertEquals } from "../tests/assert.ts";
 import { syntheticRows } from "../tests/synthetic_rows.ts";
-import { aggregate, bootstrapInterval } from "./aggregate.ts";
+import { aggregate, bootstrapInterval, seriesKey } from "./aggregate.ts";
+import type { ResultRow } from "./store.ts";
 
 Deno.test("a sample's score is the mean of its queries; a cell's the mean over samples", () => {
   const rows = syntheticRows({ methods: ["full"], tasks: ["t"], samples: 2, queries: 2 });
@@ -104,4 +105,148 @@ Deno.test("one task at two lengths: two labelled cells, each relative to its own
   assertEquals(snap(4096).task_options, '{"seed":0,"targetTokens":4096}');
   // One option set per task: the task keeps its plain name.
   assertEquals(new Set(aggregate(rows).map((c) => c.task)), new Set(["niah", "(average)"]));
+});
+
+/** `rows` as another series would write them: `changes` applied, cell ids made their own. */
+function variant(
+  rows: readonly ResultRow[],
+  tag: string,
+  changes: Partial<ResultRow>,
+): ResultRow[] {
+  return rows.map((r) => ({ ...r, ...changes, cell_id: `${r.cell_id}|${tag}` }));
+}
+
+/** Rows of full (score 1) and snapkv at 0.5 (score `snap`) on tasks a and b, 2 samples each. */
+function pair(snap: number): ResultRow[] {
+  const rows = syntheticRows({
+    methods: ["full", "snapkv"],
+    budgets: [0.5],
+    tasks: ["a", "b"],
+    samples: 2,
+    queries: 1,
+  });
+  for (const r of rows) r.score = r.method === "full" ? 1 : snap;
+  return rows;
+}
+
+Deno.test("series that differ in policy or safeguard never merge: cells, averages", () => {
+  const perHead = pair(0.5);
+  const snap = perHead.filter((r) => r.method === "snapkv");
+  const global = variant(snap, "global", { policy: "global", score: 0.25 });
+  const guarded = variant(snap, "global+0.2", { policy: "global", safeguard: 0.2, score: 1 });
+  const cells = aggregate([...perHead, ...global, ...guarded]);
+  const averages = cells.filter((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  );
+  assertEquals(averages.length, 3);
+  const of = (policy: string, safeguard: number) =>
+    averages.find((c) => c.policy === policy && Object.is(c.safeguard, safeguard))!;
+  assertAlmostEquals(of("per-head", NaN).score, 50, 1e-9);
+  assertAlmostEquals(of("global", NaN).score, 25, 1e-9);
+  assertAlmostEquals(of("global", 0.2).score, 100, 1e-9);
+  for (const c of averages) assertEquals(c.n_samples, 4, "2 samples × 2 tasks, not pooled");
+  const taskCells = cells.filter((c) => c.scope === "task" && c.task === "a");
+  assertEquals(taskCells.length, 4);
+  assertEquals(new Set(taskCells.map((c) => seriesKey(c))).size, 4);
+});
+
+Deno.test("two models, two protocols or two seeds: separate averages, each against its own full cache", () => {
+  const base = pair(0.5);
+  const cells = aggregate([
+    ...base,
+    ...variant(pair(0.25), "m2", { model: "models/other" }),
+    ...variant(pair(0.75), "aware", { protocol: "query-aware" }),
+    // Seed 1 only for snapkv: its relative figures come from the full cache at seed 0.
+    ...variant(pair(1).filter((r) => r.method === "snapkv"), "s1", { seed: 1 }),
+  ]);
+  const averages = cells.filter((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  );
+  const score = (f: (c: typeof averages[number]) => boolean) => averages.find(f)!.score;
+  assertEquals(averages.length, 4);
+  assertAlmostEquals(score((c) => c.model === "models/other"), 25, 1e-9);
+  assertAlmostEquals(score((c) => c.protocol === "query-aware"), 75, 1e-9);
+  assertAlmostEquals(score((c) => c.seed === 1), 100, 1e-9);
+  assertAlmostEquals(
+    score((c) => c.model === "models/tiny" && c.protocol === "query-agnostic" && c.seed === 0),
+    50,
+    1e-9,
+  );
+  for (const c of averages) assertEquals(c.n_samples, 4);
+  assertEquals(
+    new Set(cells.filter((c) => c.scope === "task").map((c) => c.seed)),
+    new Set([0, 1]),
+  );
+});
+
+Deno.test("a full cache run at two seeds counts each task once: averages stay defined", () => {
+  const rows = pair(0.5);
+  const fullAgain = variant(rows.filter((r) => r.method === "full"), "s1", { seed: 1 });
+  const average = aggregate([...rows, ...fullAgain]).find((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  )!;
+  assertAlmostEquals(average.score, 50, 1e-9);
+});
+
+Deno.test("averages per suite and per context length, with the mean score beside the relative one", () => {
+  // Tasks a and b at 1024 and 4096 tokens (long-context), task m in the math suite.
+  const at = (length: number, suite = "long-context") =>
+    variant(pair(0.5), `${suite}${length}`, {
+      suite,
+      task_options: `{"seed":0,"targetTokens":${length}}`,
+    });
+  const short = at(1024);
+  const long = at(4096);
+  for (const r of long) if (r.method === "snapkv") r.score = r.task === "a" ? 0.25 : 0.75;
+  for (const r of long) if (r.method === "full") r.score = 0.5;
+  const math = variant(pair(1).filter((r) => r.task === "a"), "math", {
+    suite: "math",
+    task: "m",
+    task_options: "{}",
+  });
+  const averages = aggregate([...short, ...long, ...math]).filter((c) =>
+    c.scope === "average" && c.method === "snapkv"
+  );
+  const find = (suite: string, length: number) =>
+    averages.find((c) => c.suite === suite && Object.is(c.target_tokens, length))!;
+  // 1024: relative 0.5 on both tasks; 4096: 0.25/0.5 and 0.75/0.5.
+  assertAlmostEquals(find("long-context", 1024).score, 50, 1e-9);
+  assertAlmostEquals(find("long-context", 4096).score, 100, 1e-9);
+  assertAlmostEquals(find("long-context", NaN).score, 75, 1e-9);
+  assertAlmostEquals(find("long-context", 1024).absolute, 0.5, 1e-9);
+  assertAlmostEquals(find("long-context", 4096).absolute, 0.5, 1e-9);
+  assertAlmostEquals(find("long-context", NaN).absolute, 0.5, 1e-9);
+  assertAlmostEquals(find("math", NaN).score, 100, 1e-9);
+  assertAlmostEquals(find("math", NaN).absolute, 1, 1e-9);
+  assertEquals(find("long-context", 4096).n_samples, 4);
+  assertEquals(find("long-context", NaN).n_samples, 8);
+  assertEquals(averages.length, 4, "long-context overall, 1024, 4096; math overall (no length)");
+  // Read in order: suite, its overall, then its lengths.
+  assertEquals(
+    averages.map((c) => `${c.suite} ${c.target_tokens}`),
+    ["long-context NaN", "long-context 1024", "long-context 4096", "math NaN"],
+  );
+});
+
+Deno.test("MRCR keeps its cells but is left out of averages; a series missing a task has no mean score", () => {
+  const rows = pair(0.5);
+  const mrcr = variant(rows.filter((r) => r.task === "a"), "mrcr", { task: "mrcr_file" });
+  for (const r of mrcr) r.score = r.method === "full" ? 0.8 : 0.2;
+  const cells = aggregate([...rows, ...mrcr]);
+  assert(cells.some((c) => c.scope === "task" && c.task === "mrcr_file" && c.method === "snapkv"));
+  const average = cells.find((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  )!;
+  assertAlmostEquals(average.score, 50, 1e-9);
+  assertAlmostEquals(average.absolute, 0.5, 1e-9);
+  assertEquals(average.n_queries, 4, "tasks a and b only");
+  // Averaged by an explicit choice instead of the task registry's flag.
+  const all = aggregate([...rows, ...mrcr], { averaged: () => true }).find((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  )!;
+  assertAlmostEquals(all.score, 100 * (0.5 + 0.5 + 0.25) / 3, 1e-9);
+  // Without task b, snapkv averages fewer tasks than the run holds: neither mean is defined.
+  const partial = aggregate(rows.filter((r) => r.method === "full" || r.task === "a"))
+    .find((c) => c.scope === "average" && c.method === "snapkv")!;
+  assert(Number.isNaN(partial.score) && Number.isNaN(partial.absolute));
 });

@@ -11,7 +11,13 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { z } from "zod";
 import { InputError, nearMatches } from "../errors.ts";
-import { getMethod, parseMethodParams, SELECTION_POLICIES } from "../methods/mod.ts";
+import {
+  getMethod,
+  parseMethodParams,
+  type PolicySpec,
+  SELECTION_POLICIES,
+  type SelectionPolicy,
+} from "../methods/mod.ts";
 import { listTasks, resolveTasks, SUITES } from "../tasks/mod.ts";
 
 /** How queries meet the compressed cache (see README / DESIGN §6). */
@@ -26,8 +32,9 @@ const methodEntry = z.object({
   id: z.string().min(1).describe("registered method id (deno task list)"),
   params: z.record(z.string(), z.unknown()).default({}).describe("method parameters"),
   policy: z.enum(SELECTION_POLICIES as unknown as [string, ...string[]]).optional()
-    .describe("selection policy override"),
-  safeguard: z.number().min(0).max(1).optional().describe("AdaKV safeguard fraction α"),
+    .describe("selection policy; default the method's"),
+  safeguard: z.number().min(0).max(1).optional()
+    .describe("AdaKV safeguard fraction α (0 = none); default the method's"),
 }).strict();
 
 const taskEntry = z.object({
@@ -81,7 +88,9 @@ export type SweepConfig = z.infer<typeof SweepConfigSchema>;
 export interface MethodSpec {
   id: string;
   params: Record<string, unknown>;
+  /** Overrides the policy of the method's default selection; see {@linkcode methodPolicy}. */
   policy?: string;
+  /** Overrides the safeguard of the method's default selection; see {@linkcode methodPolicy}. */
   safeguard?: number;
 }
 
@@ -97,6 +106,48 @@ export interface TaskSpec {
 /** Methods in their object form. */
 export function methodSpecs(config: SweepConfig): MethodSpec[] {
   return config.methods.map((m) => (typeof m === "string" ? { id: m, params: {} } : m));
+}
+
+/**
+ * The selection a method entry runs under `protocol`, or null for a method that never evicts
+ * (`full`). It starts from the method's default selection (its decode policy under the decode
+ * protocol, its `policy` otherwise), and the entry's `policy` and `safeguard` each override
+ * their own part of it: `{ "id": "kvzip", "safeguard": 0.2 }` runs KVzip's global policy with
+ * the safeguard, `{ "id": "expected-attention", "policy": "global" }` keeps that method's
+ * safeguard 0.2, and `"safeguard": 0` turns a default one off. The per-head policy gives every
+ * head its own top-k already, so the safeguard, which only shapes the per-layer and global
+ * thresholds, is left out of it (validation refuses an entry that asks for one there).
+ *
+ * @example
+ * ```ts
+ * methodPolicy({ id: "kvzip", params: {}, safeguard: 0.2 }, "query-agnostic");
+ * // { policy: "global", safeguard: 0.2 }
+ * ```
+ */
+export function methodPolicy(spec: MethodSpec, protocol: Protocol): PolicySpec | null {
+  const def = getMethod(spec.id);
+  if (def.phases.length === 0) return null;
+  const base = protocol === "decode" ? def.decode?.policy ?? def.policy : def.policy;
+  const policy = (spec.policy ?? base.policy) as SelectionPolicy;
+  const safeguard = spec.safeguard ?? base.safeguard ?? 0;
+  return policy === "per-head" || safeguard === 0 ? { policy } : { policy, safeguard };
+}
+
+/**
+ * Why a method entry's safeguard would do nothing, or null when it acts (or none is asked for):
+ * on a method that never evicts, or under the per-head policy.
+ */
+function idleSafeguard(spec: MethodSpec, protocol: Protocol): string | null {
+  if (spec.safeguard === undefined || spec.safeguard === 0) return null;
+  const selection = methodPolicy(spec, protocol);
+  const asked = `safeguard ${spec.safeguard} has no effect`;
+  if (selection === null) return `${asked}: method ${spec.id} never evicts`;
+  if (selection.policy !== "per-head") return null;
+  const whose = spec.policy === undefined
+    ? `, ${spec.id}'s default${protocol === "decode" ? " while decoding" : ""}`
+    : "";
+  return `${asked} under the per-head policy${whose} (every head keeps its own top entries); ` +
+    'set "policy" to "per-layer" (AdaKV\'s) or "global"';
 }
 
 /** Tasks in their object form. */
@@ -142,6 +193,9 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
           `methods.${i}: method ${m.id} does not act in phase "${phase}", which the ` +
             `${config.protocol} protocol evicts in (its phases: ${def.phases.join(", ")})`,
         );
+      } else {
+        const idle = idleSafeguard(m, config.protocol);
+        if (idle !== null) problems.push(`methods.${i}: ${idle}`);
       }
     } catch (error) {
       problems.push(`methods.${i}: ${(error as Error).message}`);

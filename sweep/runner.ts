@@ -20,6 +20,7 @@ import { getTask, parseTaskOptions, taskSamples } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/types.ts";
 import { writeReport } from "../reports/render.ts";
 import {
+  methodPolicy,
   type MethodSpec,
   methodSpecs,
   resolveTaskNames,
@@ -268,6 +269,8 @@ export async function runSweep(
   );
   await writeJsonAtomic(runJson, provenance);
 
+  // What each method runs: its default selection with the entry's policy and safeguard.
+  const policies = methods.map((m) => methodPolicy(m, config.protocol));
   const perModel = tasks.reduce((n, t) => n + (t.options.n as number) * methods.length, 0);
   const progress = options.progress === false
     ? null
@@ -325,12 +328,11 @@ export async function runSweep(
               postfix: Int32Array.from(q.postfix.ids),
             })),
           };
+          const policy = policies[methods.indexOf(method)];
           const choice: MethodChoice = {
             method: method.id,
             params: method.params,
-            policy: method.policy === undefined
-              ? undefined
-              : { policy: method.policy as never, safeguard: method.safeguard },
+            policy: policy ?? undefined,
             seed: config.seed,
             tokenizer,
           };
@@ -356,7 +358,8 @@ export async function runSweep(
               model: modelDir,
               method: method.id,
               params: canonicalJson(method.params),
-              policy: method.policy ?? "default",
+              policy: policy?.policy ?? "none",
+              safeguard: policy?.safeguard ?? NaN,
               protocol: config.protocol,
               suite: adapter.suite,
               task: taskUnit.task,

@@ -25,6 +25,7 @@ export const ROW_COLUMNS = [
   "method",
   "params",
   "policy",
+  "safeguard",
   "protocol",
   "suite",
   "task",
@@ -78,7 +79,14 @@ export interface ResultRow {
   method: string;
   /** Method parameters as canonical JSON. */
   params: string;
+  /**
+   * The selection policy that ran: "per-head", "per-layer" or "global" ("none" for a method that
+   * never evicts, such as `full`). Rows written before the `safeguard` column hold "default" or
+   * the config's override instead.
+   */
   policy: string;
+  /** The AdaKV safeguard fraction α that ran; NaN (an empty field) when none did. */
+  safeguard: number;
   protocol: string;
   suite: string;
   task: string;
@@ -118,6 +126,7 @@ export interface ResultRow {
 
 const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
   "task_version",
+  "safeguard",
   "budget",
   "seed",
   "query_index",
@@ -136,17 +145,31 @@ const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
   "selection_ms",
 ]);
 
+/** A column added after the first rows.csv, with the value rows written before it read as. */
+interface AddedColumn {
+  column: RowColumn;
+  legacy: string | number;
+}
+
+/** Columns added since the first rows.csv, oldest first. */
+const ADDED_COLUMNS: readonly AddedColumn[] = [
+  { column: "task_options", legacy: "" },
+  { column: "task_version", legacy: NaN },
+  { column: "safeguard", legacy: NaN },
+];
+
 /**
- * Earlier layouts of rows.csv, newest first, by the columns they lack: read (a missing text
- * column is "", a missing number NaN), never appended to.
+ * The headers of earlier rows.csv files, newest first: each lacks the columns added after it.
+ * They are read (the missing columns take their legacy values), never appended to.
  */
-const LEGACY_LAYOUTS: readonly { lacks: readonly RowColumn[]; columns: readonly RowColumn[] }[] = [
-  ["task_version"],
-  ["task_options", "task_version"],
-].map((lacks) => ({
-  lacks: lacks as RowColumn[],
-  columns: ROW_COLUMNS.filter((c) => !lacks.includes(c)),
-}));
+const LEGACY_LAYOUTS: readonly {
+  columns: readonly RowColumn[];
+  missing: readonly AddedColumn[];
+}[] = ADDED_COLUMNS.map((_, i) => {
+  const missing = ADDED_COLUMNS.slice(ADDED_COLUMNS.length - 1 - i);
+  const names = new Set(missing.map((m) => m.column));
+  return { columns: ROW_COLUMNS.filter((c) => !names.has(c)), missing };
+});
 
 /** The key that identifies a row across reruns. */
 export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): string {
@@ -193,15 +216,17 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
     throw new InputError(`${path}: not valid CSV (${(error as Error).message.split("\n")[0]})`);
   }
   const [header, ...body] = records;
-  const columns = [ROW_COLUMNS, ...LEGACY_LAYOUTS.map((l) => l.columns)]
-    .find((cols) => header.join(",") === cols.join(","));
-  if (columns === undefined) {
+  const layout = [{ columns: ROW_COLUMNS, missing: [] }, ...LEGACY_LAYOUTS]
+    .find((l) => header.join(",") === l.columns.join(","));
+  if (layout === undefined) {
     throw new InputError(
       `${path}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
     );
   }
+  const { columns, missing } = layout;
   return body.map((fields, i) => {
-    const row: Record<string, string | number> = { task_options: "", task_version: NaN };
+    const row: Record<string, string | number> = {};
+    for (const m of missing) row[m.column] = m.legacy;
     columns.forEach((c, j) => {
       const value = fields[j];
       if (NUMERIC.has(c)) {
@@ -355,8 +380,8 @@ export class ResultsStore {
 
 /**
  * Refuse, before anything is written, to extend a rows.csv whose header is not today's: rows
- * from before the task_options or task_version column can be read (the report builds) but not
- * appended to (their cells were identified otherwise, so a resume would not find them).
+ * from before the task_options, task_version or safeguard column can be read (the report builds)
+ * but not appended to: their cells were identified otherwise, so a resume would not find them.
  */
 async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
   const file = await Deno.open(rowsPath, { read: true });
@@ -369,11 +394,12 @@ async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
     file.close();
   }
   if (start === header) return;
-  const legacy = LEGACY_LAYOUTS.find((l) => start.startsWith(l.columns.join(",")));
+  const legacy = LEGACY_LAYOUTS.find((l) => start.startsWith(`${l.columns.join(",")}\n`));
   if (legacy !== undefined) {
+    const missing = legacy.missing.map((m) => m.column);
     throw new InputError(
-      `${rowsPath}: written by an earlier evictbench (no ${legacy.lacks[0]} column); its report ` +
-        "still builds, but a sweep cannot add to it: choose another --out",
+      `${rowsPath}: written by an earlier evictbench (no ${missing.join(" or ")} column); its ` +
+        "report still builds, but a sweep cannot add to it: choose another --out",
     );
   }
   throw new InputError(

@@ -3,11 +3,16 @@ import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { syntheticRows } from "../tests/synthetic_rows.ts";
 import { InputError } from "../errors.ts";
-import { readRunRows, ResultsStore, TIMING_COLUMNS } from "./store.ts";
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
+import { readRunRows, type ResultRow, ResultsStore, TIMING_COLUMNS } from "./store.ts";
 
-Deno.test("rows round-trip through rows.csv, quotes, commas and newlines included", async () => {
+Deno.test("rows round-trip through rows.csv, quotes, commas, newlines and no safeguard included", async () => {
   const dir = await Deno.makeTempDir();
-  const rows = syntheticRows({ samples: 2 });
+  const rows = syntheticRows({ samples: 2 }).map((
+    r,
+    i,
+  ) => (i % 2 === 0 ? r : { ...r, safeguard: 0.2 }));
   const store = await ResultsStore.open(dir);
   assertEquals(await store.append(rows), rows.length);
   assertEquals(await readRunRows(dir), rows);
@@ -84,36 +89,39 @@ Deno.test("a damaged commit marker stops the run and changes nothing", async () 
   await assertRejects(() => readRunRows(file), InputError, "not a directory");
 });
 
-/** rows.csv as an earlier evictbench wrote it: the same rows without `columns`. */
-async function withoutColumns(dir: string, columns: string[]): Promise<string> {
-  const [header, ...body] = parse(await Deno.readTextFile(`${dir}/rows.csv`)) as string[][];
-  const keep = header.map((c, i) => columns.includes(c) ? -1 : i).filter((i) => i >= 0);
-  const legacy = stringify([header, ...body].map((fields) => keep.map((i) => fields[i])));
-  await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
-  await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
-  return legacy;
+/** rows.csv text as an earlier evictbench wrote it: the same rows without `columns`. */
+function withoutColumns(text: string, columns: readonly string[]): string {
+  const [header, ...body] = parse(text) as string[][];
+  const keep = header.map((c, i) => [c, i] as const).filter(([c]) => !columns.includes(c));
+  return stringify([header, ...body].map((r) => keep.map(([, i]) => r[i])));
 }
 
-Deno.test("rows.csv from before task_options: the report reads it, a sweep does not extend it", async () => {
-  const dir = await Deno.makeTempDir();
+Deno.test("rows.csv from before task_options, task_version or safeguard: the report reads it, a sweep does not extend it", async () => {
   const rows = syntheticRows({ samples: 1 }).slice(0, 3);
-  await (await ResultsStore.open(dir)).append(rows);
-  const legacy = await withoutColumns(dir, ["task_options", "task_version"]);
-  assertEquals(
-    await readRunRows(dir),
-    rows.map((r) => ({ ...r, task_options: "", task_version: NaN })),
-  );
-  await assertRejects(() => ResultsStore.open(dir), InputError, "no task_options column");
-  assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
-});
-
-Deno.test("rows.csv from before task_version: read with the version unknown, never extended", async () => {
-  const dir = await Deno.makeTempDir();
-  const rows = syntheticRows({ samples: 1 }).slice(0, 3);
-  await (await ResultsStore.open(dir)).append(rows);
-  const legacy = await withoutColumns(dir, ["task_version"]);
-  assertEquals(await readRunRows(dir), rows.map((r) => ({ ...r, task_version: NaN })));
-  // Its cells were identified without the task's version: a resume would redo every one.
-  await assertRejects(() => ResultsStore.open(dir), InputError, "no task_version column");
-  assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
+  const layouts: [string[], Partial<ResultRow>, string][] = [
+    [
+      ["task_options", "task_version", "safeguard"],
+      { task_options: "", task_version: NaN, safeguard: NaN },
+      "task_options or task_version or safeguard",
+    ],
+    [
+      ["task_version", "safeguard"],
+      { task_version: NaN, safeguard: NaN },
+      "task_version or safeguard",
+    ],
+    [["safeguard"], { safeguard: NaN }, "safeguard"],
+  ];
+  for (const [missing, legacyValues, named] of layouts) {
+    const dir = await Deno.makeTempDir();
+    await (await ResultsStore.open(dir)).append(rows.map((r) => ({ ...r, safeguard: 0.2 })));
+    const legacy = withoutColumns(await Deno.readTextFile(`${dir}/rows.csv`), missing);
+    await Deno.writeTextFile(`${dir}/rows.csv`, legacy);
+    await Deno.writeTextFile(`${dir}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
+    assertEquals(
+      await readRunRows(dir),
+      rows.map((r) => ({ ...r, safeguard: 0.2, ...legacyValues })),
+    );
+    await assertRejects(() => ResultsStore.open(dir), InputError, `(no ${named} column)`);
+    assertEquals(await Deno.readTextFile(`${dir}/rows.csv`), legacy);
+  }
 });

@@ -2,7 +2,13 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../tests/asse
 import { InputError } from "../errors.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
 import { seededRandom } from "../kernels/random.ts";
-import { canonicalModelPath, sweepJsonSchema, validateSweepConfig } from "./config.ts";
+import {
+  canonicalModelPath,
+  methodPolicy,
+  type MethodSpec,
+  sweepJsonSchema,
+  validateSweepConfig,
+} from "./config.ts";
 import { mergeRuns } from "./merge.ts";
 import { specWindow } from "./protocols.ts";
 import { runSweep } from "./runner.ts";
@@ -122,6 +128,86 @@ Deno.test("a method that cannot act in the protocol's phase is refused before an
   assert(e.message.includes('methods.2: method kvzip does not act in phase "decode"'), e.message);
   assert(e.message.includes("methods.3: method pyramidkv"), e.message);
   validateSweepConfig({ models: ["m"], methods: ["kvzip"], tasks: ["vt"], protocol: "chunked" });
+});
+
+Deno.test("a safeguard without a policy applies to the method's default; one with no effect is refused", () => {
+  const agnostic = (spec: Record<string, unknown>) =>
+    methodPolicy({ params: {}, ...spec } as MethodSpec, "query-agnostic");
+  assertEquals(agnostic({ id: "kvzip", safeguard: 0.2 }), { policy: "global", safeguard: 0.2 });
+  assertEquals(agnostic({ id: "kvzip" }), { policy: "global" });
+  // Each of policy and safeguard overrides its own part of the default selection.
+  assertEquals(agnostic({ id: "expected-attention" }), { policy: "per-layer", safeguard: 0.2 });
+  assertEquals(agnostic({ id: "expected-attention", policy: "global" }), {
+    policy: "global",
+    safeguard: 0.2,
+  });
+  assertEquals(agnostic({ id: "expected-attention", safeguard: 0 }), { policy: "per-layer" });
+  assertEquals(agnostic({ id: "expected-attention", policy: "per-head" }), { policy: "per-head" });
+  assertEquals(agnostic({ id: "snapkv", policy: "global", safeguard: 0.2 }), {
+    policy: "global",
+    safeguard: 0.2,
+  });
+  assertEquals(agnostic({ id: "full" }), null);
+  assertEquals(methodPolicy({ id: "gated", params: {} }, "decode"), { policy: "global" });
+  const refused = (spec: Record<string, unknown>, protocol = "query-agnostic") =>
+    assertThrows(
+      () => validateSweepConfig({ models: ["m"], methods: [spec], tasks: ["vt"], protocol }),
+      InputError,
+    ).message;
+  assertEquals(
+    refused({ id: "snapkv", safeguard: 0.2 }),
+    "sweep config: methods.0: safeguard 0.2 has no effect under the per-head policy, snapkv's " +
+      'default (every head keeps its own top entries); set "policy" to "per-layer" (AdaKV\'s) ' +
+      'or "global"',
+  );
+  assert(
+    refused({ id: "snapkv", policy: "per-head", safeguard: 0.2 }).includes("per-head policy ("),
+  );
+  assert(refused({ id: "h2o", safeguard: 0.2 }, "decode").includes("h2o's default while decoding"));
+  assertEquals(
+    refused({ id: "full", safeguard: 0.2 }),
+    "sweep config: methods.0: safeguard 0.2 has no effect: method full never evicts",
+  );
+  validateSweepConfig({
+    models: ["m"],
+    methods: [{ id: "snapkv", policy: "per-layer", safeguard: 0.2 }, { id: "kvzip", safeguard: 0 }],
+    tasks: ["vt"],
+  });
+});
+
+Deno.test("rows record the policy and safeguard that ran; policy variants are cells and series of their own", async () => {
+  const out = await Deno.makeTempDir();
+  await runSweep(
+    validateSweepConfig(config(out, {
+      methods: [
+        "full",
+        "snapkv",
+        { id: "snapkv", policy: "global" },
+        { id: "snapkv", policy: "global", safeguard: 0.5 },
+        "expected-attention",
+      ],
+      budgets: [0.5],
+      tasks: [{ task: "vt", n: 1, lengths: [400] }],
+    })),
+    { progress: false },
+  );
+  const rows = await readRunRows(out);
+  const ran = new Set(rows.map((r) => `${r.method} ${r.policy} ${r.safeguard}`));
+  assertEquals(
+    ran,
+    new Set([
+      "full none NaN",
+      "snapkv per-head NaN",
+      "snapkv global NaN",
+      "snapkv global 0.5",
+      "expected-attention per-layer 0.2",
+    ]),
+  );
+  const cells = (await Deno.readTextFile(`${out}/cells.csv`)).split("\n")
+    .filter((l) => l.startsWith("average,") && l.includes(",snapkv,"));
+  // Per series: the suite's overall average, and the one at the length asked.
+  assertEquals(cells.filter((l) => l.includes(",(average),,,")).length, 3);
+  assertEquals(cells.filter((l) => l.includes(",(average),,400,")).length, 3);
 });
 
 Deno.test("one model directory written three ways is one model", () => {

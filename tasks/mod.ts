@@ -13,6 +13,7 @@ export {
   parseTaskOptions,
   registerTask,
   resolveTasks,
+  taskAveraged,
   taskSamples,
 } from "./registry.ts";
 export {

@@ -77,6 +77,15 @@ export function getTask(name: string): AnyTaskAdapter {
   return task;
 }
 
+/**
+ * Whether a suite's averages include task `name`: false only for a registered task that opts out
+ * (its adapter's `averaged` is false); a task this registry does not know (a plugin not loaded,
+ * a renamed task in old rows) is averaged.
+ */
+export function taskAveraged(name: string): boolean {
+  return registry.get(name)?.averaged !== false;
+}
+
 /** Registered tasks, by suite (in {@linkcode SUITES} order) then name; optionally one suite's. */
 export function listTasks(options: { suite?: SuiteName } = {}): AnyTaskAdapter[] {
   if (options.suite !== undefined) getSuite(options.suite);

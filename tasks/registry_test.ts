@@ -14,6 +14,7 @@ import {
   parseTaskOptions,
   registerTask,
   resolveTasks,
+  taskAveraged,
   taskSamples,
 } from "./registry.ts";
 import { SUITES } from "./types.ts";
@@ -139,4 +140,11 @@ Deno.test("taskSamples validates options and yields the task's samples", async (
     got.push(s.id);
   }
   assertEquals(got, ["fwe/eval/s0/i0", "fwe/eval/s0/i1"]);
+});
+
+Deno.test("MRCR alone opts out of averages; an unregistered task is averaged", () => {
+  const alone = listTasks().filter((t) => !taskAveraged(t.name)).map((t) => t.name);
+  assertEquals(alone, ["mrcr_file"]);
+  assert(taskAveraged("niah_single_1"));
+  assert(taskAveraged("a_plugin_task_not_loaded"));
 });

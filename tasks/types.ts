@@ -136,6 +136,12 @@ export interface TaskAdapter<Options = Record<string, unknown>> {
   fileOptions?: readonly string[];
   /** True when the adapter fits samples to `targetTokens`. */
   lengthControlled: boolean;
+  /**
+   * False for a task reported only on its own: its cells stay in cells.csv and the report, but
+   * its suite's averages leave it out (MRCR, which FastKVzip's headline excludes, spec §6.5).
+   * Default true.
+   */
+  averaged?: boolean;
   /** Options schema; parsing fills defaults and rejects unknown keys. */
   options: z.ZodType<Options>;
   /** The samples, in a deterministic order. */

@@ -39,6 +39,7 @@ export function syntheticRows(options: {
               method,
               params: "{}",
               policy: "per-head",
+              safeguard: NaN,
               protocol: "query-agnostic",
               suite: "long-context",
               task,
