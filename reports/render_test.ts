@@ -207,12 +207,19 @@ Deno.test("the summary table lists each suite's average, then its lengths; MRCR 
   assert(cells.some((l) => l.startsWith("task,") && l.includes(",mrcr_file,")));
 });
 
-Deno.test("a rows.csv from before the safeguard and task_options columns still reports", async () => {
+Deno.test("a rows.csv from before the task_options column and those after it still reports", async () => {
   const dir = await Deno.makeTempDir();
   await (await ResultsStore.open(dir)).append(syntheticRows());
   const [header, ...body] = parse(await Deno.readTextFile(`${dir}/rows.csv`)) as string[][];
   const keep = header.map((_, i) => i).filter((i) =>
-    !["safeguard", "task_options"].includes(header[i])
+    ![
+      "task_options",
+      "task_version",
+      "safeguard",
+      "sample_meta",
+      "stop_reason",
+      "answer_nll",
+    ].includes(header[i])
   );
   const legacy = stringify([header, ...body].map((r) => keep.map((i) => r[i])));
   await Deno.writeTextFile(`${dir}/rows.csv`, legacy);

@@ -35,6 +35,7 @@ export const ROW_COLUMNS = [
   "budget",
   "seed",
   "sample_id",
+  "sample_meta",
   "query_index",
   "metric",
   "score",
@@ -46,8 +47,10 @@ export const ROW_COLUMNS = [
   "context_tokens",
   "prompt_tokens",
   "generated_tokens",
+  "stop_reason",
   "prediction",
   "reference",
+  "answer_nll",
   "prefill_ms",
   "decode_ms_per_token",
   "scoring_ms",
@@ -103,6 +106,11 @@ export interface ResultRow {
   budget: number;
   seed: number;
   sample_id: string;
+  /**
+   * The sample's `meta` as canonical JSON: what the task knows about it (a needle's depths, a
+   * LongBench row's `length` and `_id`, a middle cut), for breakdowns by it.
+   */
+  sample_meta: string;
   query_index: number;
   metric: string;
   score: number;
@@ -115,9 +123,17 @@ export interface ResultRow {
   context_tokens: number;
   prompt_tokens: number;
   generated_tokens: number;
+  /** Why generation stopped: eos, stop-string, max-new-tokens or max-positions. */
+  stop_reason: string;
   prediction: string;
   /** Reference answers as a JSON array. */
   reference: string;
+  /**
+   * Mean negative log-likelihood per token (nats) of the first reference, teacher-forced on
+   * the same cache after the query: a graded view of what eviction cost, beside the 0/1 score.
+   * NaN under the decode protocol, for an empty reference, and in rows written before it.
+   */
+  answer_nll: number;
   prefill_ms: number;
   decode_ms_per_token: number;
   scoring_ms: number;
@@ -126,6 +142,7 @@ export interface ResultRow {
 
 const NUMERIC: ReadonlySet<string> = new Set<RowColumn>([
   "task_version",
+  "answer_nll",
   "safeguard",
   "budget",
   "seed",
@@ -156,6 +173,9 @@ const ADDED_COLUMNS: readonly AddedColumn[] = [
   { column: "task_options", legacy: "" },
   { column: "task_version", legacy: NaN },
   { column: "safeguard", legacy: NaN },
+  { column: "sample_meta", legacy: "" },
+  { column: "stop_reason", legacy: "" },
+  { column: "answer_nll", legacy: NaN },
 ];
 
 /**

@@ -3,8 +3,6 @@ import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { syntheticRows } from "../tests/synthetic_rows.ts";
 import { InputError } from "../errors.ts";
-import { parse } from "csv-parse/sync";
-import { stringify } from "csv-stringify/sync";
 import { readRunRows, type ResultRow, ResultsStore, TIMING_COLUMNS } from "./store.ts";
 
 Deno.test("rows round-trip through rows.csv, quotes, commas, newlines and no safeguard included", async () => {
@@ -96,20 +94,21 @@ function withoutColumns(text: string, columns: readonly string[]): string {
   return stringify([header, ...body].map((r) => keep.map(([, i]) => r[i])));
 }
 
-Deno.test("rows.csv from before task_options, task_version or safeguard: the report reads it, a sweep does not extend it", async () => {
+Deno.test("rows.csv of earlier layouts: the report reads it, a sweep does not extend it", async () => {
   const rows = syntheticRows({ samples: 1 }).slice(0, 3);
+  const since = { sample_meta: "", stop_reason: "", answer_nll: NaN };
   const layouts: [string[], Partial<ResultRow>, string][] = [
     [
-      ["task_options", "task_version", "safeguard"],
-      { task_options: "", task_version: NaN, safeguard: NaN },
-      "task_options or task_version or safeguard",
+      ["task_options", "task_version", "safeguard", ...Object.keys(since)],
+      { task_options: "", task_version: NaN, safeguard: NaN, ...since },
+      "task_options or task_version or safeguard or sample_meta or stop_reason or answer_nll",
     ],
     [
-      ["task_version", "safeguard"],
-      { task_version: NaN, safeguard: NaN },
-      "task_version or safeguard",
+      ["task_version", "safeguard", ...Object.keys(since)],
+      { task_version: NaN, safeguard: NaN, ...since },
+      "task_version or safeguard or sample_meta or stop_reason or answer_nll",
     ],
-    [["safeguard"], { safeguard: NaN }, "safeguard"],
+    [["answer_nll"], { answer_nll: NaN }, "answer_nll"],
   ];
   for (const [missing, legacyValues, named] of layouts) {
     const dir = await Deno.makeTempDir();

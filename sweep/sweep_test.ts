@@ -728,6 +728,14 @@ Deno.test("both protocols run end to end with full and one eviction method, reco
       evicted.every((r) => Math.abs(r.kept_ratio_achieved - 0.5) < 0.05),
       `achieved ${evicted[0].kept_ratio_achieved}`,
     );
+    // Each answer's reference NLL, its stop reason and the sample's metadata are recorded.
+    assert(rows.every((r) => Number.isFinite(r.answer_nll) && r.answer_nll > 0), "answer_nll");
+    assert(rows.every((r) => ["eos", "stop-string", "max-new-tokens"].includes(r.stop_reason)));
+    assert(rows.every((r) => JSON.parse(r.sample_meta).generator === "kv_retrieval"));
+    // The same query on the same cache whatever the method: full's NLL is the one for none.
+    const full = rows.filter((r) => r.method === "full");
+    const again = evicted.map((r) => full.find((f) => f.query_index === r.query_index)!);
+    assert(evicted.some((r, i) => r.answer_nll !== again[i].answer_nll), "eviction moves NLLs");
   }
 });
 
@@ -769,6 +777,7 @@ Deno.test("the decode protocol evicts during generation under an absolute budget
   const evicted = rows.find((r) => r.method === "streamingllm")!;
   const full = rows.find((r) => r.method === "full")!;
   assertEquals([evicted.budget_kind, evicted.budget], ["entries_per_head", 64]);
+  assert(rows.every((r) => Number.isNaN(r.answer_nll)), "no one cache to force the reference on");
   assert(evicted.kv_bytes_held < full.kv_bytes_held, "the decode budget must bound the cache");
   // Both rows describe the cache generation left: every entry of the full cache, prompt and
   // generated tokens; the evicted cache within B plus what one trigger interval adds.
