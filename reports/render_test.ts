@@ -20,12 +20,19 @@ Deno.test("the report renders every chart as inline SVG with marks and needs no 
   await writeJsonAtomic(`${dir}/run.json`, { config: { title: "</script><b>x" }, backend: "cpu" });
   const files = await writeReport(dir);
   const html = await Deno.readTextFile(files.html);
-  assertEquals(files.svgs.length, 5);
+  assertEquals(files.svgs.map((f) => f.split("/").at(-1)), [
+    "relative_vs_budget.svg",
+    "score_vs_budget.svg",
+    "answer_nll_vs_budget.svg",
+    "task_method_heatmap.svg",
+    "efficiency.svg",
+    "scoring_overhead.svg",
+  ]);
   for (const svg of files.svgs) {
     const text = await Deno.readTextFile(svg);
     assert(/class="mark-(line|rect|symbol|area)/.test(text), `${svg} has no marks`);
   }
-  assertEquals((html.match(/<svg/g) ?? []).length, 5);
+  assertEquals((html.match(/<svg/g) ?? []).length, 6);
   assert(
     !/<script|<link|src=|url\(/i.test(html.replace(/<svg[\s\S]*?<\/svg>/g, "")),
     "report must not reference external resources",

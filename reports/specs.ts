@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type CellSummary, suiteRank } from "../sweep/aggregate.ts";
+import { type CellSummary, FULL, suiteRank } from "../sweep/aggregate.ts";
 import { UNBOUNDED_BUDGET } from "../sweep/store.ts";
 
 /** A Vega-Lite spec (plain JSON). */
@@ -279,6 +279,7 @@ function points(
     low: Number.isFinite(c.score_ci_low) ? c.score_ci_low : c.score,
     high: Number.isFinite(c.score_ci_high) ? c.score_ci_high : c.score,
     relative: Number.isFinite(c.relative) ? 100 * c.relative : null,
+    answer_nll: Number.isFinite(c.answer_nll) ? c.answer_nll : null,
     n: c.n_samples,
     prefill_ms: c.prefill_ms,
     decode_ms_per_token: c.decode_ms_per_token,
@@ -447,6 +448,81 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
       "over the tasks where the full cache scores above 0, ×100" +
       (suites ? ", each suite on its own" : "") +
       ". The dashed line is the full cache (100 %).",
+    spec: single
+      ? {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        width: 2.2 * WIDTH,
+        height: 1.7 * HEIGHT,
+        layer: layer(methodColor(cells, 1, "right")),
+      }
+      : {
+        $schema: SCHEMA,
+        config: CONFIG,
+        data: { values: data },
+        facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
+        columns: Math.min(panels.length, 3),
+        spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
+      },
+  };
+}
+
+/**
+ * The reference answer's NLL vs kept ratio, averaged over each suite's tasks, one line per
+ * series; the full cache's value is a dashed rule. Null when no row has an NLL (the decode
+ * protocol leaves it out).
+ */
+export function answerNllVsBudget(cells: readonly CellSummary[]): ChartSpec | null {
+  const averages = cells.filter((c) =>
+    c.scope === "average" && Number.isNaN(c.target_tokens) && Number.isFinite(c.answer_nll)
+  );
+  if (averages.length === 0) return null;
+  const suites = new Set(averages.map((c) => c.suite)).size > 1;
+  const data = points(averages, cells).map((p) => ({
+    ...p,
+    panel: [p.group as string, suites ? p.suite as string : ""].filter((x) => x !== "")
+      .join(" · "),
+  }));
+  const panels = panelOrder(data, (p) => p.panel as string, (p) => suiteRank(p.suite as string));
+  const y = {
+    field: "answer_nll",
+    type: "quantitative",
+    title: "reference NLL (nats per token)",
+    scale: { zero: false },
+  };
+  const layer = (color: VegaLiteSpec) => [
+    {
+      transform: [{ filter: `datum.base === "${FULL}"` }],
+      mark: { type: "rule", strokeDash: [5, 4], color: "#888" },
+      encoding: { y },
+    },
+    {
+      transform: [{ filter: `datum.base !== "${FULL}"` }],
+      mark: { type: "line", point: true },
+      encoding: {
+        x: budgetX(cells),
+        y,
+        color,
+        tooltip: [{ field: "method" }, { field: "budget" }, {
+          field: "answer_nll",
+          format: ".3f",
+        }],
+      },
+    },
+  ];
+  const single = panels.length <= 1;
+  return {
+    id: "answer_nll_vs_budget",
+    title:
+      (suites
+        ? "Reference answer NLL averaged over each suite's tasks"
+        : "Reference answer NLL averaged over tasks") +
+      (groupNoun(cells) === "" ? "" : `, per ${groupNoun(cells)}`),
+    caption: "Mean negative log-likelihood per token of each query's first reference answer, " +
+      "teacher-forced on the compressed cache (lower is better); it moves with every entry " +
+      "evicted, where a 0/1 score moves only when an answer flips. The dashed line is the " +
+      "full cache.",
     spec: single
       ? {
         $schema: SCHEMA,
@@ -727,6 +803,8 @@ export function reportCharts(
   options: { heatmapBudget?: number } = {},
 ): ChartSpec[] {
   const charts = [relativeVsBudget(cells), scoreVsBudget(cells)];
+  const nll = answerNllVsBudget(cells);
+  if (nll !== null) charts.push(nll);
   const budget = heatmapBudget(cells, options.heatmapBudget);
   if (budget !== null) charts.push(taskMethodHeatmap(cells, budget));
   charts.push(efficiency(cells), scoringOverhead(cells));

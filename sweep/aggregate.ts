@@ -71,6 +71,11 @@ export interface CellSummary {
   absolute: number;
   /** score / full's score on the same model, task and protocol (NaN without a full cell). */
   relative: number;
+  /**
+   * Mean reference NLL per token (the rows' `answer_nll`) over the rows that have one: a task
+   * cell's, or the mean of the averaged tasks' (NaN unless every one has it).
+   */
+  answer_nll: number;
   kept_ratio_achieved: number;
   kv_bytes_held: number;
   kv_bytes_full: number;
@@ -124,6 +129,7 @@ export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "score_ci_high",
   "absolute",
   "relative",
+  "answer_nll",
   "kept_ratio_achieved",
   "kv_bytes_held",
   "kv_bytes_full",
@@ -176,7 +182,8 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return groups;
 }
 
-const FULL = "full";
+/** The method every other is compared with: the full cache. */
+export const FULL = "full";
 
 /** Options of {@linkcode aggregate}. */
 export interface AggregateOptions {
@@ -225,6 +232,7 @@ export function aggregate(
       score_ci_high: high,
       absolute: mean(sampleScores),
       relative: NaN,
+      answer_nll: mean(cellRows.map((r) => r.answer_nll).filter(Number.isFinite)),
       kept_ratio_achieved: avg("kept_ratio_achieved"),
       kv_bytes_held: avg("kv_bytes_held"),
       kv_bytes_full: avg("kv_bytes_full"),
@@ -297,6 +305,7 @@ export function aggregate(
       score_ci_high: NaN,
       absolute: absComplete ? avg("score") : NaN,
       relative: relComplete ? mean(rel) : NaN,
+      answer_nll: absComplete ? avg("answer_nll") : NaN,
       kept_ratio_achieved: avg("kept_ratio_achieved"),
       kv_bytes_held: avg("kv_bytes_held"),
       kv_bytes_full: avg("kv_bytes_full"),

@@ -35,6 +35,34 @@ Deno.test("relative performance divides by full on the same task; the average is
   assertAlmostEquals(avg.score, 100 * (0.5 + 1) / 2, 1e-9);
 });
 
+Deno.test("answer NLL: a cell's mean over rows that have one; an average needs every task's", () => {
+  const rows = syntheticRows({
+    methods: ["full", "snapkv"],
+    budgets: [0.5],
+    tasks: ["a", "b"],
+    samples: 1,
+    queries: 2,
+  });
+  const nll: Record<string, number[]> = {
+    "full|1|a": [1, 3],
+    "full|1|b": [2, NaN],
+    "snapkv|0.5|a": [4, 6],
+    "snapkv|0.5|b": [NaN, NaN],
+  };
+  for (const r of rows) r.answer_nll = nll[r.cell_id][r.query_index];
+  const cells = aggregate(rows);
+  const cell = (method: string, task: string) =>
+    cells.find((c) => c.method === method && c.task === task)!;
+  assertEquals(cell("full", "a").answer_nll, 2);
+  assertEquals(cell("full", "b").answer_nll, 2, "the query without one is left out");
+  assertEquals(cell("snapkv", "a").answer_nll, 5);
+  assert(Number.isNaN(cell("snapkv", "b").answer_nll));
+  const average = (method: string) =>
+    cells.find((c) => c.method === method && c.scope === "average" && c.suite === "long-context")!;
+  assertEquals(average("full").answer_nll, 2);
+  assert(Number.isNaN(average("snapkv").answer_nll), "b has none: no average");
+});
+
 Deno.test("averages leave out tasks the full cache never solves, and need every other task", () => {
   const rows = syntheticRows({
     methods: ["full", "snapkv", "h2o"],
