@@ -38,6 +38,11 @@ export interface GenerateOptions<S extends KvStore = CpuKvStore> {
   beforeDecodeStep?: (cache: S, generated: number) => void | Promise<void>;
   /** Called with each new token id (forced ones included). */
   onToken?: (id: number) => void;
+  /**
+   * The logits of the position `cache` ends at, when the prompt is already in it: generation
+   * starts from them and `promptIds` must be empty.
+   */
+  startLogits?: Float32Array;
   /** Sample instead of taking the argmax. */
   sampling?: Sampling;
   /** Cap the thinking of a reasoning model (see {@linkcode ThinkingBudget}). */
@@ -91,7 +96,10 @@ export async function generate<S extends KvStore = CpuKvStore>(
     throw new Error("generate: stopStrings need a decode function");
   }
   const t0 = performance.now();
-  let logits = await model.prefill(promptIds, cache, {
+  if ((promptIds.length === 0) === (options.startLogits === undefined)) {
+    throw new Error("generate: give prompt ids, or no ids and the logits the cache ends with");
+  }
+  let logits = options.startLogits ?? await model.prefill(promptIds, cache, {
     chunkSize: options.chunkSize,
     taps: options.prefillTaps,
   });

@@ -289,3 +289,27 @@ Deno.test("generate: a thinking budget feeds the forced answer once, unless thin
     assertEquals(ended.tokens, await handLoop(model, prompt, 6));
   });
 });
+
+Deno.test("generate: from a cache that holds the prompt and its last logits, as from the prompt", async () => {
+  await withModelDir(STOP_MODEL, async (dir) => {
+    const model = await Model.load(dir);
+    const prompt = promptIds(model.tokenizer(), STOP_PROMPT);
+    const want = await generate(model, model.createCache(), prompt, {
+      maxNewTokens: 6,
+      eosTokenIds: [],
+    });
+    const cache = model.createCache();
+    const startLogits = await model.prefill(prompt, cache);
+    const got = await generate(model, cache, new Int32Array(0), {
+      maxNewTokens: 6,
+      eosTokenIds: [],
+      startLogits,
+    });
+    assertEquals(got.tokens, want.tokens);
+    await assertRejects(
+      () => generate(model, model.createCache(), new Int32Array(0), { maxNewTokens: 2 }),
+      Error,
+      "give prompt ids, or no ids and the logits",
+    );
+  });
+});

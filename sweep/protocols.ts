@@ -179,9 +179,16 @@ async function answer(
   ids: Int32Array,
 ): Promise<{ result: GenerateResult; prediction: string; score: number; answerNll: number }> {
   const query: Query = input.sample.queries[index];
-  const answerNll = await referenceNll(model, cache, input.tokenizer, ids, query.answers[0]);
-  const result = await generate(model, cache, ids, {
+  // The query is fed once: its last logits start both the reference's NLL and the answer.
+  const startLogits = ids.length === 0
+    ? undefined
+    : await model.prefill(ids, cache, { chunkSize: input.chunkSize });
+  const answerNll = startLogits === undefined
+    ? NaN
+    : await referenceNll(model, cache, input.tokenizer, startLogits, ids, query.answers[0]);
+  const result = await generate(model, cache, new Int32Array(0), {
     ...await generationSettings(input, index),
+    startLogits,
     maxNewTokens: query.maxNewTokens,
     stopStrings: query.stopStrings,
     chunkSize: input.chunkSize,
@@ -193,41 +200,43 @@ async function answer(
 }
 
 /**
- * Mean negative log-likelihood per token of `reference` after `ids` on top of `cache`, which
- * is left as it was: `ids` are fed (the last position's logits predict the first token), then
- * the reference's tokens but its last, each position predicting the next. A reference after a
- * prompt that does not end in white space gets a leading space, as lm-eval's default target
- * delimiter; NaN when `ids` or the reference is empty.
+ * Mean negative log-likelihood per token of `reference` after a prompt that ends `cache`
+ * (`ids`, its last tokens; `logits`, those of its last position, which predict the first
+ * token): the reference's tokens but its last are fed, each position predicting the next, and
+ * `cache` is left as it was. A reference after a prompt that does not end in white space gets a
+ * leading space, as lm-eval's default target delimiter; NaN for an empty reference.
  */
 export async function referenceNll(
   model: Model<KvStore>,
   cache: KvStore,
   tokenizer: TextTokenizer,
+  logits: Float32Array,
   ids: Int32Array,
   reference: string | undefined,
 ): Promise<number> {
-  if (ids.length === 0 || reference === undefined || reference.trim() === "") return NaN;
-  const last = tokenizer.decode([ids[ids.length - 1]], { skipSpecialTokens: false });
+  if (reference === undefined || reference.trim() === "") return NaN;
+  const last = ids.length === 0
+    ? ""
+    : tokenizer.decode([ids[ids.length - 1]], { skipSpecialTokens: false });
   const delimiter = /\s$/.test(last) || /^\s/.test(reference) ? "" : " ";
   const target = tokenizer.encode(delimiter + reference, { addSpecialTokens: false });
   if (target.length === 0) return NaN;
-  const mark = cache.mark();
-  try {
-    const V = model.config.vocabSize;
-    const first = await model.forward(ids, cache, { logits: "last" });
-    let total = -logSoftmaxAt(first, target[0]);
-    if (target.length > 1) {
+  let total = -logSoftmaxAt(logits, target[0]);
+  if (target.length > 1) {
+    const mark = cache.mark();
+    try {
+      const V = model.config.vocabSize;
       const rest = await model.forward(Int32Array.from(target.slice(0, -1)), cache, {
         logits: "all",
       });
       for (let t = 1; t < target.length; t++) {
         total -= logSoftmaxAt(rest.subarray((t - 1) * V, t * V), target[t]);
       }
+    } finally {
+      cache.restore(mark);
     }
-    return total / target.length;
-  } finally {
-    cache.restore(mark);
   }
+  return total / target.length;
 }
 
 /** log softmax(logits)[id], in f64. */
