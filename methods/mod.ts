@@ -26,6 +26,7 @@ import "./h2o.ts";
 import "./tova.ts";
 import "./streamingllm.ts";
 import "./rkv.ts";
+import "./head.ts";
 import "./knorm.ts";
 import "./random.ts";
 import "./gated.ts";

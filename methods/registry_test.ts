@@ -30,6 +30,7 @@ const BUILT_IN = [
   "tova",
   "streamingllm",
   "rkv",
+  "head",
   "knorm",
   "random",
 ];
