@@ -26,7 +26,7 @@ import {
   numberList,
   positiveInt,
 } from "./cli/options.ts";
-import { PROTOCOLS } from "./sweep/config.ts";
+import { BUDGET_UNITS, PROTOCOLS } from "./sweep/config.ts";
 
 /** Collect a repeatable option's values. */
 function collect(value: string, previous: string[]): string[] {
@@ -140,7 +140,17 @@ export function buildProgram(): Command {
     .option("--seed <n>", "seed of methods' randomness", nonNegativeInt("--seed"))
     .option("--models <dirs...>", "model directories", collectList)
     .option("--methods <ids...>", "method ids (space- or comma-separated)", collectList)
-    .option("--budgets <r...>", "kept ratios (space- or comma-separated)", numberList("--budgets"))
+    .option(
+      "--budgets <r...>",
+      "kept ratios, or context tokens per KV head with --budget-unit tokens (space- or comma-separated)",
+      numberList("--budgets"),
+    )
+    .addOption(
+      new Option(
+        "--budget-unit <unit>",
+        "what --budgets count: ratio (kept ratios) or tokens (context tokens kept per KV head); not for the decode protocol",
+      ).choices([...BUDGET_UNITS]),
+    )
     .option("--tasks <names...>", "tasks or suites (space- or comma-separated)", collectList)
     .option("--n <n>", "samples per length and seed, for every task", positiveInt("--n"))
     .option(

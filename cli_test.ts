@@ -5,14 +5,15 @@
  * writes the logits the engine computes, generates and lists.
  */
 
-import { assert, assertEquals } from "./tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "./tests/assert.ts";
 import { generate } from "./engine/generate.ts";
 import { Model } from "./engine/model.ts";
 import { makeRandomModel, type RandomModelOptions } from "./engine/random_model.ts";
 import { ARCHITECTURES } from "./engine/types.ts";
 import { OrtAttention } from "./kernels/attention_ort.ts";
 import { editCheckpoint } from "./tests/checkpoints.ts";
-import { collectList, commaList } from "./cli.ts";
+import { buildProgram, collectList, commaList } from "./cli.ts";
+import { type Command, CommanderError } from "commander";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DENO_ARGS = [
@@ -493,4 +494,24 @@ Deno.test("CLI: forward, generate and list work end to end", async (t) => {
 Deno.test("CLI: list options take space- or comma-separated values", () => {
   assertEquals(commaList("full, kvzip,,h2o"), ["full", "kvzip", "h2o"]);
   assertEquals(collectList("snapkv", collectList("full,kvzip")), ["full", "kvzip", "snapkv"]);
+});
+
+Deno.test("CLI: sweep --budget-unit is ratio or tokens, and --budgets takes token counts beside it", () => {
+  const sweep = (): Command => {
+    const command = buildProgram().commands.find((c) => c.name() === "sweep")!;
+    return command.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  };
+  const tokens = sweep();
+  tokens.parseOptions(["--budget-unit", "tokens", "--budgets", "128,2048", "512"]);
+  assertEquals(tokens.opts().budgetUnit, "tokens");
+  assertEquals(tokens.opts().budgets, [128, 2048, 512]);
+  assertEquals(sweep().opts().budgetUnit, undefined, "no default: the config's unit stands");
+  const error = assertThrows(
+    () => sweep().parseOptions(["--budget-unit", "percent"]),
+    CommanderError,
+  );
+  assert(
+    error.message.includes("--budget-unit") && error.message.includes("tokens"),
+    error.message,
+  );
 });

@@ -24,6 +24,7 @@ export interface SweepCommandOptions {
   models?: string[];
   methods?: string[];
   budgets?: number[];
+  budgetUnit?: string;
   tasks?: string[];
   n?: number;
   lengths?: number[];
@@ -94,6 +95,7 @@ export async function runSweepCommand(
     models: options.models,
     methods: options.methods,
     budgets: options.budgets,
+    budgetUnit: options.budgetUnit,
     decodeBudgets: options.decodeBudgets,
     tasks: options.tasks,
   };

@@ -1,7 +1,8 @@
-import { assertEquals, assertThrows } from "../tests/assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { InvalidArgumentError } from "commander";
+import { InputError } from "../errors.ts";
 import { integerList } from "./options.ts";
-import { withTaskFlags } from "./sweep.ts";
+import { runSweepCommand, withTaskFlags } from "./sweep.ts";
 
 Deno.test("--n applies to every task entry, --lengths to those generated at a target length", () => {
   const tasks = [
@@ -31,4 +32,24 @@ Deno.test("integer list options: whole numbers at least the minimum, comma- or s
   for (const bad of ["10", "512.5", "x"]) {
     assertThrows(() => lengths(bad), InvalidArgumentError, "--lengths expects");
   }
+});
+
+Deno.test("--budget-unit reaches the config: tokens over the default sweep's ratios, or under decode, is refused before any work", async () => {
+  await assertRejects(
+    () => runSweepCommand(undefined, { budgetUnit: "tokens", report: false }),
+    InputError,
+    'default sweep: budgets: the default budgets are kept ratios; with budgetUnit "tokens"',
+  );
+  await assertRejects(
+    () =>
+      runSweepCommand(undefined, {
+        budgetUnit: "tokens",
+        budgets: [128],
+        methods: ["full", "snapkv"],
+        protocol: "decode",
+        report: false,
+      }),
+    InputError,
+    "default sweep: budgetUnit: the decode protocol takes no budget unit",
+  );
 });

@@ -17,6 +17,7 @@ import {
   suiteRank,
 } from "../sweep/aggregate.ts";
 import {
+  BUDGET_KINDS,
   checkUniqueRows,
   readRunJson,
   readRunRows,
@@ -24,7 +25,15 @@ import {
   writeTextAtomic,
 } from "../sweep/store.ts";
 import { taskAveraged } from "../tasks/registry.ts";
-import { type ChartSpec, methodColors, methodOrder, reportCharts, seriesLabeler } from "./specs.ts";
+import {
+  boundsCache,
+  budgetKindTitle,
+  type ChartSpec,
+  methodColors,
+  methodOrder,
+  reportCharts,
+  seriesLabeler,
+} from "./specs.ts";
 
 /** Render one Vega-Lite spec to an SVG string. */
 export async function renderSvg(spec: ChartSpec["spec"]): Promise<string> {
@@ -104,14 +113,47 @@ function averageKey(c: CellSummary): string {
   return [seriesKey(c), c.budget_kind, c.budget, c.suite].join("\u0000");
 }
 
+/** A column of the summary table: one budget of one kind. */
+interface BudgetColumn {
+  kind: string;
+  budget: number;
+}
+
+/**
+ * The summary table's budget columns: per budget kind (kept ratios, context tokens, entries per
+ * head, in that order), the largest budget first; the full cache's unbounded one leads its kind.
+ */
+function budgetColumns(averages: readonly CellSummary[]): BudgetColumn[] {
+  const rank = (k: string) => {
+    const i = (BUDGET_KINDS as readonly string[]).indexOf(k);
+    return i < 0 ? BUDGET_KINDS.length : i;
+  };
+  const seen = new Map<string, BudgetColumn>();
+  for (const c of averages) {
+    seen.set(`${c.budget_kind}\u0000${c.budget}`, { kind: c.budget_kind, budget: c.budget });
+  }
+  return [...seen.values()].sort((a, b) =>
+    rank(a.kind) - rank(b.kind) || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0) ||
+    b.budget - a.budget
+  );
+}
+
+/** The header of a budget column: the budget, or ∞ for the full cache's unbounded one. */
+function budgetHeader(column: BudgetColumn): string {
+  return column.budget === UNBOUNDED_BUDGET ? "∞" : String(column.budget);
+}
+
 /**
  * The headline table: per suite (and per context length where a suite runs at several), each
  * series' relative performance (% of full) averaged over tasks at every budget, with its mean
- * score ×100 beside it in grey.
+ * score ×100 beside it in grey. Budget columns are grouped by kind under a header that names
+ * it (kept ratio r, context tokens per KV head, entries per KV head); the last column is the
+ * mean over the budgets that bound the cache.
  */
 function summaryTable(cells: readonly CellSummary[]): string {
   const averages = cells.filter((c) => c.scope === "average");
-  const budgets = [...new Set(averages.map((c) => c.budget))].sort((a, b) => b - a);
+  const columns = budgetColumns(averages);
+  const kinds = [...new Set(columns.map((c) => c.kind))];
   const distinct = (f: (c: CellSummary) => string) => [...new Set(averages.map(f))];
   const models = distinct((c) => c.model);
   const protocols = distinct((c) => c.protocol);
@@ -123,10 +165,18 @@ function summaryTable(cells: readonly CellSummary[]): string {
     ...(protocols.length > 1 ? ["protocol"] : []),
     "method",
   ];
+  const meanHeader = kinds.length === 1 && kinds[0] === "kept_ratio"
+    ? "mean, r &lt; 1"
+    : "mean over budgets";
+  const kindHeaders = kinds.map((kind) =>
+    `<th colspan="${columns.filter((c) => c.kind === kind).length}">${
+      escapeHtml(budgetKindTitle(kind))
+    }</th>`
+  ).join("");
   const head = `<thead><tr>${
     lead.map((h) => `<th rowspan="2">${h}</th>`).join("")
-  }<th colspan="${budgets.length}">kept ratio r</th><th rowspan="2">mean, r &lt; 1</th></tr>
-<tr>${budgets.map((b) => `<th>${b}</th>`).join("")}</tr></thead>`;
+  }${kindHeaders}<th rowspan="2">${meanHeader}</th></tr>
+<tr>${columns.map((c) => `<th>${budgetHeader(c)}</th>`).join("")}</tr></thead>`;
   const cell = (relative: number, absolute: number, bold: boolean) => {
     const text = percent(relative);
     const abs = Number.isFinite(absolute)
@@ -142,7 +192,7 @@ function summaryTable(cells: readonly CellSummary[]): string {
     const best = new Map<string, number>();
     for (const c of inBlock) {
       if (c.method === "full" || !Number.isFinite(c.score)) continue;
-      const k = `${c.model}\u0000${c.protocol}\u0000${c.budget}`;
+      const k = `${c.model}\u0000${c.protocol}\u0000${c.budget_kind}\u0000${c.budget}`;
       best.set(k, Math.max(best.get(k) ?? -Infinity, c.score));
     }
     const rows = new Map<string, CellSummary[]>();
@@ -157,13 +207,21 @@ function summaryTable(cells: readonly CellSummary[]): string {
     );
     const lines = sorted.map((series) => {
       const { model, protocol, method } = series[0];
-      const at = budgets.map((b) => series.find((c) => c.budget === b));
+      const at = columns.map((col) =>
+        series.find((c) => c.budget_kind === col.kind && c.budget === col.budget)
+      );
       const tds = at.map((c, i) => {
-        const top = best.get(`${model}\u0000${protocol}\u0000${budgets[i]}`);
+        const { kind, budget } = columns[i];
+        const top = best.get(`${model}\u0000${protocol}\u0000${kind}\u0000${budget}`);
         const v = c?.score ?? NaN;
         return cell(v, c?.absolute ?? NaN, method !== "full" && Number.isFinite(v) && v === top);
       }).join("");
-      const below = at.filter((_, i) => budgets[i] < 1);
+      // Over the budgets of the series' own kind (a decode series has no kept ratios).
+      const kinds = new Set(series.map((c) => c.budget_kind));
+      const below = at.filter((_, i) =>
+        kinds.has(columns[i].kind) &&
+        boundsCache({ budget_kind: columns[i].kind, budget: columns[i].budget })
+      );
       const meanOf = (xs: (number | undefined)[]) =>
         xs.length > 0 && xs.every((x) => Number.isFinite(x))
           ? (xs as number[]).reduce((a, b) => a + b, 0) / xs.length
@@ -177,7 +235,7 @@ function summaryTable(cells: readonly CellSummary[]): string {
         cell(meanOf(below.map((c) => c?.score)), meanOf(below.map((c) => c?.absolute)), false)
       }</tr>`;
     });
-    const title = `<tr class="block"><th colspan="${lead.length + budgets.length + 1}">${
+    const title = `<tr class="block"><th colspan="${lead.length + columns.length + 1}">${
       escapeHtml(block.title)
     }</th></tr>`;
     return [title, ...lines].join("\n");
@@ -198,7 +256,13 @@ function describe(rowCount: number, cells: readonly CellSummary[]): string {
   const label = seriesLabeler(cells);
   const count = (f: (c: CellSummary) => string | number) => new Set(taskCells.map(f)).size;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  return `${plural(count(label), "method")} × ${plural(count((c) => c.budget), "budget")} × ${
+  // Budgets the run asked for: the full cache's unbounded one is none.
+  const budgets = new Set(
+    taskCells.filter((c) => c.budget !== UNBOUNDED_BUDGET).map((c) =>
+      `${c.budget_kind}\u0000${c.budget}`
+    ),
+  ).size;
+  return `${plural(count(label), "method")} × ${plural(budgets, "budget")} × ${
     plural(count((c) => c.task), "task")
   }: ${plural(taskCells.length, "cell")} from ${plural(rowCount, "result row")}.${
     unsolvedNote(taskCells)

@@ -81,6 +81,117 @@ Deno.test("the full cache under the decode protocol has no x: only its dashed ru
   assertEquals(spec.spec.layer[0].encoding.x!.axis.values, [64, 128]);
 });
 
+/**
+ * Rows of a sweep under budgetUnit "tokens": `budgets` in context tokens per KV head, the full
+ * cache at the unbounded budget.
+ */
+function tokenRows(budgets: number[], methods = ["full", "snapkv"]): ResultRow[] {
+  return syntheticRows({ methods, budgets }).map((r) => ({
+    ...r,
+    cell_id: `${r.cell_id}|tokens`,
+    budget_kind: "context_tokens",
+    budget: r.method === "full" ? UNBOUNDED_BUDGET : r.budget,
+    kept_ratio_asked: r.method === "full" ? 1 : Math.min(1, r.budget / r.context_tokens),
+  }));
+}
+
+/** Write `rows` as a run and its report, failing on any warning Vega-Lite prints. */
+async function reportOf(rows: readonly ResultRow[]): Promise<{ html: string; svgs: string[] }> {
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(rows);
+  const warnings: unknown[] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => warnings.push(args);
+  let files;
+  try {
+    files = await writeReport(dir);
+  } finally {
+    console.warn = warn;
+  }
+  assertEquals(warnings, []);
+  for (const svg of files.svgs) {
+    const text = await Deno.readTextFile(svg);
+    assert(/class="mark-(line|rect|symbol|area)/.test(text), `${svg} has no marks`);
+  }
+  return { html: await Deno.readTextFile(files.html), svgs: files.svgs };
+}
+
+Deno.test("budgets in context tokens: an x axis titled for them, log past 8×, the full cache a dashed rule, the table's columns in tokens", async () => {
+  const cells = aggregate(tokenRows([128, 512, 2048]));
+  const snap = cells.filter((c) => c.method === "snapkv" && c.scope === "task");
+  assert(snap.every((c) => Number.isFinite(c.relative)), "relative vs the unbounded full cache");
+  const charts = reportCharts(cells);
+  const score = charts.find((c) => c.id === "score_vs_budget")!.spec;
+  const x = score.spec.layer[0].encoding.x;
+  assertEquals(x.title, "context tokens per KV head");
+  assertEquals(x.scale, { type: "log", nice: false });
+  assertEquals(x.axis.values, [128, 512, 2048]);
+  const points = score.data.values as { base: string; budget: number | null }[];
+  assert(points.filter((p) => p.base === "full").every((p) => p.budget === null));
+  const relative = charts.find((c) => c.id === "relative_vs_budget")!.spec;
+  assertEquals(relative.layer[1].encoding.x.title, "context tokens per KV head");
+  const heatmap = charts.find((c) => c.id === "task_method_heatmap")!;
+  assertEquals(heatmap.title, "Task × method at 512 context tokens per KV head");
+  // Budgets within 8× of each other stay on a linear scale.
+  const near = reportCharts(aggregate(tokenRows([256, 1024])))[1].spec.spec.layer[0].encoding.x;
+  assertEquals(near.scale, { zero: false });
+  const { html } = await reportOf(tokenRows([128, 512, 2048]));
+  assert(
+    html.includes(
+      '<th colspan="4">context tokens per KV head</th><th rowspan="2">mean over budgets</th>',
+    ),
+    "the table's budget columns are labelled as tokens",
+  );
+  assert(
+    html.includes("<th>∞</th><th>2048</th><th>512</th><th>128</th>"),
+    "the full cache's ∞ first",
+  );
+  assert(html.includes("2 methods × 3 budgets × 2 tasks"), "the unbounded budget is none asked");
+});
+
+Deno.test("kept ratios, context tokens and decode entries in one run: panels of their own, each with its x", async () => {
+  const ratios = syntheticRows({ methods: ["full", "snapkv"] });
+  const tokens = tokenRows([128, 2048]).map((r) => ({ ...r, protocol: "query-aware" }));
+  const decode = syntheticRows({ methods: ["full", "snapkv"], budgets: [64, 128] }).map((r) => ({
+    ...r,
+    cell_id: `${r.cell_id}|decode`,
+    protocol: "decode",
+    budget_kind: "entries_per_head",
+    budget: r.method === "full" ? UNBOUNDED_BUDGET : r.budget,
+    kept_ratio_asked: NaN,
+  }));
+  const cells = aggregate([...ratios, ...tokens, ...decode]);
+  const score = reportCharts(cells).find((c) => c.id === "score_vs_budget")!.spec;
+  assertEquals(score.resolve.scale.x, "independent");
+  assertEquals(score.spec.layer[0].encoding.x.title, "KV budget (as each panel names it)");
+  assertEquals(score.spec.layer[0].encoding.x.scale, { zero: false, nice: false });
+  assertEquals(chartOf(cells, "relative_vs_budget").panels, [
+    "decode · entries per KV head",
+    "query-agnostic · kept ratio r",
+    "query-aware · context tokens per KV head",
+  ]);
+  const { html } = await reportOf([...ratios, ...tokens, ...decode]);
+  assert(
+    html.includes(
+      '<th colspan="3">kept ratio r</th><th colspan="3">context tokens per KV head</th>',
+    ),
+  );
+  assert(html.includes('<th colspan="3">entries per KV head</th>'));
+  // Each series' mean runs over its own kind's budgets: a decode series has no kept ratios.
+  const decodeRow = html.split("\n").find((l) =>
+    l.startsWith("<tr><td>decode</td>") && l.includes("snapkv")
+  )!;
+  assert(/<td[^>]*>[\d.]+<span class="abs">[\d.]+<\/span><\/td><\/tr>$/.test(decodeRow), decodeRow);
+  // One protocol under two units (two sweeps into one directory): the unit splits the panels.
+  const twice = aggregate([...ratios, ...tokenRows([128, 2048])]);
+  assertEquals(chartOf(twice, "relative_vs_budget").panels, [
+    "context tokens per KV head",
+    "kept ratio r",
+  ]);
+  assert(reportCharts(twice).every((c) => c.title.endsWith("budget kind")), "titles say so");
+  await reportOf([...ratios, ...tokenRows([128, 2048])]);
+});
+
 /** `rows` as another series would write them: `changes` applied, cell ids made their own. */
 function variant(
   rows: readonly ResultRow[],

@@ -13,7 +13,7 @@
  */
 
 import { type CellSummary, FULL, suiteRank } from "../sweep/aggregate.ts";
-import { UNBOUNDED_BUDGET } from "../sweep/store.ts";
+import { BUDGET_KINDS, UNBOUNDED_BUDGET } from "../sweep/store.ts";
 
 /** A Vega-Lite spec (plain JSON). */
 // deno-lint-ignore no-explicit-any
@@ -120,19 +120,71 @@ export function seriesLabeler(cells: readonly CellSummary[]): SeriesLabeler {
 
 /**
  * Names a cell's model and protocol where the report holds more than one of either ("" where it
- * holds one of each): the panels that keep incomparable results apart. A model is named by its
- * directory's last part when that tells the report's models apart, by its path otherwise.
+ * holds one of each), and what its budgets count where the report holds budgets of more than
+ * one kind (kept ratios under one protocol, entries per head under decode; or kept ratios and
+ * context tokens from two sweeps into one directory): the panels that keep incomparable results
+ * apart, each with an x axis of its own. A model is named by its directory's last part when
+ * that tells the report's models apart, by its path otherwise.
  */
 export function groupLabeler(cells: readonly CellSummary[]): SeriesLabeler {
   const models = [...new Set(cells.map((c) => c.model))];
   const protocols = new Set(cells.map((c) => c.protocol)).size > 1;
+  const kinds = mixedKinds(cells);
   const short = (model: string) => model.replace(/\/+$/, "").split("/").pop() || model;
   const unique = new Set(models.map(short)).size === models.length;
   return (c) =>
     [
       ...(models.length > 1 ? [unique ? short(c.model) : c.model] : []),
       ...(protocols ? [c.protocol] : []),
+      ...(kinds ? [budgetKindTitle(c.budget_kind)] : []),
     ].join(" · ");
+}
+
+/** Whether one model and protocol holds cells of more than one budget kind. */
+function mixesKindsInPanels(cells: readonly CellSummary[]): boolean {
+  const kinds = new Map<string, Set<string>>();
+  for (const c of cells) {
+    const key = `${c.model}\u0000${c.protocol}`;
+    kinds.set(key, (kinds.get(key) ?? new Set()).add(c.budget_kind));
+  }
+  return [...kinds.values()].some((k) => k.size > 1);
+}
+
+/**
+ * What a budget kind counts, as axes and table headers name it: "kept ratio r", "context tokens
+ * per KV head", "entries per KV head" (decode: their average over layers and heads).
+ */
+export function budgetKindTitle(kind: string): string {
+  switch (kind) {
+    case "kept_ratio":
+      return "kept ratio r";
+    case "context_tokens":
+      return "context tokens per KV head";
+    case "entries_per_head":
+      return "entries per KV head";
+    default:
+      return kind === "" ? "budget" : kind;
+  }
+}
+
+/**
+ * Whether a cell's budget bounds the cache: a kept ratio below 1, or any absolute budget but
+ * the full cache's {@linkcode UNBOUNDED_BUDGET}. (A token budget above a sample's context keeps
+ * all of it; it still counts, as the run asked for it.)
+ */
+export function boundsCache(c: Pick<CellSummary, "budget_kind" | "budget">): boolean {
+  return c.budget_kind === "kept_ratio" ? c.budget < 1 : c.budget !== UNBOUNDED_BUDGET;
+}
+
+/** The budget kinds a report holds, in {@linkcode BUDGET_KINDS} order (others after). */
+function budgetKinds(cells: readonly CellSummary[]): string[] {
+  const rank = (k: string) => {
+    const i = (BUDGET_KINDS as readonly string[]).indexOf(k);
+    return i < 0 ? BUDGET_KINDS.length : i;
+  };
+  return [...new Set(cells.map((c) => c.budget_kind))].sort((a, b) =>
+    rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)
+  );
 }
 
 /** A facet header that puts each part of a panel's name (model, protocol, task) on its line. */
@@ -167,7 +219,7 @@ export function methodOrder(cells: readonly CellSummary[]): string[] {
   const merit = new Map<string, { base: string; rel: number[]; score: number[] }>();
   for (const c of cells) {
     const m = merit.get(label(c)) ?? { base: c.method, rel: [], score: [] };
-    if (c.budget < 1 || c.budget_kind !== "kept_ratio") {
+    if (boundsCache(c)) {
       if (c.scope === "average") {
         if (Number.isNaN(c.target_tokens)) m.rel.push(c.relative);
       } else m.score.push(c.score);
@@ -236,24 +288,49 @@ function methodColor(
   };
 }
 
+/** The budget axis's title; where the report holds several kinds, each panel's name says it. */
 function budgetTitle(cells: readonly CellSummary[]): string {
-  return cells.some((c) => c.budget_kind === "entries_per_head")
-    ? "KV budget (kept ratio or entries per head)"
-    : "kept ratio r (1 = full cache)";
+  const kinds = budgetKinds(cells);
+  if (kinds.length === 1 && kinds[0] === "kept_ratio") return "kept ratio r (1 = full cache)";
+  if (kinds.length === 1) return budgetKindTitle(kinds[0]);
+  return "KV budget (as each panel names it)";
 }
 
-/** The budget axis: ticks at the sweep's own budgets, a 0–1 scale for kept ratios. */
+/**
+ * Whether a report's panels hold budgets of different kinds (kept ratios under one protocol,
+ * entries per head under decode): each panel then gets its own x scale.
+ */
+function mixedKinds(cells: readonly CellSummary[]): boolean {
+  return budgetKinds(cells).length > 1;
+}
+
+/**
+ * The budget axis: ticks at the sweep's own budgets; a 0–1 scale for kept ratios; for absolute
+ * budgets (context tokens or entries per head) a log scale where they span more than 8×, as
+ * papers draw 128 … 2048 tokens.
+ */
 function budgetX(cells: readonly CellSummary[]): VegaLiteSpec {
   const budgets = [...new Set(cells.map((c) => c.budget))]
     .filter((b) => b !== UNBOUNDED_BUDGET)
     .sort((a, b) => a - b);
-  const ratios = cells.every((c) => c.budget_kind === "kept_ratio");
+  const kinds = budgetKinds(cells);
+  const ratios = kinds.length === 1 && kinds[0] === "kept_ratio";
+  const absolute = !kinds.includes("kept_ratio");
+  const log = absolute && budgets.length > 1 && budgets[budgets.length - 1] > 8 * budgets[0];
+  // Panels of several kinds share the ticks: each panel's domain, not widened, keeps its own.
+  const scale = ratios
+    ? { domain: [0, 1], nice: false }
+    : log
+    ? { type: "log", nice: false }
+    : mixedKinds(cells)
+    ? { zero: false, nice: false }
+    : { zero: false };
   return {
     field: "budget",
     type: "quantitative",
     title: budgetTitle(cells),
-    scale: ratios ? { domain: [0, 1], nice: false } : { zero: false },
-    axis: { values: budgets, format: ".2~f", grid: true },
+    scale,
+    axis: { values: budgets, format: absolute ? "d" : ".2~f", grid: true },
   };
 }
 
@@ -308,13 +385,14 @@ function panelOrder(
 
 /**
  * What a report's charts separate besides their own panels: "" (one model and one protocol),
- * "model", "protocol" or "model and protocol".
+ * "model", "protocol" or "model and protocol", and "budget kind" where one protocol holds two.
  */
 function groupNoun(cells: readonly CellSummary[]): string {
   return [
     ...(new Set(cells.map((c) => c.model)).size > 1 ? ["model"] : []),
     ...(new Set(cells.map((c) => c.protocol)).size > 1 ? ["protocol"] : []),
-  ].join(" and ");
+    ...(mixesKindsInPanels(cells) ? ["budget kind"] : []),
+  ].join(" and ").replace(/ and (?=.* and )/, ", ");
 }
 
 /**
@@ -392,7 +470,12 @@ export function scoreVsBudget(cells: readonly CellSummary[]): ChartSpec {
           },
         ],
       },
-      resolve: { scale: { y: unit ? "shared" : "independent" } },
+      resolve: {
+        scale: {
+          y: unit ? "shared" : "independent",
+          ...(mixedKinds(cells) ? { x: "independent" } : {}),
+        },
+      },
     },
   };
 }
@@ -464,6 +547,7 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
         facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
         columns: Math.min(panels.length, 3),
         spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
+        ...(mixedKinds(cells) ? { resolve: { scale: { x: "independent" } } } : {}),
       },
   };
 }
@@ -539,17 +623,38 @@ export function answerNllVsBudget(cells: readonly CellSummary[]): ChartSpec | nu
         facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
         columns: Math.min(panels.length, 3),
         spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
+        ...(mixedKinds(cells) ? { resolve: { scale: { x: "independent" } } } : {}),
       },
   };
 }
 
-/** The budget the heatmap shows: the requested one, else the smallest budget below 1 that most cells share. */
+/**
+ * The budget the heatmap shows: the requested one, else kept ratio 0.3, else the middle one of
+ * the budgets that bound the cache (below ratio 1; any absolute budget but the full cache's).
+ */
 export function heatmapBudget(cells: readonly CellSummary[], requested?: number): number | null {
-  const budgets = [...new Set(cells.filter((c) => c.scope === "task").map((c) => c.budget))];
+  const taskCells = cells.filter((c) => c.scope === "task");
+  const budgets = [...new Set(taskCells.map((c) => c.budget))];
   if (requested !== undefined && budgets.includes(requested)) return requested;
-  const below = budgets.filter((b) => b < 1).sort((a, b) => a - b);
+  const below = [...new Set(taskCells.filter(boundsCache).map((c) => c.budget))]
+    .sort((a, b) => a - b);
   if (below.length === 0) return budgets.length > 0 ? Math.min(...budgets) : null;
-  return below.find((b) => Math.abs(b - 0.3) < 1e-9) ?? below[Math.floor(below.length / 2)];
+  const ratio = taskCells.find((c) =>
+    c.budget_kind === "kept_ratio" && Math.abs(c.budget - 0.3) < 1e-9
+  );
+  return ratio?.budget ?? below[Math.floor(below.length / 2)];
+}
+
+/**
+ * A budget in words: "kept ratio 0.3", "512 context tokens per KV head", "128 entries per KV
+ * head".
+ */
+export function budgetPhrase(kind: string, budget: number): string {
+  if (kind === "kept_ratio") return `kept ratio ${budget}`;
+  if (kind === "context_tokens" || kind === "entries_per_head") {
+    return `${budget} ${budgetKindTitle(kind)}`;
+  }
+  return `budget ${budget}`;
 }
 
 /**
@@ -564,9 +669,7 @@ export function taskMethodHeatmap(cells: readonly CellSummary[], budget: number)
   const methods = methodOrder(cells).filter((m) => present.has(m));
   const tasks = [...new Set(data.map((d) => d.task as string))].sort(byNaturalOrder);
   const groups = panelOrder(data, (p) => p.group as string);
-  const kind = cells.find((c) => c.budget === budget)?.budget_kind === "kept_ratio"
-    ? "kept ratio"
-    : "budget";
+  const at = budgetPhrase(cells.find((c) => c.budget === budget)?.budget_kind ?? "", budget);
   // A series label's parts (method, policy, seed) go on lines of their own.
   const longest = Math.max(...methods.flatMap((m) => m.split(" · ").map((part) => part.length)));
   // Text is dark on the bright end of viridis, white on the dark end.
@@ -624,7 +727,7 @@ export function taskMethodHeatmap(cells: readonly CellSummary[], budget: number)
   };
   return {
     id: "task_method_heatmap",
-    title: `Task × method at ${kind} ${budget}` +
+    title: `Task × method at ${at}` +
       (groupNoun(cells) === "" ? "" : `, per ${groupNoun(cells)}`),
     caption: relative
       ? "Relative performance (% of the full cache's score) per task; colours saturate at 100 %."

@@ -19,6 +19,7 @@ import {
   type SelectionPolicy,
 } from "../methods/mod.ts";
 import { listTasks, resolveTasks, SUITES } from "../tasks/mod.ts";
+import type { BudgetKind } from "./store.ts";
 
 /** How queries meet the compressed cache (see README / DESIGN §6). */
 export const PROTOCOLS = ["query-agnostic", "query-aware", "decode", "chunked"] as const;
@@ -27,6 +28,16 @@ export type Protocol = typeof PROTOCOLS[number];
 
 /** The kept ratios of the paper's sweeps, plus 0.1. */
 export const DEFAULT_KEPT_RATIOS: readonly number[] = [1, 0.75, 0.5, 0.4, 0.3, 0.2, 0.1];
+
+/**
+ * What the prefill protocols' `budgets` count: "ratio", kept ratios r of the evictable tokens
+ * (KVzip's convention); "tokens", context tokens kept per KV head (KVCache-Factory's
+ * `--max_capacity_prompts`, as SnapKV and PyramidKV report), each turned into the ratio
+ * min(1, N / evictable tokens) of every sample.
+ */
+export const BUDGET_UNITS = ["ratio", "tokens"] as const;
+/** A budget unit. */
+export type BudgetUnit = typeof BUDGET_UNITS[number];
 
 const methodEntry = z.object({
   id: z.string().min(1).describe("registered method id (deno task list)"),
@@ -52,8 +63,16 @@ export const SweepConfigSchema = z.object({
   models: z.array(z.string().min(1)).min(1).describe("Hugging Face model directories"),
   methods: z.array(z.union([z.string().min(1), methodEntry])).min(1)
     .describe("method ids, or {id, params, policy, safeguard}"),
-  budgets: z.array(z.number().gt(0).lte(1)).min(1).default([...DEFAULT_KEPT_RATIOS])
-    .describe("kept ratios r of the context (0.3 = evict 70 %)"),
+  budgets: z.array(z.number().gt(0)).min(1).default([...DEFAULT_KEPT_RATIOS])
+    .describe(
+      'kept ratios r in (0, 1] of the context (0.3 = evict 70 %), or with budgetUnit "tokens" ' +
+        "context tokens kept per KV head (whole numbers)",
+    ),
+  budgetUnit: z.enum(BUDGET_UNITS).default("ratio")
+    .describe(
+      'what budgets count: "ratio" (kept ratios) or "tokens" (context tokens kept per KV head, ' +
+        "min(1, N / context tokens) of each sample); not for the decode protocol",
+    ),
   decodeBudgets: z.array(z.number().int().min(1)).min(1).default([256, 128])
     .describe("decode protocol: average entries kept per (layer, KV head)"),
   tasks: z.array(z.union([z.string().min(1), taskEntry])).min(1)
@@ -150,6 +169,20 @@ function idleSafeguard(spec: MethodSpec, protocol: Protocol): string | null {
     'set "policy" to "per-layer" (AdaKV\'s) or "global"';
 }
 
+/**
+ * What a sweep's budgets count, as its rows record it: entries per head under the decode
+ * protocol (`decodeBudgets`), else kept ratios or context tokens per KV head (`budgetUnit`).
+ *
+ * @example
+ * ```ts
+ * budgetKind({ protocol: "query-agnostic", budgetUnit: "tokens" }); // "context_tokens"
+ * ```
+ */
+export function budgetKind(config: Pick<SweepConfig, "protocol" | "budgetUnit">): BudgetKind {
+  if (config.protocol === "decode") return "entries_per_head";
+  return config.budgetUnit === "tokens" ? "context_tokens" : "kept_ratio";
+}
+
 /** Tasks in their object form. */
 export function taskSpecs(config: SweepConfig): TaskSpec[] {
   return config.tasks.map((t) => (typeof t === "string" ? { task: t, options: {} } : t));
@@ -176,8 +209,10 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
     for (const issue of parsed.error.issues) {
       problems.push(`${issuePath(issue.path)}: ${issue.message}`);
     }
+    problems.push(...budgetProblems(raw));
     throw configError(source, problems);
   }
+  problems.push(...budgetProblems(raw));
   const config = parsed.data;
   config.models = config.models.map(canonicalModelPath);
   methodSpecs(config).forEach((m, i) => {
@@ -218,6 +253,69 @@ export function validateSweepConfig(raw: unknown, source = "sweep config"): Swee
   });
   if (problems.length > 0) throw configError(source, problems);
   return config;
+}
+
+/**
+ * What the schema cannot say about `budgets`, read from the config as given (so a default is
+ * told from a value, and these problems are listed beside the schema's): kept ratios above 1, a
+ * budget unit the decode protocol has no use for, and under `budgetUnit` "tokens", budgets that
+ * are not whole numbers, or none given (the defaults are kept ratios).
+ */
+function budgetProblems(raw: unknown): string[] {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return [];
+  const { budgets, budgetUnit, protocol } = raw as Record<string, unknown>;
+  if (budgetUnit !== undefined && protocol === "decode") {
+    return [
+      `budgetUnit: the decode protocol takes no budget unit; its budgets are decodeBudgets ` +
+      `(entries kept per KV head)`,
+    ];
+  }
+  // Anything else is the schema's to name.
+  if (budgetUnit !== undefined && !(BUDGET_UNITS as readonly unknown[]).includes(budgetUnit)) {
+    return [];
+  }
+  const positive = (b: unknown): b is number => typeof b === "number" && b > 0;
+  if (budgetUnit !== "tokens") {
+    if (!Array.isArray(budgets)) return [];
+    return budgets.flatMap((b, i) =>
+      positive(b) && b > 1
+        ? [
+          `budgets.${i}: expected a kept ratio in (0, 1], got ${b} (for context tokens kept ` +
+          `per KV head, set budgetUnit "tokens")`,
+        ]
+        : []
+    );
+  }
+  const example = '(e.g. "budgets": [128, 512, 2048], or --budgets 128,512,2048)';
+  if (budgets === undefined || sameNumbers(budgets, DEFAULT_KEPT_RATIOS)) {
+    return [
+      `budgets: the default budgets are kept ratios; with budgetUnit "tokens" give budgets in ` +
+      `context tokens kept per KV head ${example}`,
+    ];
+  }
+  if (!Array.isArray(budgets)) return [];
+  const numbers = budgets.filter(positive);
+  if (
+    numbers.length === budgets.length && numbers.every((b) => b <= 1) &&
+    numbers.some((b) => !Number.isInteger(b))
+  ) {
+    return [
+      `budgets: with budgetUnit "tokens" budgets are context tokens kept per KV head, but ` +
+      `${JSON.stringify(budgets)} are kept ratios; give token budgets ${example}`,
+    ];
+  }
+  return budgets.flatMap((b, i) =>
+    positive(b) && !Number.isInteger(b)
+      ? [
+        `budgets.${i}: with budgetUnit "tokens", expected a whole number of context tokens ` +
+        `kept per KV head, got ${b}`,
+      ]
+      : []
+  );
+}
+
+function sameNumbers(a: unknown, b: readonly number[]): boolean {
+  return Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** One problem on one line; several as a count, then one indented line each. */

@@ -16,11 +16,16 @@
  *   chunked-prefill phase (KVzip, as `eval.py` runs it) are scored after one full prefill.
  *
  * In the prefill protocols only the context (and, query-aware, the query) is ever evicted; the
- * prompt prefix and the assistant opener stay. The decode protocol compresses the whole prompt
- * as spec §4.3 does: only the first 4 positions and each method's recent window are forced, so
- * on a long-context task the question itself can be evicted before the answer is written. Its
- * rows describe the cache generation left: entries and kept ratio over prompt and generated
- * tokens, and the time the method spent scoring during generation.
+ * prompt prefix and the assistant opener stay. Their budgets are kept ratios r of those evictable
+ * tokens, or (`budgetUnit` "tokens") evictable tokens kept per KV head: N becomes
+ * r = min(1, N / evictable tokens) of each sample (and, query-aware, of each query), and budgets
+ * that ask for one ratio (every N at or above the evictable tokens) share one compression.
+ *
+ * The decode protocol compresses the whole prompt as spec §4.3 does: only the first 4 positions
+ * and each method's recent window are forced, so on a long-context task the question itself can
+ * be evicted before the answer is written. Its rows describe the cache generation left: entries
+ * and kept ratio over prompt and generated tokens, and the time the method spent scoring during
+ * generation.
  *
  * @module
  */
@@ -43,7 +48,8 @@ import {
 } from "../methods/mod.ts";
 import { getMetric } from "../tasks/metrics/mod.ts";
 import type { Query, Sample } from "../tasks/types.ts";
-import type { Protocol } from "./config.ts";
+import type { BudgetUnit, Protocol } from "./config.ts";
+import type { BudgetKind } from "./store.ts";
 
 /** A sample's prompt as token ids, split where eviction may and may not act. */
 export interface SampleIds {
@@ -55,7 +61,9 @@ export interface SampleIds {
 /** What one query produced at one budget. */
 export interface QueryOutcome {
   budget: number;
-  budgetKind: "kept_ratio" | "entries_per_head";
+  budgetKind: BudgetKind;
+  /** The kept ratio the compression asked (prefill protocols); NaN under the decode protocol. */
+  keptRatioAsked: number;
   queryIndex: number;
   prediction: string;
   score: number;
@@ -87,8 +95,13 @@ export interface ProtocolInput {
   sample: Sample;
   ids: SampleIds;
   method: MethodChoice;
-  /** Kept ratios (query-agnostic, query-aware) or entries per head (decode). */
+  /**
+   * Kept ratios or context tokens per KV head (`budgetUnit`) under the prefill protocols,
+   * entries per head under the decode protocol.
+   */
   budgets: readonly number[];
+  /** What the prefill protocols' budgets count; default "ratio". Decode's are entries per head. */
+  budgetUnit?: BudgetUnit;
   /** Prefill lagging window: "spec" (2 % below 16k context tokens, else 4096) or tokens. */
   window: "spec" | number;
   chunkSize?: number;
@@ -161,6 +174,54 @@ function concat(...parts: Int32Array[]): Int32Array {
     at += p.length;
   }
   return out;
+}
+
+/** One compression of a prefill protocol: the kept ratio it asks and the budgets that ask it. */
+export interface RatioStep {
+  keptRatio: number;
+  budgets: number[];
+}
+
+/**
+ * The compressions that answer `budgets` when `evictableTokens` may be evicted, largest ratio
+ * first: a kept ratio as given (`unit` "ratio", the default); N tokens kept per KV head (`unit`
+ * "tokens") as the ratio min(1, N / evictableTokens), so every N at or above `evictableTokens`
+ * shares the one uncompressed step.
+ *
+ * @example
+ * ```ts
+ * ratioSteps([64, 512, 2048], 400, { unit: "tokens" });
+ * // [{ keptRatio: 1, budgets: [512, 2048] }, { keptRatio: 0.16, budgets: [64] }]
+ * ```
+ */
+export function ratioSteps(
+  budgets: readonly number[],
+  evictableTokens: number,
+  options: { unit?: BudgetUnit } = {},
+): RatioStep[] {
+  const tokens = options.unit === "tokens";
+  const steps = new Map<number, number[]>();
+  for (const budget of budgets) {
+    const keptRatio = !tokens ? budget : evictableTokens <= budget ? 1 : budget / evictableTokens;
+    steps.set(keptRatio, [...steps.get(keptRatio) ?? [], budget]);
+  }
+  return [...steps.entries()].sort(([a], [b]) => b - a).map(([keptRatio, budgets]) => ({
+    keptRatio,
+    budgets,
+  }));
+}
+
+/** The budget kind of a prefill protocol's rows under `unit`. */
+function prefillKind(unit: BudgetUnit | undefined): BudgetKind {
+  return unit === "tokens" ? "context_tokens" : "kept_ratio";
+}
+
+/** `outcomes` of one compression, once per budget that asked for it. */
+function perBudget(
+  outcomes: readonly Omit<QueryOutcome, "budget">[],
+  step: RatioStep,
+): QueryOutcome[] {
+  return step.budgets.flatMap((budget) => outcomes.map((o) => ({ ...o, budget })));
 }
 
 function entriesHeld(report: EvictionReport): number {
@@ -261,14 +322,15 @@ function definitionOf(choice: MethodChoice): AnyMethodDefinition {
 }
 
 /**
- * Answer every query of the sample from `cache`, compressed for `keptRatio`, restoring it
- * after each answer; each row carries `report`'s figures and the given times.
+ * Answer every query of the sample from `cache`, compressed for `at.step`, restoring it after
+ * each answer; each row carries `report`'s figures and the given times, once per budget of the
+ * step.
  */
 async function answerEach(
   input: ProtocolInput,
   cache: KvStore,
   at: {
-    keptRatio: number;
+    step: RatioStep;
     report: EvictionReport;
     prefillMs: number;
     scoringMs: number;
@@ -277,14 +339,14 @@ async function answerEach(
 ): Promise<QueryOutcome[]> {
   const { model, ids } = input;
   const { report } = at;
-  const outcomes: QueryOutcome[] = [];
+  const outcomes: Omit<QueryOutcome, "budget">[] = [];
   const mark = cache.mark();
   for (let q = 0; q < ids.queries.length; q++) {
     const qIds = concat(ids.queries[q].query, ids.queries[q].postfix);
     const { result, prediction, score, answerNll } = await answer(model, cache, input, q, qIds);
     outcomes.push({
-      budget: at.keptRatio,
-      budgetKind: "kept_ratio",
+      budgetKind: prefillKind(input.budgetUnit),
+      keptRatioAsked: at.step.keptRatio,
       queryIndex: q,
       prediction,
       score,
@@ -303,25 +365,25 @@ async function answerEach(
     });
     cache.restore(mark);
   }
-  return outcomes;
+  return perBudget(outcomes, at.step);
 }
 
 async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
   const outcomes: QueryOutcome[] = [];
-  const ratios = [...input.budgets].sort((a, b) => b - a);
+  const steps = ratioSteps(input.budgets, ids.context.length, { unit: input.budgetUnit });
   const { prefillMs, cache } = await prefillAtRatios(model, {
     prefix: ids.prefix,
     context: ids.context,
   }, {
     ...input.method,
-    ratios,
+    ratios: steps.map((s) => s.keptRatio),
     window: specWindow(ids.context.length, input.window, input.method),
     chunkSize: input.chunkSize,
     onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
       outcomes.push(
         ...await answerEach(input, cache, {
-          keptRatio,
+          step: steps.find((s) => s.keptRatio === keptRatio)!,
           report,
           prefillMs: NaN, // filled in below: the prefill is shared by every ratio
           scoringMs: scoreMs,
@@ -338,17 +400,18 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
 async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
   const { model, ids } = input;
   const outcomes: QueryOutcome[] = [];
-  const ratios = [...input.budgets].sort((a, b) => b - a);
   for (let q = 0; q < ids.queries.length; q++) {
-    // The query joins the evictable part; the assistant opener stays outside the budget.
+    // The query joins the evictable part (and a token budget's count); the assistant opener
+    // stays outside the budget.
     const evictable = concat(ids.context, ids.queries[q].query);
+    const steps = ratioSteps(input.budgets, evictable.length, { unit: input.budgetUnit });
     const perQuery: QueryOutcome[] = [];
     const { prefillMs, cache } = await prefillAtRatios(model, {
       prefix: ids.prefix,
       context: evictable,
     }, {
       ...input.method,
-      ratios,
+      ratios: steps.map((s) => s.keptRatio),
       window: specWindow(evictable.length, input.window, input.method),
       chunkSize: input.chunkSize,
       onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
@@ -359,9 +422,10 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
           q,
           ids.queries[q].postfix,
         );
-        perQuery.push({
-          budget: keptRatio,
-          budgetKind: "kept_ratio",
+        const step = steps.find((s) => s.keptRatio === keptRatio)!;
+        perQuery.push(...perBudget([{
+          budgetKind: prefillKind(input.budgetUnit),
+          keptRatioAsked: keptRatio,
           queryIndex: q,
           prediction,
           score,
@@ -377,7 +441,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
           entriesKept: entriesHeld(report),
           bytesHeld: report.bytesHeld,
           bytesFull: report.nominalBytes,
-        });
+        }], step));
       },
     });
     cache.release();
@@ -432,6 +496,7 @@ async function decodeProtocol(input: ProtocolInput): Promise<QueryOutcome[]> {
       outcomes.push({
         budget,
         budgetKind: "entries_per_head",
+        keptRatioAsked: NaN,
         queryIndex: q,
         prediction,
         score,
@@ -462,18 +527,18 @@ async function chunked(input: ProtocolInput): Promise<QueryOutcome[]> {
   }
   const outcomes: QueryOutcome[] = [];
   const prompt = { prefix: ids.prefix, context: ids.context };
-  for (const keptRatio of [...input.budgets].sort((a, b) => b - a)) {
+  for (const step of ratioSteps(input.budgets, ids.context.length, { unit: input.budgetUnit })) {
     const window = input.window === "spec" ? undefined : input.window;
     const run = await chunkedPrefillWithEviction(model, prompt, {
       ...input.method,
-      keptRatio,
+      keptRatio: step.keptRatio,
       // "spec": the phase's own rule (4096, or 2 % of a context shorter than a chunk).
       ...(window === undefined ? {} : { window, windowRatio: null }),
       chunkSize: input.chunkSize,
     });
     outcomes.push(
       ...await answerEach(input, run.cache, {
-        keptRatio,
+        step,
         report: run.report,
         prefillMs: run.prefillMs,
         scoringMs: run.scoreMs,

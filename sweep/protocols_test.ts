@@ -13,6 +13,7 @@ import {
   FORCED_ANSWER,
   generationSettings,
   type ProtocolInput,
+  ratioSteps,
   referenceNll,
 } from "./protocols.ts";
 
@@ -140,4 +141,19 @@ Deno.test("reference NLL: teacher-forced after the prompt, the cache left as it 
   assert(Math.abs(direct - sum / plain.length) < 1e-4, `${direct} vs ${sum / plain.length}`);
   assert(Number.isNaN(await referenceNll(model, cache, tokenizer, logits, query, "")));
   model.dispose();
+});
+
+Deno.test("ratio steps: kept ratios as given; token budgets as N / evictable, those past it sharing ratio 1", () => {
+  assertEquals(ratioSteps([0.3, 1, 0.5], 400), [
+    { keptRatio: 1, budgets: [1] },
+    { keptRatio: 0.5, budgets: [0.5] },
+    { keptRatio: 0.3, budgets: [0.3] },
+  ]);
+  assertEquals(ratioSteps([64, 100_000, 400, 2048], 400, { unit: "tokens" }), [
+    { keptRatio: 1, budgets: [100_000, 400, 2048] },
+    { keptRatio: 64 / 400, budgets: [64] },
+  ]);
+  // A token budget of 1 is one token per head, not the whole context.
+  assertEquals(ratioSteps([1], 400, { unit: "tokens" }), [{ keptRatio: 1 / 400, budgets: [1] }]);
+  assertEquals(ratioSteps([64], 0, { unit: "tokens" }), [{ keptRatio: 1, budgets: [64] }]);
 });

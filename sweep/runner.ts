@@ -20,6 +20,7 @@ import { getTask, parseTaskOptions, taskSamples } from "../tasks/registry.ts";
 import type { Sample } from "../tasks/types.ts";
 import { writeReport } from "../reports/render.ts";
 import {
+  budgetKind,
   methodPolicy,
   type MethodSpec,
   methodSpecs,
@@ -31,6 +32,7 @@ import { Progress } from "./progress.ts";
 import { runProtocol, type SampleIds } from "./protocols.ts";
 import { extendRunJson, startSession } from "./provenance.ts";
 import {
+  type BudgetKind,
   readRunJson,
   type ResultRow,
   ResultsStore,
@@ -103,11 +105,16 @@ function taskUnits(config: SweepConfig): TaskUnit[] {
   return units;
 }
 
+/**
+ * A method's budgets: the sweep's, or for `full` the one that never evicts: kept ratio 1, or
+ * where budgets are absolute (entries or context tokens per head) no budget at all.
+ */
 function budgetsFor(config: SweepConfig, method: MethodSpec): number[] {
   const evicts = method.id !== "full";
   if (config.protocol === "decode") {
     return evicts ? config.decodeBudgets : [UNBOUNDED_BUDGET];
   }
+  if (config.budgetUnit === "tokens") return evicts ? config.budgets : [UNBOUNDED_BUDGET];
   return evicts ? config.budgets : [1];
 }
 
@@ -301,7 +308,14 @@ export async function runSweep(
           const cellIds = new Map<number, string>();
           for (const budget of budgetsFor(config, method)) {
             const files = artifacts[modelDir][methods.indexOf(method)];
-            cellIds.set(budget, await cellId(modelDir, method, budget, { task, config, files }));
+            cellIds.set(
+              budget,
+              await cellId(modelDir, method, { budget, kind: budgetKind(config) }, {
+                task,
+                config,
+                files,
+              }),
+            );
           }
           const sample = samples[s];
           const done = sample.queries.every((_, q) =>
@@ -344,6 +358,7 @@ export async function runSweep(
             ids,
             method: choice,
             budgets: [...cellIds.keys()],
+            budgetUnit: config.budgetUnit,
             window: config.window,
             chunkSize: config.chunkSize,
             sampling: config.sampling === undefined
@@ -373,7 +388,7 @@ export async function runSweep(
               query_index: o.queryIndex,
               metric: query.metric,
               score: o.score,
-              kept_ratio_asked: o.budgetKind === "kept_ratio" ? o.budget : NaN,
+              kept_ratio_asked: o.keptRatioAsked,
               kept_ratio_achieved: o.keptRatioAchieved,
               entries_kept: o.entriesKept,
               kv_bytes_held: o.bytesHeld,
@@ -471,14 +486,15 @@ function taskIdentity(
 /**
  * A cell's id: a digest of everything that makes its rows what they are, so a resume never
  * reuses rows made otherwise: the model, the method (id, version when it declares one, params,
- * policy, safeguard, its own files), the budget, the task (name, version, metrics, options, a
+ * policy, safeguard, its own files), the budget (with its kind where it counts context tokens:
+ * ratio 1 and 1 token per head are other cells), the task (name, version, metrics, options, a
  * loader file's SHA-256), the protocol, window and seed, and the sampling settings when answers
  * are sampled.
  */
 async function cellId(
   model: string,
   method: MethodSpec,
-  budget: number,
+  { budget, kind }: { budget: number; kind: BudgetKind },
   parts: { task: TaskIdentity; config: SweepConfig; files: string | undefined },
 ): Promise<string> {
   const { task, config, files } = parts;
@@ -493,6 +509,9 @@ async function cellId(
     policy: method.policy ?? null,
     safeguard: method.safeguard ?? null,
     budget,
+    // Kept ratios and decode's entries per head (the only kind under its protocol) keep the ids
+    // they had before budgets in context tokens existed.
+    ...(kind === "context_tokens" ? { budgetKind: kind } : {}),
     task,
     protocol: config.protocol,
     window: config.window,

@@ -58,10 +58,20 @@ export const ROW_COLUMNS = [
 ] as const;
 
 /**
- * The budget of a cell with no limit: the full cache under the decode protocol, whose budgets
- * are entries per head. Reports draw it as the full cache's line, not at this x.
+ * The budget of a cell with no limit: the full cache where budgets are absolute (entries per
+ * head under the decode protocol, context tokens per KV head under `budgetUnit` "tokens").
+ * Reports draw it as the full cache's line, not at this x.
  */
 export const UNBOUNDED_BUDGET = Number.MAX_SAFE_INTEGER;
+
+/**
+ * What a row's `budget` counts: the kept ratio r of the evictable tokens (prefill protocols), the
+ * context tokens kept per KV head (prefill protocols under `budgetUnit` "tokens"), or the
+ * entries kept per (layer, KV head) while decoding.
+ */
+export const BUDGET_KINDS = ["kept_ratio", "context_tokens", "entries_per_head"] as const;
+/** A budget kind. */
+export type BudgetKind = typeof BUDGET_KINDS[number];
 
 /** A column of rows.csv. */
 export type RowColumn = typeof ROW_COLUMNS[number];
@@ -101,7 +111,10 @@ export interface ResultRow {
   task_options: string;
   /** The task adapter's `version` (tasks/types.ts); NaN in rows written before the column. */
   task_version: number;
-  /** "kept_ratio" (prefill phases) or "entries_per_head" (decode). */
+  /**
+   * What `budget` counts ({@linkcode BUDGET_KINDS}): "kept_ratio" or "context_tokens" (prefill
+   * protocols), "entries_per_head" (decode).
+   */
   budget_kind: string;
   budget: number;
   seed: number;
@@ -114,6 +127,11 @@ export interface ResultRow {
   query_index: number;
   metric: string;
   score: number;
+  /**
+   * The kept ratio the compression asked: the budget itself for "kept_ratio"; for
+   * "context_tokens", min(1, budget / the tokens it evicts from: the context, or context and
+   * query under the query-aware protocol); NaN under the decode protocol.
+   */
   kept_ratio_asked: number;
   kept_ratio_achieved: number;
   entries_kept: number;

@@ -12,7 +12,8 @@ import {
 import { mergeRuns } from "./merge.ts";
 import { specWindow } from "./protocols.ts";
 import { runSweep } from "./runner.ts";
-import { readRunRows, type ResultRow, TIMING_COLUMNS } from "./store.ts";
+import { readRunRows, type ResultRow, TIMING_COLUMNS, UNBOUNDED_BUDGET } from "./store.ts";
+import { aggregate } from "./aggregate.ts";
 import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
 import { parseModelConfig } from "../engine/config.ts";
 import { gateDimsFor, gatedLayers, randomGates } from "../methods/gates/gate.ts";
@@ -101,6 +102,52 @@ Deno.test("invalid configs fail with every problem listed, each with its path", 
     lengths.message,
     "sweep config: tasks.0.lengths: gsm_synth is not generated at a target length (expected no lengths)",
   );
+});
+
+Deno.test("budgets in context tokens: whole numbers given as such; ratio defaults, fractions and decode refused", () => {
+  const base = { models: ["m"], methods: ["full", "snapkv"], tasks: ["vt"] };
+  const message = (extra: Record<string, unknown>) =>
+    assertThrows(() => validateSweepConfig({ ...base, ...extra }), InputError).message;
+  const defaults =
+    'sweep config: budgets: the default budgets are kept ratios; with budgetUnit "tokens" ' +
+    'give budgets in context tokens kept per KV head (e.g. "budgets": [128, 512, 2048], or ' +
+    "--budgets 128,512,2048)";
+  assertEquals(message({ budgetUnit: "tokens" }), defaults);
+  // The default sweep writes the default ratios out; --budget-unit tokens alone meets them so.
+  assertEquals(
+    message({ budgetUnit: "tokens", budgets: [1, 0.75, 0.5, 0.4, 0.3, 0.2, 0.1] }),
+    defaults,
+  );
+  assertEquals(
+    message({ budgetUnit: "tokens", budgets: [0.5, 0.25] }),
+    'sweep config: budgets: with budgetUnit "tokens" budgets are context tokens kept per KV ' +
+      'head, but [0.5,0.25] are kept ratios; give token budgets (e.g. "budgets": [128, 512, ' +
+      "2048], or --budgets 128,512,2048)",
+  );
+  assertEquals(
+    message({ budgetUnit: "tokens", budgets: [64, 100.5] }),
+    'sweep config: budgets.1: with budgetUnit "tokens", expected a whole number of context ' +
+      "tokens kept per KV head, got 100.5",
+  );
+  assertEquals(
+    message({ budgetUnit: "tokens", budgets: [64], protocol: "decode" }),
+    "sweep config: budgetUnit: the decode protocol takes no budget unit; its budgets are " +
+      "decodeBudgets (entries kept per KV head)",
+  );
+  // A kept ratio above 1 points at the unit that takes it.
+  assertEquals(
+    message({ budgets: [0.5, 128] }),
+    "sweep config: budgets.1: expected a kept ratio in (0, 1], got 128 (for context tokens " +
+      'kept per KV head, set budgetUnit "tokens")',
+  );
+  assert(message({ budgetUnit: "percent" }).startsWith("sweep config: budgetUnit: "));
+  // Listed beside the schema's problems.
+  const both = message({ budgetUnit: "tokens", budgets: [64.5], seed: -1 });
+  assert(both.includes("2 problems\n"), both);
+  assert(both.includes("\n  budgets.0: ") && both.includes("\n  seed: "), both);
+  const tokens = validateSweepConfig({ ...base, budgetUnit: "tokens", budgets: [128, 2048, 1] });
+  assertEquals([tokens.budgetUnit, tokens.budgets], ["tokens", [128, 2048, 1]]);
+  assertEquals(validateSweepConfig(base).budgetUnit, "ratio");
 });
 
 Deno.test("the JSON Schema for editors requires only what a config cannot leave out", () => {
@@ -739,25 +786,129 @@ Deno.test("both protocols run end to end with full and one eviction method, reco
   }
 });
 
+Deno.test("budgets in context tokens: each sample's ratio, one compression for budgets past its context, relative vs full", async () => {
+  const out = await Deno.makeTempDir();
+  await runSweep(
+    validateSweepConfig(config(out, {
+      methods: ["full", "snapkv"],
+      budgetUnit: "tokens",
+      budgets: [64, 2048, 100000],
+      tasks: [{ task: "niah_single_1", n: 1, lengths: [400] }],
+    })),
+    { progress: false },
+  );
+  const rows = await readRunRows(out);
+  assert(rows.every((r) => r.budget_kind === "context_tokens"), "every row counts context tokens");
+  const full = rows.find((r) => r.method === "full")!;
+  assertEquals(full.budget, UNBOUNDED_BUDGET, "the full cache has no budget");
+  assertEquals(full.kept_ratio_asked, 1);
+  const at = (budget: number) => rows.find((r) => r.method === "snapkv" && r.budget === budget)!;
+  const n = full.context_tokens;
+  assert(n > 64 && n < 2048, `context of ${n} tokens`);
+  assertEquals(at(64).kept_ratio_asked, 64 / n);
+  assertEquals([at(2048).kept_ratio_asked, at(100000).kept_ratio_asked], [1, 1]);
+  // Entries held per (layer, KV head) of the compressed prompt: the protected prefix, and 64 of
+  // the context, give or take the selector's rounding of r·n.
+  const shape = JSON.parse(await Deno.readTextFile(`${MODEL}/config.json`));
+  const heads = shape.num_hidden_layers * shape.num_key_value_heads;
+  const prefix = full.entries_kept / heads - n;
+  assert(
+    Number.isInteger(prefix) && prefix > 0,
+    `${full.entries_kept} entries over ${heads} heads`,
+  );
+  const perHead = at(64).entries_kept / heads - prefix;
+  assert(Math.abs(perHead - 64) <= 1, `${perHead} context entries per head`);
+  assert(Math.abs(at(64).kept_ratio_achieved * n - 64) <= 1, `${at(64).kept_ratio_achieved}`);
+  // Budgets past the context share one uncompressed cache: the same answer and entries.
+  const same = (r: ResultRow) => [r.prediction, r.entries_kept, r.kept_ratio_achieved];
+  assertEquals(same(at(2048)), same(at(100000)));
+  assertEquals(same(at(100000)), same(full));
+  assertEquals(new Set(rows.map((r) => r.cell_id)).size, 4);
+  // A token budget and a ratio are other cells, even at the same number: into the same
+  // directory, ratio 1 and one token per head both run.
+  for (const unit of ["ratio", "tokens"]) {
+    await runSweep(
+      validateSweepConfig(config(out, {
+        methods: ["snapkv"],
+        budgetUnit: unit,
+        budgets: [1],
+        tasks: [{ task: "niah_single_1", n: 1, lengths: [400] }],
+      })),
+      { progress: false, report: false },
+    );
+  }
+  const ones = (await readRunRows(out)).filter((r) => r.budget === 1);
+  assertEquals(
+    ones.map((r) => [r.budget_kind, r.kept_ratio_asked]),
+    [["kept_ratio", 1], ["context_tokens", 1 / n]],
+  );
+  assert(ones[0].cell_id !== ones[1].cell_id);
+  // Relative performance finds the full cache's cell at its unbounded budget (the random model
+  // scores 0 everywhere, so the full cache is given a solved query to compare with).
+  const solved = rows.map((r) => r.method === "full" ? { ...r, score: 1 } : r);
+  const cells = aggregate(solved).filter((c) => c.scope === "task");
+  assert(cells.every((c) => c.budget_kind === "context_tokens"));
+  const snap = cells.filter((c) => c.method === "snapkv");
+  assertEquals(snap.map((c) => [c.budget, c.relative]), [[100000, 0], [2048, 0], [64, 0]]);
+  const html = await Deno.readTextFile(`${out}/report.html`);
+  assert(html.includes("context tokens per KV head"), "the report names the budgets' unit");
+});
+
+Deno.test("query-aware budgets in context tokens count the query too", async () => {
+  const out = await Deno.makeTempDir();
+  await runSweep(
+    validateSweepConfig(config(out, {
+      protocol: "query-aware",
+      methods: ["snapkv"],
+      budgetUnit: "tokens",
+      budgets: [64],
+      tasks: [{ task: "niah_single_1", n: 1, lengths: [400] }],
+    })),
+    { progress: false, report: false },
+  );
+  const [row] = await readRunRows(out);
+  // 64 of the context and query tokens: more than the context alone, fewer than the prompt.
+  const evictable = 64 / row.kept_ratio_asked;
+  assert(
+    evictable > row.context_tokens && evictable < row.prompt_tokens,
+    `${evictable} evictable tokens`,
+  );
+  assertEquals([row.budget_kind, row.budget], ["context_tokens", 64]);
+});
+
 Deno.test("the chunked protocol keeps what query-agnostic keeps below one 16k chunk", async () => {
-  const rowsOf = async (protocol: string) => {
+  const rowsOf = async (protocol: string, budgets: Record<string, unknown>) => {
     const out = await Deno.makeTempDir();
     await runSweep(
       validateSweepConfig(config(out, {
         protocol,
         methods: ["full", "snapkv", "kvzip"],
-        budgets: [0.5, 0.25],
+        ...budgets,
         tasks: [{ task: "kv_retrieval", n: 1, lengths: [640] }],
       })),
       { progress: false, report: false },
     );
     return (await readRunRows(out)).map((r) =>
-      [r.method, r.budget, r.query_index, r.entries_kept, r.prediction].join("|")
+      [
+        r.method,
+        r.budget_kind,
+        r.budget,
+        r.kept_ratio_asked,
+        r.query_index,
+        r.entries_kept,
+        r.prediction,
+      ]
+        .join("|")
     ).sort();
   };
-  const chunked = await rowsOf("chunked");
-  assertEquals(chunked, await rowsOf("query-agnostic"));
-  assert(chunked.some((r) => r.startsWith("kvzip|0.25")), "kvzip runs as eval.py does");
+  for (const budgets of [{ budgets: [0.5, 0.25] }, { budgetUnit: "tokens", budgets: [96, 4096] }]) {
+    const chunked = await rowsOf("chunked", budgets);
+    assertEquals(chunked, await rowsOf("query-agnostic", budgets));
+    const smallest = `kvzip|${"budgetUnit" in budgets ? "context_tokens|96" : "kept_ratio|0.25"}`;
+    const kvzip = chunked.filter((r) => r.startsWith(smallest));
+    assert(kvzip.length > 0, "kvzip runs as eval.py does");
+    assert(kvzip.every((r) => Number(r.split("|")[3]) < 1), "the smallest budget evicts");
+  }
 });
 
 Deno.test("the decode protocol evicts during generation under an absolute budget", async () => {
