@@ -92,11 +92,11 @@ export function nucleus(
   let order = aboveMass >= sampling.topP * total && (topK === 0 || above.length >= topK)
     ? byWeight(above)
     : byWeight(Array.from({ length: V }, (_, i) => i));
-  if (topK > 0 && order.length > topK) {
+  if (topK > 0 && topK < V) {
     // HF's TopKLogitsWarper removes what is below the k-th largest: ties with it stay.
     let k = topK;
     while (k < order.length && weights[order[k]] === weights[order[topK - 1]]) k++;
-    order = order.slice(0, k);
+    order = order.slice(0, Math.min(k, order.length));
     total = order.reduce((sum, i) => sum + weights[i], 0);
   }
   // HF's TopPLogitsWarper drops the tokens whose ascending cumulative probability stays at or

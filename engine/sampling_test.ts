@@ -88,3 +88,12 @@ Deno.test("greedy without sampling; out-of-range settings are named", () => {
     assertThrows(() => tokenChooser(bad), RangeError, `sampling: ${name}`);
   }
 });
+
+Deno.test("top-k applies when exactly k tokens clear the candidate floor", () => {
+  const logits = new Float32Array(200_000).fill(Math.log(0.9e-7));
+  logits[0] = 0;
+  logits[1] = Math.log(0.04);
+  const { ids } = nucleus(logits, { temperature: 1, topP: 0.95, topK: 2 });
+  // HF: keep tokens 0 and 1, then top-p over those two alone: token 0 (0.96) reaches 0.95.
+  assertEquals([...ids], [0]);
+});

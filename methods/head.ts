@@ -11,7 +11,7 @@
  *   over its files). One number per (layer,
  *   KV head), in DuoAttention's `full_attention_heads.tsv` layout (one line per layer, its KV
  *   heads' values separated by tabs, spaces or commas) or as JSON (`[[…], …]`, layers × heads).
- * - `noise` (default 1e-4): each (layer, head) adds `noise · U(0, 1)`, seeded by the sample, so
+ * - `noise` (default 1e-4): each (layer, head) adds `noise · U(0, 1)`, seeded by the sweep's seed, so
  *   heads of equal importance are ranked in a fixed but arbitrary order (spec §5).
  *
  * Every entry of a head scores its head's importance, so with the default global threshold the

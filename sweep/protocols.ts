@@ -282,6 +282,8 @@ export async function referenceNll(
   const delimiter = /\s$/.test(last) || /^\s/.test(reference) ? "" : " ";
   const target = tokenizer.encode(delimiter + reference, { addSpecialTokens: false });
   if (target.length === 0) return NaN;
+  // The reference's tokens but its last must fit the positions left; else there is no NLL.
+  if (cache.nextPosition + target.length - 1 > model.config.maxPositionEmbeddings) return NaN;
   let total = -logSoftmaxAt(logits, target[0]);
   if (target.length > 1) {
     const mark = cache.mark();
