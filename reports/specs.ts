@@ -481,13 +481,16 @@ export function scoreVsBudget(cells: readonly CellSummary[]): ChartSpec {
 }
 
 /**
- * Relative performance (score / full) averaged over each suite's tasks, ×100: the headline.
- * One panel per suite (and model and protocol) where the report holds several; a single chart
- * otherwise.
+ * The points of a per-suite average chart: each suite's overall average (no single length)
+ * where `value` is finite, panelled by model and protocol (as {@linkcode groupLabeler}) and by
+ * suite where the report holds several.
  */
-export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
+function suiteAveragePoints(
+  cells: readonly CellSummary[],
+  value: (c: CellSummary) => number,
+): { data: Record<string, unknown>[]; panels: string[]; suites: boolean } {
   const averages = cells.filter((c) =>
-    c.scope === "average" && Number.isNaN(c.target_tokens) && Number.isFinite(c.relative)
+    c.scope === "average" && Number.isNaN(c.target_tokens) && Number.isFinite(value(c))
   );
   const suites = new Set(averages.map((c) => c.suite)).size > 1;
   const data = points(averages, cells).map((p) => ({
@@ -496,6 +499,47 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
       .join(" · "),
   }));
   const panels = panelOrder(data, (p) => p.panel as string, (p) => suiteRank(p.suite as string));
+  return { data, panels, suites };
+}
+
+/**
+ * A per-suite average chart's spec: one wide chart with its legend on the right when it has one
+ * panel, else a facet of panels (each with its own x where budget kinds differ).
+ */
+function suiteAverageSpec(
+  cells: readonly CellSummary[],
+  data: Record<string, unknown>[],
+  panels: string[],
+  layer: (color: VegaLiteSpec) => VegaLiteSpec[],
+): VegaLiteSpec {
+  if (panels.length <= 1) {
+    return {
+      $schema: SCHEMA,
+      config: CONFIG,
+      data: { values: data },
+      width: 2.2 * WIDTH,
+      height: 1.7 * HEIGHT,
+      layer: layer(methodColor(cells, 1, "right")),
+    };
+  }
+  return {
+    $schema: SCHEMA,
+    config: CONFIG,
+    data: { values: data },
+    facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
+    columns: Math.min(panels.length, 3),
+    spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
+    ...(mixedKinds(cells) ? { resolve: { scale: { x: "independent" } } } : {}),
+  };
+}
+
+/**
+ * Relative performance (score / full) averaged over each suite's tasks, ×100: the headline.
+ * One panel per suite (and model and protocol) where the report holds several; a single chart
+ * otherwise.
+ */
+export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
+  const { data, panels, suites } = suiteAveragePoints(cells, (c) => c.relative);
   const layer = (color: VegaLiteSpec) => [
     {
       mark: { type: "rule", strokeDash: [5, 4], color: "#888" },
@@ -519,7 +563,6 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
       },
     },
   ];
-  const single = panels.length <= 1;
   return {
     id: "relative_vs_budget",
     title:
@@ -531,24 +574,7 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
       "over the tasks where the full cache scores above 0, ×100" +
       (suites ? ", each suite on its own" : "") +
       ". The dashed line is the full cache (100 %).",
-    spec: single
-      ? {
-        $schema: SCHEMA,
-        config: CONFIG,
-        data: { values: data },
-        width: 2.2 * WIDTH,
-        height: 1.7 * HEIGHT,
-        layer: layer(methodColor(cells, 1, "right")),
-      }
-      : {
-        $schema: SCHEMA,
-        config: CONFIG,
-        data: { values: data },
-        facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
-        columns: Math.min(panels.length, 3),
-        spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
-        ...(mixedKinds(cells) ? { resolve: { scale: { x: "independent" } } } : {}),
-      },
+    spec: suiteAverageSpec(cells, data, panels, layer),
   };
 }
 
@@ -558,17 +584,8 @@ export function relativeVsBudget(cells: readonly CellSummary[]): ChartSpec {
  * protocol leaves it out).
  */
 export function answerNllVsBudget(cells: readonly CellSummary[]): ChartSpec | null {
-  const averages = cells.filter((c) =>
-    c.scope === "average" && Number.isNaN(c.target_tokens) && Number.isFinite(c.answer_nll)
-  );
-  if (averages.length === 0) return null;
-  const suites = new Set(averages.map((c) => c.suite)).size > 1;
-  const data = points(averages, cells).map((p) => ({
-    ...p,
-    panel: [p.group as string, suites ? p.suite as string : ""].filter((x) => x !== "")
-      .join(" · "),
-  }));
-  const panels = panelOrder(data, (p) => p.panel as string, (p) => suiteRank(p.suite as string));
+  const { data, panels, suites } = suiteAveragePoints(cells, (c) => c.answer_nll);
+  if (data.length === 0) return null;
   const y = {
     field: "answer_nll",
     type: "quantitative",
@@ -595,7 +612,6 @@ export function answerNllVsBudget(cells: readonly CellSummary[]): ChartSpec | nu
       },
     },
   ];
-  const single = panels.length <= 1;
   return {
     id: "answer_nll_vs_budget",
     title:
@@ -607,24 +623,7 @@ export function answerNllVsBudget(cells: readonly CellSummary[]): ChartSpec | nu
       "teacher-forced on the compressed cache (lower is better); it moves with every entry " +
       "evicted, where a 0/1 score moves only when an answer flips. The dashed line is the " +
       "full cache.",
-    spec: single
-      ? {
-        $schema: SCHEMA,
-        config: CONFIG,
-        data: { values: data },
-        width: 2.2 * WIDTH,
-        height: 1.7 * HEIGHT,
-        layer: layer(methodColor(cells, 1, "right")),
-      }
-      : {
-        $schema: SCHEMA,
-        config: CONFIG,
-        data: { values: data },
-        facet: { field: "panel", type: "nominal", title: null, sort: panels, header: PANEL_HEADER },
-        columns: Math.min(panels.length, 3),
-        spec: { width: WIDTH, height: HEIGHT, layer: layer(methodColor(cells, 8)) },
-        ...(mixedKinds(cells) ? { resolve: { scale: { x: "independent" } } } : {}),
-      },
+    spec: suiteAverageSpec(cells, data, panels, layer),
   };
 }
 
