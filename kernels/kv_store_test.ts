@@ -153,7 +153,7 @@ const cases: Case[] = [
   },
   {
     // Both heads hold ≥ 2 × DECODE_BLOCK entries after eviction (2501 and 3335), so
-    // onnxruntime takes the blocked p · v with a tail of another length in each head.
+    // onnxruntime takes the blocked products with a tail of another length in each head.
     name: "long decode after eviction, blocked product",
     kvHeads: 2,
     group: 2,
@@ -161,6 +161,28 @@ const cases: Case[] = [
     prior: 5000,
     chunk: 1,
     evict: true,
+    gqa: "mean",
+  },
+  {
+    // 2047 stored entries and the step's own: two whole blocks, the second one the tail.
+    name: "decode over exactly two blocks, blocked product",
+    kvHeads: 2,
+    group: 2,
+    d: 8,
+    prior: 2047,
+    chunk: 1,
+    evict: false,
+    gqa: "mean",
+  },
+  {
+    name: "long decode in a sliding-window layer, blocked product",
+    kvHeads: 1,
+    group: 2,
+    d: 8,
+    prior: 2600,
+    chunk: 1,
+    evict: false,
+    window: 2100,
     gqa: "mean",
   },
   {
