@@ -337,6 +337,8 @@ Deno.test("a rows.csv from before the task_options column and those after it sti
       "sample_meta",
       "stop_reason",
       "answer_nll",
+      "task_data",
+      "settings",
     ].includes(header[i])
   );
   const legacy = stringify([header, ...body].map((r) => keep.map((i) => r[i])));
@@ -346,4 +348,66 @@ Deno.test("a rows.csv from before the task_options column and those after it sti
   assertEquals(files.svgs.length, 5);
   const html = await Deno.readTextFile(files.html);
   assertEquals(new Set(tableRows(html)), new Set(["full", "snapkv", "streamingllm"]));
+});
+
+Deno.test("series whose run settings differ are drawn, listed and named apart; a run of one setting keeps plain names", async () => {
+  const base = syntheticRows({ methods: ["full", "snapkv"] });
+  const snap = base.filter((r) => r.method === "snapkv");
+  const sampled = '{"sampling":{"temperature":0.7,"topK":0,"topP":0.95}}';
+  const rows = [
+    ...base,
+    ...variant(snap, "w", { settings: '{"window":4096}' }),
+    ...variant(base, "t", { settings: sampled }),
+    ...variant(snap, "v", { settings: '{"methodVersion":2,"window":4096}' }),
+  ];
+  const cells = aggregate(rows);
+  const expected = [
+    "full",
+    "full · temperature 0.7, top-p 0.95",
+    "snapkv",
+    "snapkv · window 4096",
+    "snapkv · temperature 0.7, top-p 0.95",
+    "snapkv · version 2 · window 4096",
+  ];
+  for (const id of ["relative_vs_budget", "score_vs_budget", "efficiency"]) {
+    assertEquals(new Set(chartOf(cells, id).series), new Set(expected), id);
+  }
+  const { html } = await reportOf(rows);
+  assertEquals(new Set(tableRows(html)), new Set(expected));
+  assertEquals(tableRows(html).length, 6, "one row per series");
+  assert(html.includes("6 methods × 3 budgets × 2 tasks"));
+  // One setting per method, however unplain (gated's gate file, a window): names as before.
+  const gates = variant(snap, "g", { settings: '{"artifacts":"gates sha256:0123456789abcdef"}' });
+  const one = aggregate([...base.filter((r) => r.method === "full"), ...gates].map((r) => ({
+    ...r,
+    settings: r.method === "full" ? '{"window":4096}' : r.settings,
+  })));
+  assertEquals(chartOf(one, "relative_vs_budget").series, ["full", "snapkv"]);
+});
+
+Deno.test("a task read from two data files is two labelled tasks in the charts, the table's counts and cells.csv", async () => {
+  const base = syntheticRows({ methods: ["full", "snapkv"], tasks: ["hotpotqa"] });
+  const rows = [
+    ...variant(base, "d1", { task_data: "9f86d081".repeat(8) }),
+    ...variant(base, "d2", { task_data: "1a2b3c4d".repeat(8), settings: '{"window":64}' }),
+  ];
+  const panels = chartOf(aggregate(rows), "score_vs_budget").panels;
+  assertEquals(panels, ["hotpotqa (data 1a2b3c4d)", "hotpotqa (data 9f86d081)"]);
+  const dir = await Deno.makeTempDir();
+  await (await ResultsStore.open(dir)).append(rows);
+  const files = await writeReport(dir);
+  const html = await Deno.readTextFile(files.html);
+  assert(html.includes("× 2 tasks:"), "each data file's cells are a task of their own");
+  const [header, ...lines] = parse(await Deno.readTextFile(files.cells)) as string[][];
+  assert(
+    header.join(",").includes(",seed,settings,suite,task,task_options,task_version,task_data,"),
+  );
+  const column = (name: string) => header.indexOf(name);
+  const windowed = lines.filter((l) => l[column("settings")] === '{"window":64}');
+  assert(windowed.length > 0 && windowed.every((l) => l[column("task")] !== "hotpotqa"));
+  assert(
+    lines.some((l) =>
+      l[column("scope")] === "task" && l[column("task_data")] === "1a2b3c4d".repeat(8)
+    ),
+  );
 });

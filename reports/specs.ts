@@ -5,9 +5,9 @@
  * Every chart colours series the same way: one scale (see {@linkcode methodColors}) whose
  * domain is the report's series order — `full` first, then the best relative performance
  * first — and whose colours are fixed per registered method, so a method keeps its colour from
- * one report to the next. A series is a method with its params, selection policy, safeguard and
- * seed ({@linkcode seriesLabeler} names it); results of different models or protocols are drawn
- * in panels of their own, named by them, whenever a run holds more than one.
+ * one report to the next. A series is a method with its params, selection policy, safeguard, seed
+ * and run settings ({@linkcode seriesLabeler} names it); results of different models or protocols
+ * are drawn in panels of their own, named by them, whenever a run holds more than one.
  *
  * @module
  */
@@ -97,25 +97,102 @@ export type SeriesLabeler = (c: CellSummary) => string;
 /**
  * The series labeler of a report: a cell's {@linkcode methodLabel}, then its selection policy
  * (with its safeguard) where the report holds the method with the same params under more than
- * one, then its seed where the report holds more than one seed: `snapkv`, or
- * `snapkv · global + safeguard 0.2 · seed 1`. Model and protocol are left out; charts draw
- * them in panels of their own ({@linkcode groupLabeler}).
+ * one, then its run settings where the report holds the method with the same params under
+ * several (those that differ between them and are not a plain run's, {@linkcode settingsPhrases}),
+ * then its seed where the report holds more than one seed: `snapkv`,
+ * `snapkv · global + safeguard 0.2 · seed 1`, or `snapkv` beside `snapkv · window 4096` and
+ * `snapkv · temperature 0.7`. Model and protocol are left out; charts draw them in panels of
+ * their own ({@linkcode groupLabeler}).
  */
 export function seriesLabeler(cells: readonly CellSummary[]): SeriesLabeler {
   const selection = (c: CellSummary) =>
     Number.isNaN(c.safeguard) ? c.policy : `${c.policy} + safeguard ${c.safeguard}`;
   const selections = new Map<string, Set<string>>();
+  const settings = new Map<string, Set<string>>();
   for (const c of cells) {
-    const set = selections.get(methodLabel(c)) ?? new Set();
-    selections.set(methodLabel(c), set.add(selection(c)));
+    const label = methodLabel(c);
+    selections.set(label, (selections.get(label) ?? new Set()).add(selection(c)));
+    settings.set(label, (settings.get(label) ?? new Set()).add(c.settings));
+  }
+  // Per method label, the settings keys whose words differ between its series.
+  const differing = new Map<string, string[]>();
+  for (const [label, variants] of settings) {
+    if (variants.size < 2) continue;
+    const phrases = [...variants].map(settingsPhrases);
+    const keys = [...new Set(phrases.flatMap((p) => Object.keys(p)))].sort()
+      .filter((k) => new Set(phrases.map((p) => p[k])).size > 1);
+    // Settings that differ in no word (written by hand) are named as the rows hold them.
+    differing.set(label, keys.length > 0 ? keys : [RAW_SETTINGS]);
   }
   const seeds = new Set(cells.map((c) => c.seed)).size > 1;
-  return (c) =>
-    [
-      methodLabel(c),
-      ...((selections.get(methodLabel(c))?.size ?? 0) > 1 ? [selection(c)] : []),
+  return (c) => {
+    const label = methodLabel(c);
+    const phrases = settingsPhrases(c.settings);
+    const named = (differing.get(label) ?? []).flatMap((k) =>
+      k === RAW_SETTINGS
+        ? [`settings ${c.settings === "" ? "{}" : c.settings}`]
+        : phrases[k] === undefined || phrases[k] === PLAIN_SETTINGS[k]
+        ? []
+        : [phrases[k]]
+    );
+    return [
+      label,
+      ...((selections.get(label)?.size ?? 0) > 1 ? [selection(c)] : []),
+      ...named,
       ...(seeds ? [`seed ${c.seed}`] : []),
     ].join(" · ");
+  };
+}
+
+/** The label part for settings that differ in no word: the rows' text itself. */
+const RAW_SETTINGS = "";
+
+/** The run settings a series label can name, with what a plain run has (a label leaves out). */
+const PLAIN_SETTINGS: Record<string, string> = {
+  artifacts: "no method files recorded",
+  methodVersion: "unversioned",
+  sampling: "greedy",
+  window: "window spec",
+};
+
+/**
+ * A series' run settings (the rows' `settings`) in words, by key, every key a label can name
+ * included: what a plain run has where the settings leave it out. `window 4096` or
+ * `window spec`; `temperature 0.6, top-p 0.95` (top-p and top-k where they filter) or `greedy`;
+ * `version 2` or `unversioned`; the method's files as the sweep identified them (`gates
+ * sha256:…`); any other key as `key=value`.
+ *
+ * @example
+ * ```ts
+ * settingsPhrases('{"window":4096}').window; // "window 4096"
+ * settingsPhrases("").sampling; // "greedy"
+ * ```
+ */
+export function settingsPhrases(settings: string): Record<string, string> {
+  const phrases = { ...PLAIN_SETTINGS };
+  const parsed = settings === "" ? {} : JSON.parse(settings) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === "window") phrases.window = `window ${value}`;
+    else if (key === "methodVersion") phrases.methodVersion = `version ${value}`;
+    else if (key === "artifacts") phrases.artifacts = String(value);
+    else if (key === "sampling") phrases.sampling = samplingPhrase(value);
+    else phrases[key] = `${key}=${JSON.stringify(value)}`;
+  }
+  return phrases;
+}
+
+/** Sampling settings in words: the temperature, then top-p and top-k where they filter. */
+function samplingPhrase(value: unknown): string {
+  const { temperature, topP, topK } = value as {
+    temperature: number;
+    topP?: number;
+    topK?: number;
+  };
+  return [
+    `temperature ${temperature}`,
+    ...(topP !== undefined && topP < 1 ? [`top-p ${topP}`] : []),
+    ...(topK !== undefined && topK > 0 ? [`top-k ${topK}`] : []),
+  ].join(", ");
 }
 
 /**

@@ -5,7 +5,10 @@
  * score over the `full` cache's score on the same model, task and protocol.
  *
  * Cells of different series never merge: a series is a model, protocol, method with its
- * params, selection policy, safeguard and seed ({@linkcode seriesKey}). Averages are per series,
+ * params, selection policy, safeguard, seed and run settings (window, sampling, the method's
+ * version and files: {@linkcode seriesKey}). Cells of one task never merge either: a task run
+ * under other options, another task version or other data files is a variant of its own, labelled
+ * by what tells it apart ({@linkcode CellSummary.task}). Averages are per series,
  * budget and suite (needle retrieval and math reasoning do not average into one number): one
  * over the suite's tasks, and one per context length asked (RULER's headline is the mean of its
  * tasks at each length). Each holds the relative performance averaged over the tasks, ×100,
@@ -40,15 +43,28 @@ export interface CellSummary {
   protocol: string;
   /** The sweep's seed (the rows' `seed`: methods' randomness). */
   seed: number;
+  /**
+   * The run settings of the series (the rows' `settings`: window, sampling, method version and
+   * files, as canonical JSON of those that differ from a plain run; "" when none does).
+   */
+  settings: string;
   suite: string;
   /**
    * The task, or "(average)". When the rows hold one task under several option sets (two
-   * context lengths, two task seeds), each cell's task names the options that tell it apart:
-   * `niah_single_1 (4096 tokens)`.
+   * context lengths, two task seeds), task versions or data files, each cell's task names what
+   * tells it apart: `niah_single_1 (4096 tokens)`, `vt (version 2)`,
+   * `longbench_file (data 9f86d081)`.
    */
   task: string;
   /** The cell's task options as canonical JSON (the rows' `task_options`; "" for averages). */
   task_options: string;
+  /** The cell's task version (the rows' `task_version`; NaN for averages and old rows). */
+  task_version: number;
+  /**
+   * The SHA-256 of the files the cell's task read (the rows' `task_data`; "" for averages and
+   * tasks that read none).
+   */
+  task_data: string;
   /**
    * The context length asked, in tokens (the task options' `targetTokens`): a task cell's, or
    * the length an average runs at. NaN for a task without one and for a suite's overall
@@ -88,21 +104,22 @@ export interface CellSummary {
 /** The fields of a cell that make its results incomparable with another series'. */
 export type SeriesFields = Pick<
   CellSummary,
-  "model" | "protocol" | "method" | "params" | "policy" | "safeguard" | "seed"
+  "model" | "protocol" | "method" | "params" | "policy" | "safeguard" | "seed" | "settings"
 >;
 
 /**
- * The series a cell belongs to: model, protocol, method, params, policy, safeguard and seed.
- * Cells of two series are never averaged together, drawn as one line or listed as one row.
+ * The series a cell belongs to: model, protocol, method, params, policy, safeguard, seed and run
+ * settings. Cells of two series are never averaged together, drawn as one line or listed as one
+ * row.
  *
  * @example
  * ```ts
- * seriesKey(cell) === seriesKey(other); // same model, protocol, method, params, policy, α, seed
+ * seriesKey(cell) === seriesKey(other); // same model, protocol, method, …, seed and settings
  * ```
  */
 export function seriesKey(c: SeriesFields): string {
   const safeguard = Number.isNaN(c.safeguard) ? "" : String(c.safeguard);
-  return [c.model, c.protocol, c.method, c.params, c.policy, safeguard, String(c.seed)]
+  return [c.model, c.protocol, c.method, c.params, c.policy, safeguard, String(c.seed), c.settings]
     .join("\u0000");
 }
 
@@ -116,9 +133,12 @@ export const CELL_COLUMNS: readonly (keyof CellSummary)[] = [
   "safeguard",
   "protocol",
   "seed",
+  "settings",
   "suite",
   "task",
   "task_options",
+  "task_version",
+  "task_data",
   "target_tokens",
   "budget_kind",
   "budget",
@@ -210,6 +230,9 @@ export function aggregate(
     const sampleScores = [...bySample.values()].map((qs) => mean(qs.map((q) => q.score)));
     const [low, high] = bootstrapInterval(sampleScores, { seed: hashSeed(first.cell_id) });
     const avg = (c: keyof ResultRow) => mean(cellRows.map((r) => r[c] as number));
+    // One cell's rows share these (they are in its id); rows upgraded from an older rows.csv
+    // may lack them, so the cell takes the value any of its rows records.
+    const recorded = (c: "settings" | "task_data") => cellRows.find((r) => r[c] !== "")?.[c] ?? "";
     cells.push({
       scope: "task",
       model: first.model,
@@ -219,9 +242,12 @@ export function aggregate(
       safeguard: first.safeguard,
       protocol: first.protocol,
       seed: first.seed,
+      settings: recorded("settings"),
       suite: first.suite,
       task: first.task,
       task_options: first.task_options,
+      task_version: first.task_version,
+      task_data: recorded("task_data"),
       target_tokens: targetTokens(first.task_options),
       budget_kind: first.budget_kind,
       budget: first.budget,
@@ -245,9 +271,11 @@ export function aggregate(
   // Asked by task name, before labels add the options that tell a task's variants apart.
   const averagedCells = cells.filter((c) => averaged(c.task));
   labelTaskVariants(cells);
-  // Relative performance against the full cache of the same model, task and protocol: at the
-  // same seed where the run has one there, else at any (the full cache never uses the seed).
-  const taskKey = (c: CellSummary) => `${c.model}\u0000${c.task}\u0000${c.protocol}`;
+  // Relative performance against the full cache of the same model, task variant, protocol and
+  // sampling: at the same seed where the run has one there, else at any (the full cache never
+  // uses the seed, and none of the other run settings either).
+  const taskKey = (c: CellSummary) =>
+    [c.model, c.task, c.protocol, samplingOf(c.settings)].join("\u0000");
   const fullAtSeed = new Map<string, number>();
   const fullAtAnySeed = new Map<string, number>();
   for (const c of cells) {
@@ -297,6 +325,8 @@ export function aggregate(
       scope: "average",
       task: "(average)",
       task_options: "",
+      task_version: NaN,
+      task_data: "",
       target_tokens: length,
       n_samples: group.reduce((n, c) => n + c.n_samples, 0),
       n_queries: group.reduce((n, c) => n + c.n_queries, 0),
@@ -315,7 +345,14 @@ export function aggregate(
       selection_ms: avg("selection_ms"),
     });
   }
-  const series = (c: CellSummary) => [c.method, c.params, c.policy, c.safeguard, c.seed];
+  const series = (c: CellSummary) => [
+    c.method,
+    c.params,
+    c.policy,
+    c.safeguard,
+    c.seed,
+    c.settings,
+  ];
   // Averages first (per model, protocol, suite, then the suite's overall before its lengths),
   // then task cells; the largest budget first.
   const order = (c: CellSummary): (string | number)[] =>
@@ -357,28 +394,56 @@ function targetTokens(taskOptions: string): number {
 }
 
 /**
- * Where one task holds cells under several option sets, append to each cell's task the options
- * that differ between them, the context length asked first (`vt (4096 tokens, seed=1)`), so
- * that no two cells of a chart or table read alike and each compares with the full cache of its
- * own variant.
+ * The sampling settings in a cell's run settings, as their canonical JSON ("" for greedy
+ * answers): the only run setting that changes what the full cache answers.
+ */
+function samplingOf(settings: string): string {
+  if (settings === "") return "";
+  const sampling = (JSON.parse(settings) as Record<string, unknown>).sampling;
+  return sampling === undefined ? "" : JSON.stringify(sampling);
+}
+
+/**
+ * Where one task holds cells under several variants (option sets, task versions, data files),
+ * append to each cell's task what differs between them: the options first, the context length
+ * asked before the others, then the version and the data's digest (its first 8 hex digits per
+ * file): `vt (4096 tokens, seed=1)`, `vt (version 2)`, `longbench_file (data 9f86d081)`. So no two
+ * cells of a chart or table read alike, and each compares with the full cache of its own variant.
  */
 function labelTaskVariants(cells: CellSummary[]): void {
   const parsed = (text: string): Record<string, unknown> => text === "" ? {} : JSON.parse(text);
+  const variant = (c: CellSummary) =>
+    JSON.stringify([c.task_options, String(c.task_version), c.task_data]);
   for (const group of groupBy(cells, (c) => c.task).values()) {
-    const variants = [...new Set(group.map((c) => c.task_options))].map(parsed);
+    const variants = [...new Set(group.map(variant))].map((v) => JSON.parse(v) as string[]);
     if (variants.length < 2) continue;
-    const keys = [...new Set(variants.flatMap((v) => Object.keys(v)))].sort(targetTokensFirst)
-      .filter((k) => new Set(variants.map((v) => JSON.stringify(v[k] ?? null))).size > 1);
+    const options = variants.map(([o]) => parsed(o));
+    const keys = [...new Set(options.flatMap((v) => Object.keys(v)))].sort(targetTokensFirst)
+      .filter((k) => new Set(options.map((v) => JSON.stringify(v[k] ?? null))).size > 1);
+    const versions = new Set(variants.map(([, v]) => v)).size > 1;
+    const data = new Set(variants.map(([, , d]) => d)).size > 1;
     for (const c of group) {
-      const options = parsed(c.task_options);
-      const shown = keys.map((k) =>
-        k === "targetTokens" && typeof options[k] === "number"
-          ? `${options[k]} tokens`
-          : `${k}=${JSON.stringify(options[k] ?? null)}`
-      );
+      const own = parsed(c.task_options);
+      const shown = [
+        ...keys.map((k) =>
+          k === "targetTokens" && typeof own[k] === "number"
+            ? `${own[k]} tokens`
+            : `${k}=${JSON.stringify(own[k] ?? null)}`
+        ),
+        ...(versions
+          ? [Number.isNaN(c.task_version) ? "version unrecorded" : `version ${c.task_version}`]
+          : []),
+        ...(data ? [dataPhrase(c.task_data)] : []),
+      ];
       c.task = `${c.task} (${shown.length > 0 ? shown.join(", ") : "options unrecorded"})`;
     }
   }
+}
+
+/** A task's data digest in a label: `data 9f86d081`, `data 9f86d081+1a2b3c4d` for two files. */
+function dataPhrase(digests: string): string {
+  if (digests === "") return "no data digest";
+  return `data ${digests.split(",").map((d) => d.slice(0, 8)).join("+")}`;
 }
 
 function targetTokensFirst(a: string, b: string): number {

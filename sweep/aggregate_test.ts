@@ -278,3 +278,89 @@ Deno.test("MRCR keeps its cells but is left out of averages; a series missing a 
     .find((c) => c.scope === "average" && c.method === "snapkv")!;
   assert(Number.isNaN(partial.score) && Number.isNaN(partial.absolute));
 });
+
+/** Rows of full (score `full`) and snapkv at 0.5 (score `snap`) on tasks a and b, 2 samples each. */
+function scored(full: number, snap: number): ResultRow[] {
+  const rows = pair(snap);
+  for (const r of rows) if (r.method === "full") r.score = full;
+  return rows;
+}
+
+/** The sampling settings of a sweep at `temperature`, as rows record them. */
+function sampled(temperature: number): string {
+  return `{"sampling":{"temperature":${temperature},"topK":0,"topP":1}}`;
+}
+
+Deno.test("rows that differ only in window, method version or sampling are series of their own", () => {
+  const plain = pair(0.5);
+  const snap = plain.filter((r) => r.method === "snapkv");
+  const rows = [
+    ...plain,
+    ...variant(snap, "w", { settings: '{"window":4096}', score: 1 }),
+    ...variant(snap, "v2", { settings: '{"methodVersion":2}', score: 0.25 }),
+    // Sampled at 0.7 with its own full cache, and at 0.9 without one.
+    ...variant(scored(0.5, 0.25), "t7", { settings: sampled(0.7) }),
+    ...variant(snap, "t9", { settings: sampled(0.9) }),
+  ];
+  const cells = aggregate(rows);
+  const averages = cells.filter((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  );
+  const of = (settings: string) => averages.find((c) => c.settings === settings)!;
+  assertEquals(averages.length, 5);
+  assertAlmostEquals(of("").score, 50, 1e-9);
+  assertAlmostEquals(of('{"window":4096}').score, 100, 1e-9);
+  assertAlmostEquals(of('{"methodVersion":2}').score, 25, 1e-9);
+  assertAlmostEquals(of(sampled(0.7)).score, 50, 1e-9, "against the full cache sampled alike");
+  assert(Number.isNaN(of(sampled(0.9)).score), "no full cache sampled at 0.9: no relative figure");
+  assertAlmostEquals(of(sampled(0.9)).absolute, 0.5, 1e-9);
+  for (const c of averages) assertEquals(c.n_samples, 4, "2 samples × 2 tasks, not pooled");
+  const taskA = cells.filter((c) => c.scope === "task" && c.task === "a" && c.method === "snapkv");
+  assertEquals(new Set(taskA.map((c) => seriesKey(c))).size, 5);
+  const fulls = cells.filter((c) => c.scope === "average" && c.method === "full");
+  assertEquals(fulls.map((c) => c.settings).sort(), ["", "", sampled(0.7), sampled(0.7)]);
+});
+
+Deno.test("one task read from other data files or at another version: cells of their own, each against its own full cache", () => {
+  const digest = (d: string) => d.repeat(64);
+  const rows = [
+    ...variant(scored(1, 0.5), "d1", { task_data: digest("1") }),
+    ...variant(scored(0.5, 0.5), "d2", { task_data: digest("2") }),
+  ];
+  const cells = aggregate(rows);
+  const snap = (task: string) =>
+    cells.find((c) => c.scope === "task" && c.method === "snapkv" && c.task === task)!;
+  assertAlmostEquals(snap("a (data 11111111)").relative, 0.5, 1e-12);
+  assertAlmostEquals(snap("a (data 22222222)").relative, 1, 1e-12);
+  assertEquals(snap("b (data 22222222)").task_data, digest("2"));
+  const average = cells.find((c) =>
+    c.scope === "average" && c.method === "snapkv" && Number.isNaN(c.target_tokens)
+  )!;
+  assertAlmostEquals(average.score, 75, 1e-9, "four task variants, each relative to its own");
+  assertEquals(average.n_samples, 8);
+  // Two versions of a task, and two files of a loader task read at once.
+  const versions = aggregate([
+    ...scored(1, 0.5),
+    ...variant(scored(1, 1), "v2", { task_version: 2, task_data: `${digest("3")},${digest("4")}` }),
+  ]).filter((c) => c.scope === "task" && c.method === "snapkv").map((c) => [c.task, c.relative]);
+  assertEquals(versions.sort(), [
+    ["a (version 1, no data digest)", 0.5],
+    ["a (version 2, data 33333333+44444444)", 1],
+    ["b (version 1, no data digest)", 0.5],
+    ["b (version 2, data 33333333+44444444)", 1],
+  ]);
+});
+
+Deno.test("a cell whose older rows lack its settings and task data takes those its newer rows record", () => {
+  const rows = scored(1, 0.5).map((r, i) => ({
+    ...r,
+    // Rows of each cell alternate: upgraded from an older rows.csv, then written since.
+    settings: i % 2 === 0 ? "" : '{"window":64}',
+    task_data: i % 2 === 0 ? "" : "ab".repeat(32),
+  }));
+  const cells = aggregate(rows);
+  assert(cells.every((c) => c.settings === '{"window":64}'), "one series per method");
+  const averages = cells.filter((c) => c.scope === "average" && Number.isNaN(c.target_tokens));
+  assertEquals(averages.length, 2);
+  assert(cells.filter((c) => c.scope === "task").every((c) => c.task_data === "ab".repeat(32)));
+});

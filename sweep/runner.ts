@@ -253,7 +253,11 @@ export async function runSweep(
   const artifacts = await preflight(config, tasks);
   const datasets = await datasetDigests(tasks);
   const methods = methodSpecs(config);
-  const store = await ResultsStore.open(config.out); // fails before any work if unwritable
+  // Fails before any work if unwritable. An older rows.csv is upgraded to today's columns, with
+  // the settings and task data of the cells this sweep proves its own.
+  const store = await ResultsStore.open(config.out, {
+    legacyValues: (rows) => legacyCellValues(rows, { config, tasks, artifacts, datasets }),
+  });
   // Each sweep into the directory adds its session to run.json; earlier ones stay as they were.
   const runJson = `${config.out}/run.json`;
   const session = await startSession({
@@ -278,6 +282,12 @@ export async function runSweep(
 
   // What each method runs: its default selection with the entry's policy and safeguard.
   const policies = methods.map((m) => methodPolicy(m, config.protocol));
+  const settings = Object.fromEntries(
+    config.models.map((modelDir) => [
+      modelDir,
+      methods.map((m, i) => runSettings(config, m, artifacts[modelDir][i])),
+    ]),
+  );
   const perModel = tasks.reduce((n, t) => n + (t.options.n as number) * methods.length, 0);
   const progress = options.progress === false
     ? null
@@ -304,7 +314,8 @@ export async function runSweep(
           const label = `${modelDir} · ${taskUnit.task} · sample ${s + 1}/${n} · ${method.id}`;
           if (options.shard && unit % options.shard.count !== options.shard.index) continue;
           samples ??= await collect(taskSamples(taskUnit.task, taskUnit.options, { tokenizer }));
-          task ??= taskIdentity(taskUnit, samples, datasets);
+          task ??= taskIdentity(taskUnit, metricsOf(samples), datasets);
+          const taskData = task.data ?? "";
           const cellIds = new Map<number, string>();
           for (const budget of budgetsFor(config, method)) {
             const files = artifacts[modelDir][methods.indexOf(method)];
@@ -380,9 +391,11 @@ export async function runSweep(
               task: taskUnit.task,
               task_options: canonicalJson(sampleOptions(taskUnit)),
               task_version: adapter.version,
+              task_data: taskData,
               budget_kind: o.budgetKind,
               budget: o.budget,
               seed: config.seed,
+              settings: settings[modelDir][methods.indexOf(method)],
               sample_id: sample.id,
               sample_meta: canonicalJson(sample.meta),
               query_index: o.queryIndex,
@@ -462,9 +475,14 @@ interface TaskIdentity {
   data?: string;
 }
 
+/** The metric names a task unit's samples use, sorted. */
+function metricsOf(samples: readonly Sample[]): string[] {
+  return [...new Set(samples.flatMap((s) => s.queries.map((q) => q.metric)))].sort();
+}
+
 function taskIdentity(
   unit: TaskUnit,
-  samples: readonly Sample[],
+  metrics: string[],
   datasets: Record<string, string>,
 ): TaskIdentity {
   const files = filesOf(unit);
@@ -477,7 +495,7 @@ function taskIdentity(
   return {
     task: unit.task,
     version: getTask(unit.task).version,
-    metrics: [...new Set(samples.flatMap((s) => s.queries.map((q) => q.metric)))].sort(),
+    metrics,
     options: sampleOptions(unit),
     ...(data === undefined ? {} : { data }),
   };
@@ -519,6 +537,77 @@ async function cellId(
     // Greedy runs keep the ids they had before sampling existed.
     ...(config.sampling === undefined ? {} : { sampling: config.sampling }),
   }));
+}
+
+/**
+ * The rows' `settings`: what a cell's id holds of the sweep and the method beyond the rows' other
+ * columns, as canonical JSON of the keys that differ from a plain run (the cell id's names:
+ * `artifacts`, `methodVersion`, `sampling`, `window`), or "" when none does. Reports keep rows
+ * whose settings differ in series of their own.
+ */
+function runSettings(config: SweepConfig, method: MethodSpec, files: string | undefined): string {
+  const version = getMethod(method.id).version;
+  const settings = {
+    ...(files === undefined ? {} : { artifacts: files }),
+    ...(version === undefined ? {} : { methodVersion: version }),
+    ...(config.sampling === undefined ? {} : { sampling: config.sampling }),
+    ...(config.window === "spec" ? {} : { window: config.window }),
+  };
+  return Object.keys(settings).length === 0 ? "" : canonicalJson(settings);
+}
+
+/** What {@linkcode legacyCellValues} knows of the sweep. */
+interface SweepPlan {
+  config: SweepConfig;
+  tasks: readonly TaskUnit[];
+  artifacts: Artifacts;
+  datasets: Record<string, string>;
+}
+
+/**
+ * The `settings` and `task_data` of the cells of an older rows.csv that this sweep can prove its
+ * own, by cell id: a cell whose id this config gives again, for the model, method, budget, task
+ * and options its rows record (with the metrics they use), was made with this config's settings
+ * and data. Other cells (another sweep's, or one whose rows so far miss a metric of its task)
+ * are left out and keep the legacy values.
+ */
+async function legacyCellValues(
+  rows: readonly ResultRow[],
+  plan: SweepPlan,
+): Promise<Map<string, Partial<ResultRow>>> {
+  const { config, tasks, artifacts, datasets } = plan;
+  const methods = methodSpecs(config);
+  const cells = new Map<string, { row: ResultRow; metrics: Set<string> }>();
+  for (const row of rows) {
+    const cell = cells.get(row.cell_id) ?? { row, metrics: new Set<string>() };
+    cell.metrics.add(row.metric);
+    cells.set(row.cell_id, cell);
+  }
+  const known = new Map<string, Partial<ResultRow>>();
+  for (const [id, { row, metrics }] of cells) {
+    if (!config.models.includes(row.model)) continue;
+    const units = tasks.filter((u) =>
+      u.task === row.task && canonicalJson(sampleOptions(u)) === row.task_options
+    );
+    search: for (const unit of units) {
+      const task = taskIdentity(unit, [...metrics].sort(), datasets);
+      for (const [i, method] of methods.entries()) {
+        if (method.id !== row.method || canonicalJson(method.params) !== row.params) continue;
+        const files = artifacts[row.model][i];
+        const again = await cellId(row.model, method, {
+          budget: row.budget,
+          kind: budgetKind(config),
+        }, { task, config, files });
+        if (again !== id) continue;
+        known.set(id, {
+          settings: runSettings(config, method, files),
+          task_data: task.data ?? "",
+        });
+        break search;
+      }
+    }
+  }
+  return known;
 }
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

@@ -5,6 +5,9 @@
  *   and then committed by atomically replacing `rows.commit` (the byte length of the committed
  *   rows). Opening the store truncates anything past that length, so a run killed mid-write
  *   loses at most its last uncommitted batch and never leaves a half-written row.
+ * - A rows.csv written by an earlier evictbench (fewer columns) is read as it is; opening it to
+ *   append rewrites it in today's layout first, through `rows.csv.upgrade`, in steps that a kill
+ *   at any instant leaves recoverable (see {@linkcode ResultsStore.open}).
  * - `run.json`: the run's provenance (written by the runner through {@linkcode writeJsonAtomic}).
  * - `cells.csv`: aggregates, derived from rows.csv (see aggregate.ts).
  *
@@ -31,9 +34,11 @@ export const ROW_COLUMNS = [
   "task",
   "task_options",
   "task_version",
+  "task_data",
   "budget_kind",
   "budget",
   "seed",
+  "settings",
   "sample_id",
   "sample_meta",
   "query_index",
@@ -112,12 +117,27 @@ export interface ResultRow {
   /** The task adapter's `version` (tasks/types.ts); NaN in rows written before the column. */
   task_version: number;
   /**
+   * The SHA-256 of the file the task read (a loader's `path`, an essay haystack; comma-joined
+   * when it reads several), as in the cell id: "" for a task that reads none, and in rows
+   * written before the column that no sweep since has identified.
+   */
+  task_data: string;
+  /**
    * What `budget` counts ({@linkcode BUDGET_KINDS}): "kept_ratio" or "context_tokens" (prefill
    * protocols), "entries_per_head" (decode).
    */
   budget_kind: string;
   budget: number;
   seed: number;
+  /**
+   * What else the cell id holds of the sweep and the method, as canonical JSON of the keys that
+   * differ from a plain run: `window` (tokens, when not "spec"), `sampling` (when answers are
+   * sampled), `methodVersion` (when the method declares one) and `artifacts` (what identifies
+   * the method's own files, such as `gated`'s gate file). "" when none does, and in rows written
+   * before the column that no sweep since has identified. Rows that differ in it are other
+   * series.
+   */
+  settings: string;
   sample_id: string;
   /**
    * The sample's `meta` as canonical JSON: what the task knows about it (a needle's depths, a
@@ -186,28 +206,57 @@ interface AddedColumn {
   legacy: string | number;
 }
 
-/** Columns added since the first rows.csv, oldest first. */
-const ADDED_COLUMNS: readonly AddedColumn[] = [
-  { column: "task_options", legacy: "" },
-  { column: "task_version", legacy: NaN },
-  { column: "safeguard", legacy: NaN },
-  { column: "sample_meta", legacy: "" },
-  { column: "stop_reason", legacy: "" },
-  { column: "answer_nll", legacy: NaN },
+/** Columns that one release of evictbench added to rows.csv. */
+interface Release {
+  columns: readonly AddedColumn[];
+  /**
+   * Whether the release also changed how cells are identified: a sweep cannot resume rows
+   * written before it (their cell ids are not today's), so their stores are read, never upgraded.
+   */
+  newCellIds: boolean;
+}
+
+/** The releases that added columns since the first rows.csv, oldest first. */
+const RELEASES: readonly Release[] = [
+  { columns: [{ column: "task_options", legacy: "" }], newCellIds: true },
+  { columns: [{ column: "task_version", legacy: NaN }], newCellIds: true },
+  { columns: [{ column: "safeguard", legacy: NaN }], newCellIds: true },
+  { columns: [{ column: "sample_meta", legacy: "" }], newCellIds: false },
+  { columns: [{ column: "stop_reason", legacy: "" }], newCellIds: false },
+  { columns: [{ column: "answer_nll", legacy: NaN }], newCellIds: false },
+  {
+    columns: [{ column: "task_data", legacy: "" }, { column: "settings", legacy: "" }],
+    newCellIds: false,
+  },
 ];
 
-/**
- * The headers of earlier rows.csv files, newest first: each lacks the columns added after it.
- * They are read (the missing columns take their legacy values), never appended to.
- */
-const LEGACY_LAYOUTS: readonly {
+/** A header rows.csv has held: its columns, and those it lacks with the values they read as. */
+interface Layout {
   columns: readonly RowColumn[];
   missing: readonly AddedColumn[];
-}[] = ADDED_COLUMNS.map((_, i) => {
-  const missing = ADDED_COLUMNS.slice(ADDED_COLUMNS.length - 1 - i);
+  /** Whether a sweep may upgrade it and go on appending (its cell ids are today's). */
+  upgradable: boolean;
+}
+
+/** Today's layout. */
+const CURRENT_LAYOUT: Layout = { columns: ROW_COLUMNS, missing: [], upgradable: true };
+
+/** The layouts of earlier rows.csv files, newest first: each lacks the columns added after it. */
+const LEGACY_LAYOUTS: readonly Layout[] = RELEASES.map((_, i) => {
+  const later = RELEASES.slice(RELEASES.length - 1 - i);
+  const missing = later.flatMap((r) => r.columns);
   const names = new Set(missing.map((m) => m.column));
-  return { columns: ROW_COLUMNS.filter((c) => !names.has(c)), missing };
+  return {
+    columns: ROW_COLUMNS.filter((c) => !names.has(c)),
+    missing,
+    upgradable: later.every((r) => !r.newCellIds),
+  };
 });
+
+/** The header line of a layout, as rows.csv holds it. */
+function headerLine(layout: Layout): string {
+  return stringify([layout.columns as unknown as string[]]);
+}
 
 /** The key that identifies a row across reruns. */
 export function rowKey(row: Pick<ResultRow, "cell_id" | "sample_id" | "query_index">): string {
@@ -254,7 +303,7 @@ export function parseRowsCsv(text: string, path = "rows.csv"): ResultRow[] {
     throw new InputError(`${path}: not valid CSV (${(error as Error).message.split("\n")[0]})`);
   }
   const [header, ...body] = records;
-  const layout = [{ columns: ROW_COLUMNS, missing: [] }, ...LEGACY_LAYOUTS]
+  const layout = [CURRENT_LAYOUT, ...LEGACY_LAYOUTS]
     .find((l) => header.join(",") === l.columns.join(","));
   if (layout === undefined) {
     throw new InputError(
@@ -312,6 +361,36 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
 }
 
+/** The file an upgrade writes before it replaces rows.csv. */
+const UPGRADE_FILE = "rows.csv.upgrade";
+
+/**
+ * The steps of an upgrade to today's layout, in order: the upgraded rows written and fsynced to
+ * rows.csv.upgrade; rows.commit naming that file; rows.csv replaced by it. rows.commit then
+ * names rows.csv again.
+ */
+export type UpgradeStep = "written" | "committed" | "replaced";
+
+/** Options of {@linkcode ResultsStore.open}. */
+export interface OpenOptions {
+  /**
+   * When opening upgrades an older rows.csv: values, by cell id, for the columns it lacks (the
+   * sweep runner passes the settings and task data of the cells it can prove its own). Called
+   * once with the committed rows, the missing columns at their legacy values, and the names of
+   * the missing columns; only those columns are taken from what it returns, so no value a row
+   * holds changes. Absent: every missing column keeps its legacy value.
+   */
+  legacyValues?: (
+    rows: readonly ResultRow[],
+    missing: readonly RowColumn[],
+  ) => Promise<Map<string, Partial<ResultRow>>>;
+  /**
+   * Called after each step of an upgrade. For tests: throwing from it stops the upgrade there,
+   * as a kill would.
+   */
+  onUpgradeStep?: (step: UpgradeStep) => void | Promise<void>;
+}
+
 /**
  * The rows of one run directory: committed rows survive any kill; appends are batched.
  *
@@ -339,8 +418,17 @@ export class ResultsStore {
   /**
    * Open (creating if needed) the store in `dir`, rolling rows.csv back to its last committed
    * length. Fails with an InputError when the directory cannot be written.
+   *
+   * A rows.csv of an earlier layout whose cells are identified as today's is upgraded in place:
+   * its committed rows, with the columns it lacks at their legacy values (or those
+   * `options.legacyValues` gives), are written to rows.csv.upgrade and fsynced; rows.commit is
+   * replaced by one naming that file and its length; the file is renamed over rows.csv; and
+   * rows.commit names rows.csv again. A kill before the second step leaves rows.csv as it was
+   * (the next open upgrades it again, overwriting the unused file); after it, the next open
+   * finishes the rename and the commit. Readers follow rows.commit to whichever file holds the committed rows. A layout
+   * from before today's cell ids is refused: its report builds, a sweep cannot resume it.
    */
-  static async open(dir: string): Promise<ResultsStore> {
+  static async open(dir: string, options: OpenOptions = {}): Promise<ResultsStore> {
     try {
       await Deno.mkdir(dir, { recursive: true });
       const probe = `${dir}/.write-probe`;
@@ -350,9 +438,11 @@ export class ResultsStore {
       throw new InputError(`${dir}: cannot write the run directory (${(error as Error).message})`);
     }
     const rowsPath = `${dir}/rows.csv`;
-    const header = stringify([ROW_COLUMNS as unknown as string[]]);
-    let committed = await committedLength(dir);
-    if (committed === null) {
+    const commitPath = `${dir}/rows.commit`;
+    const upgradePath = `${dir}/${UPGRADE_FILE}`;
+    const commit = await readCommit(dir);
+    let committed: number;
+    if (commit === null) {
       // A new run directory. rows.csv without rows.commit is someone's results: never reset them.
       const held = await fileSize(rowsPath);
       if (held !== null && held > 0) {
@@ -361,17 +451,37 @@ export class ResultsStore {
             "changed; to keep every complete row, write rows.csv's byte length into rows.commit",
         );
       }
+      const header = headerLine(CURRENT_LAYOUT);
       await writeTextAtomic(rowsPath, header);
       committed = new TextEncoder().encode(header).length;
-      await writeTextAtomic(`${dir}/rows.commit`, `${committed}\n`);
+      await writeTextAtomic(commitPath, `${committed}\n`);
     } else {
-      await refuseLegacy(rowsPath, header);
-      // Drop anything a killed run wrote after its last commit.
-      const file = await Deno.open(rowsPath, { write: true });
-      try {
-        await file.truncate(committed);
-      } finally {
-        file.close();
+      // A kill after an upgrade's commit: finish its rename (unless done) and its last commit.
+      // (Before that commit, rows.csv is as it was: the upgrade starts again, writing its file
+      // anew.)
+      if (commit.upgrading) {
+        if (commit.path === upgradePath) await Deno.rename(upgradePath, rowsPath);
+        await writeTextAtomic(commitPath, `${commit.length}\n`);
+      }
+      const layout = await layoutOf(rowsPath);
+      if (layout === CURRENT_LAYOUT) {
+        // Drop anything a killed run wrote after its last commit.
+        const file = await Deno.open(rowsPath, { write: true });
+        try {
+          await file.truncate(commit.length);
+        } finally {
+          file.close();
+        }
+        committed = commit.length;
+      } else if (layout.upgradable) {
+        committed = await upgrade(dir, { length: commit.length, layout }, options);
+      } else {
+        const missing = layout.missing.map((m) => m.column);
+        throw new InputError(
+          `${rowsPath}: written by an earlier evictbench (no ${missing.join(" or ")} column), ` +
+            "whose cells were identified otherwise; its report still builds, but a sweep cannot " +
+            "add to it: choose another --out",
+        );
       }
     }
     const rows = parseRowsCsv(await Deno.readTextFile(rowsPath), rowsPath);
@@ -417,31 +527,68 @@ export class ResultsStore {
 }
 
 /**
- * Refuse, before anything is written, to extend a rows.csv whose header is not today's: rows
- * from before the task_options, task_version or safeguard column can be read (the report builds)
- * but not appended to: their cells were identified otherwise, so a resume would not find them.
+ * Rewrite the first `length` bytes of `dir`'s rows.csv, of layout `layout`, in today's layout
+ * (the steps {@linkcode ResultsStore.open} describes); returns the committed length after it.
  */
-async function refuseLegacy(rowsPath: string, header: string): Promise<void> {
-  const file = await Deno.open(rowsPath, { read: true });
-  let start: string;
+async function upgrade(
+  dir: string,
+  { length, layout }: { length: number; layout: Layout },
+  options: OpenOptions,
+): Promise<number> {
+  const rowsPath = `${dir}/rows.csv`;
+  const upgradePath = `${dir}/${UPGRADE_FILE}`;
+  const held = await Deno.readFile(rowsPath);
+  const rows = parseRowsCsv(new TextDecoder().decode(held.subarray(0, length)), rowsPath);
+  const missing = layout.missing.map((m) => m.column);
+  const known = await options.legacyValues?.(rows, missing) ?? new Map();
+  for (const row of rows) {
+    const values = known.get(row.cell_id);
+    if (values === undefined) continue;
+    const target = row as unknown as Record<string, unknown>;
+    for (const column of missing) if (column in values) target[column] = values[column];
+  }
+  const bytes = new TextEncoder().encode(headerLine(CURRENT_LAYOUT) + rowsToCsv(rows));
+  const file = await Deno.open(upgradePath, { write: true, create: true, truncate: true });
   try {
-    const bytes = new Uint8Array(new TextEncoder().encode(header).length);
-    const n = await file.read(bytes);
-    start = new TextDecoder().decode(bytes.subarray(0, n ?? 0));
+    await writeAll(file, bytes);
+    await file.sync();
   } finally {
     file.close();
   }
-  if (start === header) return;
-  const legacy = LEGACY_LAYOUTS.find((l) => start.startsWith(`${l.columns.join(",")}\n`));
-  if (legacy !== undefined) {
-    const missing = legacy.missing.map((m) => m.column);
-    throw new InputError(
-      `${rowsPath}: written by an earlier evictbench (no ${missing.join(" or ")} column); its ` +
-        "report still builds, but a sweep cannot add to it: choose another --out",
-    );
+  await options.onUpgradeStep?.("written");
+  await writeTextAtomic(`${dir}/rows.commit`, `${bytes.length} ${UPGRADE_FILE}\n`);
+  await options.onUpgradeStep?.("committed");
+  await Deno.rename(upgradePath, rowsPath);
+  await options.onUpgradeStep?.("replaced");
+  await writeTextAtomic(`${dir}/rows.commit`, `${bytes.length}\n`);
+  return bytes.length;
+}
+
+/**
+ * The layout of the rows.csv at `path`, from its header; an InputError for a header evictbench
+ * never wrote.
+ */
+async function layoutOf(path: string): Promise<Layout> {
+  const longest = new TextEncoder().encode(headerLine(CURRENT_LAYOUT)).length;
+  const file = await Deno.open(path, { read: true });
+  let start: string;
+  try {
+    const bytes = new Uint8Array(longest);
+    let n = 0;
+    while (n < longest) {
+      const read = await file.read(bytes.subarray(n));
+      if (read === null) break;
+      n += read;
+    }
+    start = new TextDecoder().decode(bytes.subarray(0, n));
+  } finally {
+    file.close();
   }
+  if (start === headerLine(CURRENT_LAYOUT)) return CURRENT_LAYOUT;
+  const legacy = LEGACY_LAYOUTS.find((l) => start.startsWith(headerLine(l)));
+  if (legacy !== undefined) return legacy;
   throw new InputError(
-    `${rowsPath}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
+    `${path}: unexpected header; expected the columns ${ROW_COLUMNS.join(",")}`,
   );
 }
 
@@ -455,12 +602,23 @@ async function fileSize(path: string): Promise<number | null> {
   }
 }
 
+/** What rows.commit says: the committed byte length of the file that holds the rows. */
+interface Commit {
+  length: number;
+  /** The file those bytes are in: rows.csv, or rows.csv.upgrade while an upgrade is under way. */
+  path: string;
+  /** Whether rows.commit names an upgrade that a kill interrupted. */
+  upgrading: boolean;
+}
+
 /**
- * The committed byte length of `dir`'s rows.csv, from rows.commit, or null for a directory
- * without rows.commit. A length that rows.csv does not hold (rows.csv missing, replaced or
- * truncated) is an InputError, so nothing is read past it or written over it.
+ * What `dir`'s rows.commit says, or null for a directory without one. rows.commit holds the
+ * committed length of rows.csv (`123456`), or while an upgrade is under way that of its file
+ * (`123789 rows.csv.upgrade`), which is rows.csv once renamed over it. A length that the file
+ * does not hold (missing, replaced or truncated) is an InputError, so nothing is read past it or
+ * written over it.
  */
-async function committedLength(dir: string): Promise<number | null> {
+async function readCommit(dir: string): Promise<Commit | null> {
   const path = `${dir}/rows.commit`;
   let text: string;
   try {
@@ -472,13 +630,38 @@ async function committedLength(dir: string): Promise<number | null> {
     }
     throw new InputError(`${path}: cannot read (${(error as Error).message})`);
   }
-  const n = Number(text.trim());
-  if (!Number.isInteger(n) || n < 0) {
+  const [count, file, ...rest] = text.trim().split(" ");
+  const n = Number(count);
+  const upgrading = file === UPGRADE_FILE;
+  if (!Number.isInteger(n) || n < 0 || (file !== undefined && !upgrading) || rest.length > 0) {
     throw new InputError(
       `${path}: expected the committed byte length of rows.csv, got "${text.trim()}"`,
     );
   }
-  const held = await fileSize(`${dir}/rows.csv`);
+  const rowsPath = `${dir}/rows.csv`;
+  const upgradePath = `${dir}/${UPGRADE_FILE}`;
+  if (upgrading) {
+    const pending = await fileSize(upgradePath);
+    if (pending !== null) {
+      if (n > pending) {
+        throw new InputError(
+          `${path}: says ${n} bytes of ${UPGRADE_FILE} are committed, but it holds ${pending}; ` +
+            "nothing was changed",
+        );
+      }
+      return { length: n, path: upgradePath, upgrading };
+    }
+    // Renamed over rows.csv already, unless something else removed it.
+    const held = await fileSize(rowsPath);
+    if (held === null || n > held || (await layoutOf(rowsPath)) !== CURRENT_LAYOUT) {
+      throw new InputError(
+        `${path}: names ${UPGRADE_FILE}, which is missing, and rows.csv is not its upgrade; ` +
+          "nothing was changed",
+      );
+    }
+    return { length: n, path: rowsPath, upgrading };
+  }
+  const held = await fileSize(rowsPath);
   if (held === null) {
     throw new InputError(
       `${dir}/rows.csv is missing, yet rows.commit says ${n} bytes are committed`,
@@ -490,24 +673,26 @@ async function committedLength(dir: string): Promise<number | null> {
         "(was it replaced or truncated?); nothing was changed",
     );
   }
-  return n;
+  return { length: n, path: rowsPath, upgrading };
 }
 
 /**
- * Read a run directory's committed rows without opening it for writing. Without rows.commit
- * (rows.csv copied on its own) every row of rows.csv is read.
+ * Read a run directory's committed rows without opening it for writing: an older layout is read
+ * as it is, and an upgrade a kill interrupted is read from where rows.commit says, neither
+ * rewritten. Without rows.commit (rows.csv copied on its own) every row of rows.csv is read.
  */
 export async function readRunRows(dir: string): Promise<ResultRow[]> {
-  const committed = await committedLength(dir);
+  const commit = await readCommit(dir);
+  const path = commit?.path ?? `${dir}/rows.csv`;
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(`${dir}/rows.csv`);
+    bytes = await Deno.readFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new InputError(`${dir}: no rows.csv (expected an evictbench run directory)`);
     }
-    throw new InputError(`${dir}/rows.csv: cannot read (${(error as Error).message})`);
+    throw new InputError(`${path}: cannot read (${(error as Error).message})`);
   }
-  const text = new TextDecoder().decode(bytes.subarray(0, committed ?? bytes.length));
-  return parseRowsCsv(text, `${dir}/rows.csv`);
+  const text = new TextDecoder().decode(bytes.subarray(0, commit?.length ?? bytes.length));
+  return parseRowsCsv(text, path);
 }

@@ -1,3 +1,5 @@
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { makeRandomModel } from "../engine/random_model.ts";
@@ -12,7 +14,13 @@ import {
 import { mergeRuns } from "./merge.ts";
 import { specWindow } from "./protocols.ts";
 import { runSweep } from "./runner.ts";
-import { readRunRows, type ResultRow, TIMING_COLUMNS, UNBOUNDED_BUDGET } from "./store.ts";
+import {
+  readRunRows,
+  type ResultRow,
+  rowsToCsv,
+  TIMING_COLUMNS,
+  UNBOUNDED_BUDGET,
+} from "./store.ts";
 import { aggregate } from "./aggregate.ts";
 import { gpuTest, testAdapter } from "../kernels/webgpu/test_support.ts";
 import { parseModelConfig } from "../engine/config.ts";
@@ -252,9 +260,10 @@ Deno.test("rows record the policy and safeguard that ran; policy variants are ce
   );
   const cells = (await Deno.readTextFile(`${out}/cells.csv`)).split("\n")
     .filter((l) => l.startsWith("average,") && l.includes(",snapkv,"));
-  // Per series: the suite's overall average, and the one at the length asked.
-  assertEquals(cells.filter((l) => l.includes(",(average),,,")).length, 3);
-  assertEquals(cells.filter((l) => l.includes(",(average),,400,")).length, 3);
+  // Per series: the suite's overall average, and the one at the length asked (after the empty
+  // task_options, task_version and task_data).
+  assertEquals(cells.filter((l) => l.includes(",(average),,,,,")).length, 3);
+  assertEquals(cells.filter((l) => l.includes(",(average),,,,400,")).length, 3);
 });
 
 Deno.test("one model directory written three ways is one model", () => {
@@ -571,6 +580,94 @@ Deno.test("a method's version bump makes new cells on resume; other methods' row
   } finally {
     unregisterMethod("streamingllm-versioned");
   }
+});
+
+Deno.test("rows record the window, sampling and method version as settings, and a task's file as task_data", async () => {
+  const out = await Deno.makeTempDir();
+  const method = { ...getMethod("streamingllm"), id: "streamingllm-settings", version: 3 };
+  registerMethod(method);
+  try {
+    const [, short] = Deno.readTextFileSync(
+      `${ROOT}tests/fixtures/loaders/longbench_hotpotqa.jsonl`,
+    ).trim().split("\n");
+    const path = `${out}.hotpotqa.jsonl`;
+    await Deno.writeTextFile(path, `${short}\n`);
+    const tasks = [{ task: "longbench_file", n: 1, options: { path } }];
+    await runSweep(
+      validateSweepConfig(config(out, {
+        methods: ["full", "streamingllm-settings"],
+        budgets: [0.5],
+        tasks,
+        window: 8,
+        sampling: { temperature: 2, topK: 5 },
+      })),
+      { progress: false, report: false },
+    );
+    const rows = await readRunRows(out);
+    const sampling = '"sampling":{"temperature":2,"topK":5,"topP":1}';
+    assertEquals(
+      new Set(rows.map((r) => `${r.method} ${r.settings}`)),
+      new Set([
+        `full {${sampling},"window":8}`,
+        `streamingllm-settings {"methodVersion":3,${sampling},"window":8}`,
+      ]),
+    );
+    const digest = await fileSha256(path);
+    assert(rows.every((r) => r.task_data === digest));
+    // A plain run writes neither; a task that reads no file has no data digest.
+    const plain = await Deno.makeTempDir();
+    await resumable(plain, [{ task: "vt", n: 1, lengths: [400] }]);
+    assert((await readRunRows(plain)).every((r) => r.settings === "" && r.task_data === ""));
+  } finally {
+    unregisterMethod("streamingllm-settings");
+  }
+});
+
+Deno.test("a store from before the settings and task_data columns is upgraded on resume: rows kept, the sweep's own cells identified", async () => {
+  const out = await Deno.makeTempDir();
+  const gates = `${out}.gates.safetensors`;
+  const modelConfig = parseModelConfig(JSON.parse(await Deno.readTextFile(`${MODEL}/config.json`)));
+  await writeGateFile(
+    gates,
+    randomGates(gateDimsFor(modelConfig), { layers: gatedLayers(modelConfig), seed: 0 }),
+  );
+  const [, short] = Deno.readTextFileSync(`${ROOT}tests/fixtures/loaders/longbench_hotpotqa.jsonl`)
+    .trim().split("\n");
+  const path = `${out}.hotpotqa.jsonl`;
+  await Deno.writeTextFile(path, `${short}\n`);
+  const sweep = () =>
+    runSweep(
+      validateSweepConfig(config(out, {
+        methods: ["full", { id: "gated", params: { gates } }],
+        budgets: [0.5],
+        tasks: [{ task: "longbench_file", n: 1, options: { path } }, {
+          task: "vt",
+          n: 1,
+          lengths: [400],
+        }],
+        window: 8,
+      })),
+      { progress: false, report: false },
+    );
+  assertEquals((await sweep()).unitsRun, 4);
+  const rows = await readRunRows(out);
+  assert(rows.some((r) => r.task_data !== "") && rows.every((r) => r.settings !== ""));
+  // As the previous release wrote it: no settings or task_data column, and a cell of another
+  // sweep beside this one's.
+  const foreign = { ...rows[0], cell_id: "0123456789abcdef", settings: "", task_data: "" };
+  const text = await Deno.readTextFile(`${out}/rows.csv`) + rowsToCsv([foreign]);
+  const [header, ...body] = parse(text) as string[][];
+  const keep = header.map((_, i) => i).filter((i) =>
+    !["settings", "task_data"].includes(header[i])
+  );
+  const legacy = stringify([header, ...body].map((r) => keep.map((i) => r[i])));
+  await Deno.writeTextFile(`${out}/rows.csv`, legacy);
+  await Deno.writeTextFile(`${out}/rows.commit`, `${new TextEncoder().encode(legacy).length}\n`);
+  assert((await readRunRows(out)).every((r) => r.settings === "" && r.task_data === ""));
+  const resumed = await sweep();
+  assertEquals([resumed.unitsRun, resumed.unitsSkipped], [0, 4], "every cell is found again");
+  assertEquals(await readRunRows(out), [...rows, foreign], "the sweep's cells get their values");
+  assert((await Deno.readTextFile(`${out}/rows.csv`)).startsWith(header.join(",") + "\n"));
 });
 
 Deno.test("run.json: each sweep into a directory appends its session, and one from before sessions is extended", async () => {
