@@ -33,7 +33,8 @@
 import { generate, type GenerateOptions, type GenerateResult } from "../engine/generate.ts";
 import type { Sampling } from "../engine/sampling.ts";
 import { shortDigest } from "../digest.ts";
-import type { Model } from "../engine/model.ts";
+import { DEFAULT_PREFILL_CHUNK, type Model } from "../engine/model.ts";
+import { InputError } from "../errors.ts";
 import type { TextTokenizer } from "../engine/tokenizer.ts";
 import type { KvStore } from "../kernels/kv_store.ts";
 import {
@@ -246,7 +247,9 @@ async function answer(
     : await model.prefill(ids, cache, { chunkSize: input.chunkSize });
   const answerNll = startLogits === undefined
     ? NaN
-    : await referenceNll(model, cache, input.tokenizer, startLogits, ids, query.answers[0]);
+    : await referenceNll(model, cache, input.tokenizer, startLogits, ids, query.answers[0], {
+      chunkSize: input.chunkSize,
+    });
   const result = await generate(model, cache, new Int32Array(0), {
     ...await generationSettings(input, index),
     startLogits,
@@ -266,6 +269,11 @@ async function answer(
  * token): the reference's tokens but its last are fed, each position predicting the next, and
  * `cache` is left as it was. A reference after a prompt that does not end in white space gets a
  * leading space, as lm-eval's default target delimiter; NaN for an empty reference.
+ *
+ * The reference is fed in chunks of `options.chunkSize` tokens (default
+ * {@linkcode DEFAULT_PREFILL_CHUNK}, as the prefill), each chunk's rows scored before the next
+ * is forwarded, so at most chunk × vocabulary logits are held at once: a 1000-token reference
+ * on a 152k vocabulary in one chunk would hold 600 MB of them.
  */
 export async function referenceNll(
   model: Model<KvStore>,
@@ -274,6 +282,7 @@ export async function referenceNll(
   logits: Float32Array,
   ids: Int32Array,
   reference: string | undefined,
+  options: { chunkSize?: number } = {},
 ): Promise<number> {
   if (reference === undefined || reference.trim() === "") return NaN;
   const last = ids.length === 0
@@ -284,16 +293,23 @@ export async function referenceNll(
   if (target.length === 0) return NaN;
   // The reference's tokens but its last must fit the positions left; else there is no NLL.
   if (cache.nextPosition + target.length - 1 > model.config.maxPositionEmbeddings) return NaN;
+  const chunk = options.chunkSize ?? DEFAULT_PREFILL_CHUNK;
+  if (!Number.isInteger(chunk) || chunk < 1) {
+    throw new InputError(`chunk size: expected a positive integer, got ${options.chunkSize}`);
+  }
   let total = -logSoftmaxAt(logits, target[0]);
   if (target.length > 1) {
+    // Fed: every token but the last; the row of fed token t predicts token t + 1.
+    const fed = Int32Array.from(target.slice(0, -1));
+    const V = model.config.vocabSize;
     const mark = cache.mark();
     try {
-      const V = model.config.vocabSize;
-      const rest = await model.forward(Int32Array.from(target.slice(0, -1)), cache, {
-        logits: "all",
-      });
-      for (let t = 1; t < target.length; t++) {
-        total -= logSoftmaxAt(rest.subarray((t - 1) * V, t * V), target[t]);
+      for (let start = 0; start < fed.length; start += chunk) {
+        const end = Math.min(fed.length, start + chunk);
+        const rows = await model.forward(fed.subarray(start, end), cache, { logits: "all" });
+        for (let t = start; t < end; t++) {
+          total -= logSoftmaxAt(rows.subarray((t - start) * V, (t - start + 1) * V), target[t + 1]);
+        }
       }
     } finally {
       cache.restore(mark);

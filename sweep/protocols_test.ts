@@ -143,6 +143,40 @@ Deno.test("reference NLL: teacher-forced after the prompt, the cache left as it 
   model.dispose();
 });
 
+Deno.test("reference NLL: fed in chunks of the chunk size, the same NLL as one chunk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "evictbench_protocols_test_" });
+  await makeRandomModel(dir, { arch: "qwen3", seed: 7 });
+  const model = await Model.load(dir);
+  const tokenizer = model.tokenizer();
+  const prompt = Int32Array.from(tokenizer.encode("the cat sat on the mat and then it said:"));
+  const cache = model.createCache();
+  const logits = await model.prefill(prompt, cache);
+  const reference = "the dog ran in the park, the bird sang in the tree, and the sun went down";
+  const fed = tokenizer.encode(" " + reference, { addSpecialTokens: false }).length - 1;
+  assert(fed > 10, `the reference spans several chunks of 3 (${fed} tokens fed)`);
+  // Every forward's logits, counted in rows, to see what the NLL holds at once.
+  const forward = model.forward.bind(model);
+  const rowsSeen: number[] = [];
+  model.forward = async (ids, store, options) => {
+    const out = await forward(ids, store, options);
+    rowsSeen.push(out.length / model.config.vocabSize);
+    return out;
+  };
+  const before = { next: cache.nextPosition, lengths: [...cache.lengths(0)] };
+  const whole = await referenceNll(model, cache, tokenizer, logits, prompt, reference, {
+    chunkSize: fed,
+  });
+  assertEquals(rowsSeen, [fed], "one chunk: every fed token's row at once");
+  rowsSeen.length = 0;
+  const chunked = await referenceNll(model, cache, tokenizer, logits, prompt, reference, {
+    chunkSize: 3,
+  });
+  assert(rowsSeen.length === Math.ceil(fed / 3) && rowsSeen.every((r) => r <= 3), `${rowsSeen}`);
+  assertEquals({ next: cache.nextPosition, lengths: [...cache.lengths(0)] }, before);
+  assert(Math.abs(chunked - whole) <= 1e-6 * Math.abs(whole), `${chunked} vs ${whole}`);
+  model.dispose();
+});
+
 Deno.test("ratio steps: kept ratios as given; token budgets as N / evictable, those past it sharing ratio 1", () => {
   assertEquals(ratioSteps([0.3, 1, 0.5], 400), [
     { keptRatio: 1, budgets: [1] },
