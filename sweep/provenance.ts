@@ -3,7 +3,7 @@
  * `runSweep` into the directory had it: the config, the shard, and the methods' own files on each
  * model. `sessions` holds one record per `runSweep` into the directory (the first run and every
  * resume), appended and never rewritten: when it started and ended, the evictbench checkout's
- * git revision and whether its tree had changes, the backend, the units it ran and skipped, its
+ * git revision and whether its code had changes, the backend, the units it ran and skipped, its
  * peak RSS, the Deno, onnxruntime and dependency versions, the machine, the SHA-256 of every
  * benchmark file it read, and the tasks' and methods' versions.
  *
@@ -18,15 +18,61 @@ import { fileURLToPath } from "node:url";
 import { InputError } from "../errors.ts";
 import { loadOrt } from "../kernels/ort.ts";
 
-/** The evictbench checkout's git state. */
+/**
+ * The evictbench checkout's git state. Sessions written before `changedFiles` and
+ * `untrackedSources` existed hold only `revision` and `dirty`, and the dirty flag of those also
+ * counted untracked data.
+ */
 export interface GitState {
   /** The commit checked out (`git rev-parse HEAD`). */
   revision: string;
   /**
-   * True when the tree differs from that commit (`git status --porcelain` lists anything:
-   * changed, staged or untracked files, such as a method plugin not yet committed).
+   * True when the code that ran may differ from that commit: a tracked file is changed, staged
+   * or deleted, or an untracked source file exists (see {@linkcode untrackedSource}, e.g. a
+   * method plugin or a script not yet committed). Untracked data, checkpoints and run outputs
+   * leave it false.
    */
   dirty: boolean;
+  /** Tracked files that differ from the commit (`git status --porcelain --untracked-files=no`). */
+  changedFiles: number;
+  /** Untracked files that are source by {@linkcode untrackedSource}. */
+  untrackedSources: number;
+}
+
+/**
+ * Top-level folders of the checkout whose untracked files never make it dirty: benchmark data
+ * (`data/`), downloaded checkpoints (`models/`), sweep output (`runs/`, the default `--out`'s
+ * parent) and benchmark output (`bench-out/`). What a sweep reads from them is recorded apart:
+ * the SHA-256 of its benchmark files and of its methods' files.
+ */
+export const UNTRACKED_DATA_DIRS: readonly string[] = ["data", "models", "runs", "bench-out"];
+
+/** Extensions of modules Deno can run. */
+const MODULE_EXTENSIONS = [".ts", ".mts", ".tsx", ".js", ".mjs", ".jsx"];
+
+/** Files that configure how Deno resolves and runs the code, at any depth. */
+const CONFIG_FILES = ["deno.json", "deno.jsonc", "package.json"];
+
+/**
+ * Whether an untracked file at `path` (relative to the checkout, `/`-separated) could change
+ * what a sweep does: a module (`.ts`, `.mts`, `.tsx`, `.js`, `.mjs`, `.jsx`) or a Deno or npm
+ * configuration file (`deno.json`, `deno.jsonc`, `package.json`), outside
+ * {@linkcode UNTRACKED_DATA_DIRS}. Other JSON is input the run records by itself: a sweep
+ * config (its contents are run.json's `config`), its schema, a method's or task's data file
+ * (hashed into the cells).
+ *
+ * @example
+ * ```ts
+ * untrackedSource("methods/mine.ts"); // true
+ * untrackedSource("sweep.json"); // false
+ * untrackedSource("data/tasks/loader.ts"); // false
+ * ```
+ */
+export function untrackedSource(path: string): boolean {
+  const parts = path.split("/");
+  if (parts.length > 1 && UNTRACKED_DATA_DIRS.includes(parts[0])) return false;
+  const name = parts[parts.length - 1];
+  return CONFIG_FILES.includes(name) || MODULE_EXTENSIONS.some((ext) => name.endsWith(ext));
 }
 
 /** One `runSweep` into a run directory. */
@@ -88,20 +134,40 @@ const LEGACY_SESSION_FIELDS = [
 ] as const;
 
 /**
- * The git state of the checkout at `dir`, or null when it is not one (or git is missing).
+ * The git state of the checkout at `dir`, or null when it is not one (or git is missing). Only
+ * files under `dir` count, and untracked files that git ignores (.gitignore) do not.
  *
  * @example
  * ```ts
- * await readGitState("."); // { revision: "2835977…", dirty: false }
+ * await readGitState(".");
+ * // { revision: "2835977…", dirty: false, changedFiles: 0, untrackedSources: 0 }
  * ```
  */
 export async function readGitState(dir: string): Promise<GitState | null> {
   const revision = await git(dir, ["rev-parse", "HEAD"]);
   if (revision === null) return null;
-  // --no-optional-locks: reading the state must not write the checkout's index.
-  const status = await git(dir, ["--no-optional-locks", "status", "--porcelain"]);
-  if (status === null) return null;
-  return { revision: revision.trim(), dirty: status.trim() !== "" };
+  // --no-optional-locks: reading the state must not write the checkout's index. One line per
+  // changed tracked file (a rename is one line), none for untracked files.
+  const status = await git(dir, [
+    "--no-optional-locks",
+    "status",
+    "--porcelain",
+    "--untracked-files=no",
+    "--",
+    ".",
+  ]);
+  // Every untracked file not ignored, relative to `dir`, NUL-separated (paths as they are).
+  const others = await git(dir, ["ls-files", "--others", "--exclude-standard", "-z", "--", "."]);
+  if (status === null || others === null) return null;
+  const changedFiles = status.split("\n").filter((line) => line !== "").length;
+  const untrackedSources = others.split("\0").filter((path) => path !== "" && untrackedSource(path))
+    .length;
+  return {
+    revision: revision.trim(),
+    dirty: changedFiles > 0 || untrackedSources > 0,
+    changedFiles,
+    untrackedSources,
+  };
 }
 
 async function git(dir: string, args: string[]): Promise<string | null> {

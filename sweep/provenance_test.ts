@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
-import { extendRunJson, readGitState, type RunSession, startSession } from "./provenance.ts";
+import {
+  extendRunJson,
+  readGitState,
+  type RunSession,
+  startSession,
+  untrackedSource,
+} from "./provenance.ts";
 
 async function git(dir: string, ...args: string[]): Promise<void> {
   const out = await new Deno.Command("git", {
@@ -9,6 +15,13 @@ async function git(dir: string, ...args: string[]): Promise<void> {
     stderr: "piped",
   }).output();
   assert(out.success, `git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Write `file` (a path relative to `repo`) with its folders. */
+async function writeFile(repo: string, file: string): Promise<void> {
+  const slash = file.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(`${repo}/${file.slice(0, slash)}`, { recursive: true });
+  await Deno.writeTextFile(`${repo}/${file}`, "{}\n");
 }
 
 /** A session as startSession makes it, without the git state of this checkout. */
@@ -31,13 +44,28 @@ Deno.test("git state: the revision, and whether the tree differs from it", async
     await git(repo, "commit", "-q", "-m", "a method");
     const clean = await readGitState(repo);
     assert(clean !== null && /^[0-9a-f]{40}$/.test(clean.revision), JSON.stringify(clean));
-    assertEquals(clean.dirty, false);
+    assertEquals(clean, {
+      revision: clean.revision,
+      dirty: false,
+      changedFiles: 0,
+      untrackedSources: 0,
+    });
     // A plugin not yet committed, then an edited tracked file: both make the tree dirty.
     await Deno.writeTextFile(`${repo}/mine.ts`, "export const mine = 1;\n");
-    assertEquals(await readGitState(repo), { revision: clean.revision, dirty: true });
+    assertEquals(await readGitState(repo), {
+      revision: clean.revision,
+      dirty: true,
+      changedFiles: 0,
+      untrackedSources: 1,
+    });
     await Deno.remove(`${repo}/mine.ts`);
     await Deno.writeTextFile(`${repo}/method.ts`, "export const v = 2;\n");
-    assertEquals(await readGitState(repo), { revision: clean.revision, dirty: true });
+    assertEquals(await readGitState(repo), {
+      revision: clean.revision,
+      dirty: true,
+      changedFiles: 1,
+      untrackedSources: 0,
+    });
     // A session records it; outside a checkout it has no git field at all.
     const flagged = await startSession({
       backend: "cpu",
@@ -46,7 +74,12 @@ Deno.test("git state: the revision, and whether the tree differs from it", async
       methodVersions: {},
       gitDir: repo,
     });
-    assertEquals(flagged.git, { revision: clean.revision, dirty: true });
+    assertEquals(flagged.git, {
+      revision: clean.revision,
+      dirty: true,
+      changedFiles: 1,
+      untrackedSources: 0,
+    });
     assert(!("git" in await session("now")));
   } finally {
     await Deno.remove(repo, { recursive: true });
@@ -54,6 +87,65 @@ Deno.test("git state: the revision, and whether the tree differs from it", async
   const plain = await Deno.makeTempDir();
   assertEquals(await readGitState(plain), null);
   await Deno.remove(plain);
+});
+
+Deno.test("git state: untracked data, checkpoints, run output and sweep configs leave the tree clean", async () => {
+  const repo = await Deno.makeTempDir({ prefix: "evictbench-git-" });
+  try {
+    await git(repo, "init", "-q");
+    await Deno.writeTextFile(`${repo}/.gitignore`, "node_modules/\n");
+    await Deno.writeTextFile(`${repo}/method.ts`, "export const v = 1;\n");
+    await git(repo, "add", ".gitignore", "method.ts");
+    await git(repo, "commit", "-q", "-m", "a method");
+    const { revision } = (await readGitState(repo))!;
+    // What a user's checkout holds besides the code: none of it changes what a sweep does.
+    const userFiles = [
+      "data/longbench/hotpotqa.jsonl",
+      "data/PaulGrahamEssays.json",
+      "data/tasks/helper.ts",
+      "models/Qwen3-0.6B/config.json",
+      "models/Qwen3-0.6B/model.safetensors",
+      "runs/default/run.json",
+      "runs/default/rows.csv",
+      "bench-out/bench.json",
+      "node_modules/x/index.js",
+      "sweep.json",
+      "sweep.schema.json",
+      "notes.md",
+    ];
+    for (const file of userFiles) await writeFile(repo, file);
+    const clean = { revision, dirty: false, changedFiles: 0, untrackedSources: 0 };
+    assertEquals(await readGitState(repo), clean);
+    // Code and Deno's configuration count wherever they are, each file once.
+    for (const file of ["methods/mine.ts", "run_mine.mjs", "deno.jsonc", "tools/x/package.json"]) {
+      await writeFile(repo, file);
+    }
+    assertEquals(await readGitState(repo), { ...clean, dirty: true, untrackedSources: 4 });
+    // A staged file and a deleted one are changes too.
+    await git(repo, "add", "methods/mine.ts");
+    await Deno.remove(`${repo}/method.ts`);
+    assertEquals(await readGitState(repo), {
+      ...clean,
+      dirty: true,
+      changedFiles: 2,
+      untrackedSources: 3,
+    });
+  } finally {
+    await Deno.remove(repo, { recursive: true });
+  }
+});
+
+Deno.test("untracked source: modules and Deno's configuration, outside the data folders", () => {
+  for (const path of ["mine.ts", "methods/mine.ts", "a/b/c.mjs", "deno.json", "x/package.json"]) {
+    assert(untrackedSource(path), path);
+  }
+  for (
+    const path of ["sweep.json", "heads.json", "data/x.ts", "models/m/config.json", "runs/r/a.js"]
+  ) {
+    assert(!untrackedSource(path), path);
+  }
+  // Only the checkout's own top-level folders are data: a source folder named so is not.
+  assert(untrackedSource("methods/data/x.ts"));
 });
 
 Deno.test("a new run.json holds the run's fields and its first session", async () => {
