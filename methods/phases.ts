@@ -21,6 +21,13 @@
  *   per-method default: 128 with the global policy for Fast KVzip (§4.3), 8 with per-head
  *   budgets for the baselines (§4.4, whose code overrides every non-Fast-KVzip method to 8).
  *
+ * Every prefill phase takes a kept ratio r, or a token budget: N context tokens per KV head
+ * (`keptTokens`), asked as r = min(1, N / n) and kept as the whole number N (N − w entries of
+ * each head besides the window w ≤ N), never as ⌊(N / n)·n⌋ nor under the pair rule's K − 1,
+ * which can keep N − 1. The per-head policy keeps exactly N of every head (with layer weights,
+ * PyramidKV's, N on average over the layers), the per-layer and global policies N per head on
+ * average over the heads they pool (ties at the threshold kept, as with decode's budget B).
+ *
  * Prompt positions: the prefix is [base, base + s), the context [base + s, base + s + n),
  * where base is the cache's next position (0 for a fresh cache). Only the context is evicted.
  *
@@ -48,6 +55,7 @@ import {
   evictableLayers,
   type EvictionReport,
   evictWithScores,
+  type SelectBudget,
 } from "./select.ts";
 import type {
   AnyMethodDefinition,
@@ -92,8 +100,14 @@ export interface MethodChoice {
 
 /** Options of {@linkcode prefillWithEviction}; S is the model's store type. */
 export interface PrefillEvictionOptions<S extends KvStore = CpuKvStore> extends MethodChoice {
-  /** Kept fraction r of the context tokens, in (0, 1]. */
-  keptRatio: number;
+  /** Kept fraction r of the context tokens, in (0, 1]; give it or `keptTokens`. */
+  keptRatio?: number;
+  /**
+   * Context tokens N to keep per KV head, a whole number ≥ 1, instead of `keptRatio`: asked as
+   * r = min(1, N / n) of the n context tokens, kept as exactly N entries per head (see the
+   * module's notes).
+   */
+  keptTokens?: number;
   /** Lagging window of recent context tokens kept outside the budget (§3.2); default 0. */
   window?: number;
   /** Positions below this are forced (kept, counted); default 0. */
@@ -153,6 +167,76 @@ function checkRatio(r: number): void {
   if (!(r > 0 && r <= 1)) {
     throw new InputError(`kept ratio: expected a number in (0, 1], got ${r}`);
   }
+}
+
+/** A prefill's budget for a context of n tokens. */
+interface PrefillBudget {
+  /** r: as given, or a token budget's min(1, N / n). */
+  keptRatio: number;
+  /** N for a token budget, else null. */
+  keptTokens: number | null;
+}
+
+/** The budget `o` asks for a context of `n` tokens: exactly one of keptRatio and keptTokens. */
+function prefillBudget(o: { keptRatio?: number; keptTokens?: number }, n: number): PrefillBudget {
+  if ((o.keptRatio === undefined) === (o.keptTokens === undefined)) {
+    throw new InputError(
+      `prefill budget: expected either keptRatio or keptTokens, got ${
+        o.keptRatio === undefined ? "neither" : "both"
+      }`,
+    );
+  }
+  if (o.keptTokens === undefined) {
+    checkRatio(o.keptRatio!);
+    return { keptRatio: o.keptRatio!, keptTokens: null };
+  }
+  checkCount("kept tokens", o.keptTokens, 1);
+  const N = o.keptTokens;
+  return { keptRatio: N >= n ? 1 : N / n, keptTokens: N };
+}
+
+/** The window and what is kept of the tokens decided besides it, for one prefill. */
+interface PrefillPlan {
+  window: number;
+  /** r′: the kept fraction of the decided tokens (§3.2). */
+  populationRatio: number;
+  /** A token budget's N − window: entries kept per head of the decided tokens; else null. */
+  populationTokens: number | null;
+}
+
+/**
+ * Spec §3.2's window adjustment for a ratio ({@linkcode adjustWindow}); for a token budget N
+ * below the n context tokens, the same in whole numbers: the window w, cut to N when N is
+ * smaller, and N − w entries of each head from the n − w decided tokens.
+ */
+function planPrefill(budget: PrefillBudget, n: number, window: number): PrefillPlan {
+  const N = budget.keptTokens;
+  if (N === null || budget.keptRatio >= 1) {
+    return { ...adjustWindow(budget.keptRatio, n, window), populationTokens: null };
+  }
+  const w = Math.min(Math.max(0, Math.floor(window)), N);
+  return { window: w, populationRatio: (N - w) / (n - w), populationTokens: N - w };
+}
+
+/**
+ * What the selector is asked when it decides the tokens [from, to) of the `m` decided by the
+ * whole prefill (offsets from the first), and the entries per head that keeps on average: r′
+ * of them for a ratio; for a token budget, ⌊to·K/m⌋ − ⌊from·K/m⌋ entries per head (K = N − w),
+ * whole numbers that add up to K over the chunks of a chunked prefill.
+ */
+function rangeBudget(
+  plan: PrefillPlan,
+  m: number,
+  range: { from: number; to: number },
+): { budget: SelectBudget; keptPerHead: number } {
+  const K = plan.populationTokens;
+  if (K === null) {
+    const keptPerHead = (range.to - range.from) * plan.populationRatio;
+    return { budget: { ratio: plan.populationRatio }, keptPerHead };
+  }
+  // Products and quotients of whole numbers below 2⁵³: the floors are exact.
+  const B = Math.floor((range.to * K) / m) - Math.floor((range.from * K) / m);
+  return { budget: { entriesPerHead: B }, keptPerHead: B };
 }
 
 function checkCount(name: string, value: number | undefined, min = 0): void {
@@ -296,7 +380,8 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
   prompt: PromptParts,
   options: PrefillEvictionOptions<S>,
 ): Promise<PrefillEvictionResult<S>> {
-  checkRatio(options.keptRatio);
+  const n = prompt.context.length;
+  const budget = prefillBudget(options, n);
   checkCount("window", options.window);
   checkCount("sinks", options.sinks);
   checkCount("chunk size", options.chunkSize, 1);
@@ -304,8 +389,8 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
   const cache = options.cache ?? model.createCache();
   const base = cache.nextPosition;
   const ids = concat(prompt.prefix, prompt.context);
-  const n = prompt.context.length;
-  const { window, populationRatio } = adjustWindow(options.keptRatio, n, options.window ?? 0);
+  const plan = planPrefill(budget, n, options.window ?? 0);
+  const { window, populationRatio } = plan;
   const ctx = context(model, cache, {
     ids,
     base,
@@ -323,33 +408,35 @@ export async function prefillWithEviction<S extends KvStore = CpuKvStore>(
   });
   const prefillMs = performance.now() - t0;
   const contextRange: [number, number] = [ctx.contextStart, ctx.contextEnd];
-  if (options.keptRatio >= 1 || r.definition.phases.length === 0) {
+  const { keptRatio } = budget;
+  if (keptRatio >= 1 || r.definition.phases.length === 0) {
     const report = noEviction(cache, {
       policy: r.policy,
-      keptRatio: options.keptRatio,
+      keptRatio,
       window,
       context: contextRange,
     });
     return { cache, logits, report, evictions: [report], prefillMs, scoreMs: 0 };
   }
+  const m = n - window;
+  const selected = rangeBudget(plan, m, { from: 0, to: m });
   const t1 = performance.now();
   const scores = await scoreOf(r.definition.id, scorer, cache, {
     observed: { start: base, end: base + ids.length },
     range: { start: ctx.contextStart, end: ctx.contextEnd - window },
-    budget: { keptRatio: options.keptRatio },
-    keptPerHead: (n - window) * populationRatio,
+    budget: { keptRatio },
+    keptPerHead: selected.keptPerHead,
   });
   const scoreMs = performance.now() - t1;
   const kept = snapshotIf(options.keepScores, cache, scores);
-  const m = n - window;
   const report = evictWithScores(cache, scores, {
-    budget: { ratio: populationRatio },
+    budget: selected.budget,
     policy: r.policy,
     range: { start: ctx.contextStart, end: ctx.contextEnd - window },
     sinks: options.sinks ?? 0,
-    layerWeights: layerWeights(r, cache, m, m * populationRatio),
+    layerWeights: layerWeights(r, cache, m, selected.keptPerHead),
     context: { start: ctx.contextStart, end: ctx.contextEnd },
-    asked: { keptRatio: options.keptRatio, populationRatio },
+    asked: { keptRatio, populationRatio },
     window,
     onEvict: scorer.onEvict?.bind(scorer),
     method: r.definition.id,
@@ -391,7 +478,8 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
   prompt: PromptParts,
   options: ChunkedPrefillOptions<S>,
 ): Promise<PrefillEvictionResult<S>> {
-  checkRatio(options.keptRatio);
+  const n = prompt.context.length;
+  const budget = prefillBudget(options, n);
   checkCount("chunk", options.chunk, 1);
   checkCount("window", options.window);
   checkCount("sinks", options.sinks);
@@ -404,11 +492,12 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
   const cache = options.cache ?? model.createCache();
   const base = cache.nextPosition;
   const ids = concat(prompt.prefix, prompt.context);
-  const n = prompt.context.length;
   const c = options.chunk ?? SPEC_PREFILL_CHUNK;
   let w = options.window ?? SPEC_PREFILL_WINDOW;
   if (n < c && ratioOfWindow !== null) w = Math.floor(ratioOfWindow * n);
-  const { window, populationRatio } = adjustWindow(options.keptRatio, n, w);
+  const plan = planPrefill(budget, n, w);
+  const { window, populationRatio } = plan;
+  const { keptRatio } = budget;
   const ctx = context(model, cache, {
     ids,
     base,
@@ -420,7 +509,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
   });
   const scorer = r.definition.createScorer(r.params, ctx);
   const taps = scorerTaps(scorer);
-  const evicting = options.keptRatio < 1 && r.definition.phases.length > 0;
+  const evicting = keptRatio < 1 && r.definition.phases.length > 0;
   const evictions: EvictionReport[] = [];
   let logits: Float32Array = new Float32Array(0);
   let start = ctx.contextStart;
@@ -438,24 +527,27 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
     if (!evicting) continue;
     const end = base + to - window;
     if (end <= start) continue;
+    const selected = rangeBudget(plan, n - window, {
+      from: start - ctx.contextStart,
+      to: end - ctx.contextStart,
+    });
     const t1 = performance.now();
     const scores = await scoreOf(r.definition.id, scorer, cache, {
       observed: { start: observed, end: base + to },
       range: { start, end },
-      budget: { keptRatio: options.keptRatio },
-      keptPerHead: (end - start) * populationRatio,
+      budget: { keptRatio },
+      keptPerHead: selected.keptPerHead,
     });
     scoreMs += performance.now() - t1;
     observed = base + to;
-    const m = end - start;
     evictions.push(evictWithScores(cache, scores, {
-      budget: { ratio: populationRatio },
+      budget: selected.budget,
       policy: r.policy,
       range: { start, end },
       sinks: options.sinks ?? 0,
-      layerWeights: layerWeights(r, cache, m, m * populationRatio),
+      layerWeights: layerWeights(r, cache, end - start, selected.keptPerHead),
       context: { start: ctx.contextStart, end: ctx.contextEnd },
-      asked: { keptRatio: options.keptRatio, populationRatio },
+      asked: { keptRatio, populationRatio },
       window,
       onEvict: scorer.onEvict?.bind(scorer),
       method: r.definition.id,
@@ -465,7 +557,7 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
   const contextRange: [number, number] = [ctx.contextStart, ctx.contextEnd];
   const final = noEviction(cache, {
     policy: r.policy,
-    keptRatio: options.keptRatio,
+    keptRatio,
     window,
     context: contextRange,
   });
@@ -483,6 +575,8 @@ export async function chunkedPrefillWithEviction<S extends KvStore = CpuKvStore>
 /** One ratio's pruned cache, handed to {@linkcode RatioSweepOptions.onRatio}. */
 export interface RatioResult<S extends KvStore = CpuKvStore> {
   keptRatio: number;
+  /** The token budget N this ratio keeps (min(1, N / n) is `keptRatio`), or null for a ratio. */
+  keptTokens: number | null;
   /** A pruned clone; the callback owns it until it returns. */
   cache: S;
   report: EvictionReport;
@@ -498,9 +592,14 @@ export interface RatioResult<S extends KvStore = CpuKvStore> {
 
 /** Options of {@linkcode prefillAtRatios}. */
 export interface RatioSweepOptions<S extends KvStore = CpuKvStore>
-  extends Omit<PrefillEvictionOptions<S>, "keptRatio" | "keepScores"> {
-  /** Kept ratios, each in (0, 1]. */
-  ratios: readonly number[];
+  extends Omit<PrefillEvictionOptions<S>, "keptRatio" | "keptTokens" | "keepScores"> {
+  /** Kept ratios, each in (0, 1]; give them or `keptTokens`. */
+  ratios?: readonly number[];
+  /**
+   * Token budgets instead of `ratios`: context tokens N kept per KV head, each pruned at the
+   * ratio min(1, N / n) and kept as exactly N entries per head (see the module's notes).
+   */
+  keptTokens?: readonly number[];
   onRatio: (result: RatioResult<S>) => void | Promise<void>;
 }
 
@@ -522,8 +621,23 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
   prompt: PromptParts,
   options: RatioSweepOptions<S>,
 ): Promise<{ cache: S; prefillMs: number; scoreMs: number; reports: EvictionReport[] }> {
-  if (options.ratios.length === 0) throw new InputError("ratios: expected at least one ratio");
-  for (const ratio of options.ratios) checkRatio(ratio);
+  const n = prompt.context.length;
+  if ((options.ratios === undefined) === (options.keptTokens === undefined)) {
+    throw new InputError(
+      `prefillAtRatios: expected either ratios or keptTokens, got ${
+        options.ratios === undefined ? "neither" : "both"
+      }`,
+    );
+  }
+  const budgets = options.ratios?.map((keptRatio) => prefillBudget({ keptRatio }, n)) ??
+    options.keptTokens!.map((keptTokens) => prefillBudget({ keptTokens }, n));
+  if (budgets.length === 0) {
+    throw new InputError(
+      options.ratios === undefined
+        ? "kept tokens: expected at least one token budget"
+        : "ratios: expected at least one ratio",
+    );
+  }
   checkCount("window", options.window);
   checkCount("sinks", options.sinks);
   checkCount("chunk size", options.chunkSize, 1);
@@ -531,7 +645,6 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
   const cache = options.cache ?? model.createCache();
   const base = cache.nextPosition;
   const ids = concat(prompt.prefix, prompt.context);
-  const n = prompt.context.length;
   // The scorer sees the largest window any ratio uses; windows shrink only for tiny budgets.
   const ctx = context(model, cache, {
     ids,
@@ -553,8 +666,12 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
   let shared: ScoreGrid | null = null;
   let scoreMs = 0;
   const reports: EvictionReport[] = [];
-  for (const keptRatio of options.ratios) {
-    const { window, populationRatio } = adjustWindow(keptRatio, n, options.window ?? 0);
+  for (const budget of budgets) {
+    const { keptRatio, keptTokens } = budget;
+    const plan = planPrefill(budget, n, options.window ?? 0);
+    const { window, populationRatio } = plan;
+    const m = n - window;
+    const selected = rangeBudget(plan, m, { from: 0, to: m });
     const clone = cache.clone() as S;
     let report: EvictionReport;
     let ratioScoreMs = 0;
@@ -574,7 +691,7 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
           observed: { start: base, end: base + ids.length },
           range: { start: ctx.contextStart, end: ctx.contextEnd - window },
           budget: { keptRatio },
-          keptPerHead: (n - window) * populationRatio,
+          keptPerHead: selected.keptPerHead,
         });
         ratioScoreMs = performance.now() - t1;
         scoreMs += ratioScoreMs;
@@ -583,13 +700,12 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
           sharedScoreMs = ratioScoreMs;
         }
       }
-      const m = n - window;
       report = evictWithScores(clone, scores, {
-        budget: { ratio: populationRatio },
+        budget: selected.budget,
         policy: r.policy,
         range: { start: ctx.contextStart, end: ctx.contextEnd - window },
         sinks: options.sinks ?? 0,
-        layerWeights: layerWeights(r, clone, m, m * populationRatio),
+        layerWeights: layerWeights(r, clone, m, selected.keptPerHead),
         context: { start: ctx.contextStart, end: ctx.contextEnd },
         asked: { keptRatio, populationRatio },
         window,
@@ -599,7 +715,14 @@ export async function prefillAtRatios<S extends KvStore = CpuKvStore>(
     reports.push(report);
     // The clone is not released to the pool: it would hold a pruned copy's storage, which the
     // next ratio's full-size clone cannot use, beside the live cache.
-    await options.onRatio({ keptRatio, cache: clone, report, logits, scoreMs: ratioScoreMs });
+    await options.onRatio({
+      keptRatio,
+      keptTokens,
+      cache: clone,
+      report,
+      logits,
+      scoreMs: ratioScoreMs,
+    });
   }
   return { cache, prefillMs, scoreMs, reports };
 }

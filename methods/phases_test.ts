@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { InputError } from "../errors.ts";
 import { Model } from "../engine/model.ts";
-import { referenceAttention } from "../kernels/kv_store.ts";
+import { type KvStore, referenceAttention } from "../kernels/kv_store.ts";
 import "./mod.ts";
 import {
   chunkedPrefillWithEviction,
@@ -16,6 +16,7 @@ import {
   prefillWithEviction,
 } from "./phases.ts";
 import { getMethod } from "./registry.ts";
+import { adjustWindow } from "./select.ts";
 import { withTinyModel } from "./testing.ts";
 import type { AnyMethodDefinition, ScoreRequest } from "./types.ts";
 
@@ -139,6 +140,115 @@ Deno.test("chunked prefill: ranges [s, c − w), then one chunk each, the window
     });
     assertEquals(spec.report.window, 75, "r·n < w: the window shrinks to ⌊r·n⌋, nothing else kept");
     assertEquals(spec.report.keptRatioAchieved, 0.5);
+  });
+});
+
+/** Context entries each (layer, KV head) holds: those at or after the prefix. */
+function contextHeld(cache: KvStore, contextStart: number): number[][] {
+  return Array.from(
+    { length: cache.shape.numLayers },
+    (_, l) =>
+      Array.from(
+        { length: cache.shape.numKvHeads },
+        (_, h) => cache.positions(l, h).filter((p) => p >= contextStart).length,
+      ),
+  );
+}
+
+/** What a kept ratio r = N / n keeps of one head, r·n floored after the window adjustment. */
+function keptThroughRatio(N: number, n: number, window: number): number {
+  const { window: w, populationRatio } = adjustWindow(N / n, n, window);
+  return w + Math.floor((n - w) * populationRatio);
+}
+
+Deno.test("token budgets: N context tokens per head kept as N under every policy, where N / n · n floats below N", async () => {
+  // The pairs that a ratio floors to N − 1: the test must meet some of them.
+  const window = 2;
+  const lengths = [22, 23, 43];
+  const lossy = lengths.flatMap((n) =>
+    Array.from({ length: n - 1 }, (_, i) => i + 1).filter((N) =>
+      keptThroughRatio(N, n, 0) < N || keptThroughRatio(N, n, window) < N
+    ).map((N) => [n, N])
+  );
+  assert(lossy.length >= 4, `lossy pairs: ${JSON.stringify(lossy)}`);
+  await withModel(async (model) => {
+    const { numLayers, numKvHeads } = model.config;
+    for (const n of lengths) {
+      const sample = {
+        prefix: prompt.prefix,
+        context: Int32Array.from({ length: n }, (_, i) => (i * 17 + 3) % 250),
+      };
+      const all = Array.from({ length: n + 1 }, (_, i) => i + 1); // 1 … n + 1
+      for (const policy of ["per-head", "per-layer", "global"] as const) {
+        for (const w of [0, window]) {
+          const kept: number[][][] = [];
+          const asked: [number, number | null][] = [];
+          await prefillAtRatios(model, sample, {
+            method: "knorm",
+            policy: { policy },
+            keptTokens: all,
+            window: w,
+            onRatio: ({ cache, keptRatio, keptTokens, report }) => {
+              kept.push(contextHeld(cache, prompt.prefix.length));
+              asked.push([keptRatio, keptTokens]);
+              assertEquals(report.keptRatioAsked, keptRatio);
+            },
+          });
+          assertEquals(asked, all.map((N) => [N >= n ? 1 : N / n, N]));
+          all.forEach((N, i) => {
+            const label = `${policy}, n ${n}, N ${N}, window ${w}`;
+            const want = Math.min(N, n);
+            if (policy === "per-head") {
+              assert(kept[i].flat().every((held) => held === want), `${label}: ${kept[i]}`);
+            } else if (policy === "per-layer") {
+              for (const row of kept[i]) {
+                assertEquals(row.reduce((a, b) => a + b), want * numKvHeads, label);
+              }
+            } else {
+              assertEquals(kept[i].flat().reduce((a, b) => a + b), want * numKvHeads * numLayers);
+            }
+          });
+        }
+      }
+      // One eviction, and chunks whose shares add up to N − w.
+      for (const N of [1, 7, 13, n - 1]) {
+        const once = await prefillWithEviction(model, sample, {
+          method: "knorm",
+          keptTokens: N,
+          window,
+        });
+        const chunked = await chunkedPrefillWithEviction(model, sample, {
+          method: "knorm",
+          keptTokens: N,
+          chunk: 8,
+          window,
+          windowRatio: null,
+        });
+        assert(chunked.evictions.length > 2, `${chunked.evictions.length} chunks`);
+        for (const r of [once, chunked]) {
+          const held = contextHeld(r.cache, prompt.prefix.length).flat();
+          assert(held.every((x) => x === N), `n ${n}, N ${N}: ${held}`);
+          assertEquals(r.report.keptRatioAsked, N / n);
+        }
+      }
+    }
+    const bad: [() => Promise<unknown>, string][] = [
+      [() => prefillWithEviction(model, prompt, { method: "knorm" }), "got neither"],
+      [
+        () => prefillWithEviction(model, prompt, { method: "knorm", keptRatio: 1, keptTokens: 1 }),
+        "got both",
+      ],
+      [
+        () => chunkedPrefillWithEviction(model, prompt, { method: "knorm", keptTokens: 2.5 }),
+        "kept tokens: expected a positive integer, got 2.5",
+      ],
+      [
+        () =>
+          prefillAtRatios(model, prompt, { method: "knorm", keptTokens: [0], onRatio: () => {} }),
+        "kept tokens: expected a positive integer, got 0",
+      ],
+    ];
+    for (const [run, message] of bad) await assertRejects(run, InputError, message);
   });
 });
 

@@ -17,9 +17,10 @@
  *   - `per-layer`: the `pair` rule inside each layer; `global`: the `pair` rule over all
  *     decided layers: K = max(⌊N·r′⌋ − 1, 0), τ = the K-th largest (0-based), keep score > τ
  *     (strict, so ties at τ are all dropped and at most K entries are kept);
- * - an absolute budget B (decode): `per-head` keeps exactly B per head (spec §4.4);
- *   `per-layer` and `global` remove n_remove = n − B·H(·L) entries: τ = the n_remove-th
- *   smallest (0-based), keep score ≥ τ (ties at τ are all kept, as spec §4.3 allows).
+ * - an absolute budget B (decode, and a prefill's token budget N as N − window): `per-head`
+ *   keeps exactly B per head (spec §4.4); `per-layer` and `global` remove
+ *   n_remove = n − B·H(·L) entries: τ = the n_remove-th smallest (0-based), keep score ≥ τ
+ *   (ties at τ are all kept, as spec §4.3 allows).
  * Forced entries are always kept; when they exceed the budget, only they are kept.
  *
  * Thresholds come from {@linkcode kthSmallest}: quickselect on a copy, or a two-pass radix
@@ -36,7 +37,7 @@ import type { PolicySpec, ScoreGrid } from "./types.ts";
 export type SelectBudget =
   /** r′: the kept fraction of the population (after the window adjustment). */
   | { ratio: number }
-  /** B: entries per decided (layer, KV head), population only. */
+  /** B: entries per decided (layer, KV head), population only (decode; prefill token budgets). */
   | { entriesPerHead: number };
 
 /** Options of {@linkcode selectKeepSets}. */

@@ -136,7 +136,8 @@ export interface ScoreRequest {
   budget: Budget;
   /**
    * Entries per head the selector keeps from the range on average: m·r′ after the window
-   * adjustment (prefill), or B (decode). Methods that split their budget (H2O) read it.
+   * adjustment (prefill; a token budget's whole N − window), or B (decode). Methods that split
+   * their budget (H2O) read it.
    */
   keptPerHead: number;
 }
@@ -189,7 +190,7 @@ export interface LayerBudgetInfo {
   layers: number;
   /** Entries per head up for decision in this eviction. */
   population: number;
-  /** Entries per head to keep on average (m·r′, or the decode budget). */
+  /** Entries per head to keep on average (m·r′, a token budget's N − window, or decode's B). */
   kept: number;
 }
 

@@ -181,6 +181,12 @@ function concat(...parts: Int32Array[]): Int32Array {
 export interface RatioStep {
   keptRatio: number;
   budgets: number[];
+  /**
+   * Under token budgets, the N the step keeps per KV head (the first of `budgets`; those of a
+   * step at ratio 1 all keep every token), which the phases keep as that whole number rather
+   * than as ⌊keptRatio·n⌋; null under kept ratios.
+   */
+  keptTokens: number | null;
 }
 
 /**
@@ -192,7 +198,8 @@ export interface RatioStep {
  * @example
  * ```ts
  * ratioSteps([64, 512, 2048], 400, { unit: "tokens" });
- * // [{ keptRatio: 1, budgets: [512, 2048] }, { keptRatio: 0.16, budgets: [64] }]
+ * // [{ keptRatio: 1, budgets: [512, 2048], keptTokens: 512 },
+ * //  { keptRatio: 0.16, budgets: [64], keptTokens: 64 }]
  * ```
  */
 export function ratioSteps(
@@ -209,7 +216,18 @@ export function ratioSteps(
   return [...steps.entries()].sort(([a], [b]) => b - a).map(([keptRatio, budgets]) => ({
     keptRatio,
     budgets,
+    keptTokens: tokens ? budgets[0] : null,
   }));
+}
+
+/** What the phases are asked for `steps` under `unit`: kept ratios, or token budgets. */
+function stepBudgets(
+  steps: readonly RatioStep[],
+  unit: BudgetUnit | undefined,
+): { ratios: number[] } | { keptTokens: number[] } {
+  return unit === "tokens"
+    ? { keptTokens: steps.map((s) => s.keptTokens!) }
+    : { ratios: steps.map((s) => s.keptRatio) };
 }
 
 /** The budget kind of a prefill protocol's rows under `unit`. */
@@ -395,7 +413,7 @@ async function queryAgnostic(input: ProtocolInput): Promise<QueryOutcome[]> {
     context: ids.context,
   }, {
     ...input.method,
-    ratios: steps.map((s) => s.keptRatio),
+    ...stepBudgets(steps, input.budgetUnit),
     window: specWindow(ids.context.length, input.window, input.method),
     chunkSize: input.chunkSize,
     onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
@@ -429,7 +447,7 @@ async function queryAware(input: ProtocolInput): Promise<QueryOutcome[]> {
       context: evictable,
     }, {
       ...input.method,
-      ratios: steps.map((s) => s.keptRatio),
+      ...stepBudgets(steps, input.budgetUnit),
       window: specWindow(evictable.length, input.window, input.method),
       chunkSize: input.chunkSize,
       onRatio: async ({ keptRatio, cache, report, scoreMs }) => {
@@ -549,7 +567,9 @@ async function chunked(input: ProtocolInput): Promise<QueryOutcome[]> {
     const window = input.window === "spec" ? undefined : input.window;
     const run = await chunkedPrefillWithEviction(model, prompt, {
       ...input.method,
-      keptRatio: step.keptRatio,
+      ...(step.keptTokens === null
+        ? { keptRatio: step.keptRatio }
+        : { keptTokens: step.keptTokens }),
       // "spec": the phase's own rule (4096, or 2 % of a context shorter than a chunk).
       ...(window === undefined ? {} : { window, windowRatio: null }),
       chunkSize: input.chunkSize,

@@ -179,15 +179,20 @@ Deno.test("reference NLL: fed in chunks of the chunk size, the same NLL as one c
 
 Deno.test("ratio steps: kept ratios as given; token budgets as N / evictable, those past it sharing ratio 1", () => {
   assertEquals(ratioSteps([0.3, 1, 0.5], 400), [
-    { keptRatio: 1, budgets: [1] },
-    { keptRatio: 0.5, budgets: [0.5] },
-    { keptRatio: 0.3, budgets: [0.3] },
+    { keptRatio: 1, budgets: [1], keptTokens: null },
+    { keptRatio: 0.5, budgets: [0.5], keptTokens: null },
+    { keptRatio: 0.3, budgets: [0.3], keptTokens: null },
   ]);
+  // Each token step carries its N, which the phases keep as that whole number.
   assertEquals(ratioSteps([64, 100_000, 400, 2048], 400, { unit: "tokens" }), [
-    { keptRatio: 1, budgets: [100_000, 400, 2048] },
-    { keptRatio: 64 / 400, budgets: [64] },
+    { keptRatio: 1, budgets: [100_000, 400, 2048], keptTokens: 100_000 },
+    { keptRatio: 64 / 400, budgets: [64], keptTokens: 64 },
   ]);
   // A token budget of 1 is one token per head, not the whole context.
-  assertEquals(ratioSteps([1], 400, { unit: "tokens" }), [{ keptRatio: 1 / 400, budgets: [1] }]);
-  assertEquals(ratioSteps([64], 0, { unit: "tokens" }), [{ keptRatio: 1, budgets: [64] }]);
+  assertEquals(ratioSteps([1], 400, { unit: "tokens" }), [
+    { keptRatio: 1 / 400, budgets: [1], keptTokens: 1 },
+  ]);
+  assertEquals(ratioSteps([64], 0, { unit: "tokens" }), [
+    { keptRatio: 1, budgets: [64], keptTokens: 64 },
+  ]);
 });

@@ -904,8 +904,8 @@ Deno.test("budgets in context tokens: each sample's ratio, one compression for b
   assert(n > 64 && n < 2048, `context of ${n} tokens`);
   assertEquals(at(64).kept_ratio_asked, 64 / n);
   assertEquals([at(2048).kept_ratio_asked, at(100000).kept_ratio_asked], [1, 1]);
-  // Entries held per (layer, KV head) of the compressed prompt: the protected prefix, and 64 of
-  // the context, give or take the selector's rounding of r·n.
+  // Entries held per (layer, KV head) of the compressed prompt: the protected prefix, and
+  // exactly 64 of the context.
   const shape = JSON.parse(await Deno.readTextFile(`${MODEL}/config.json`));
   const heads = shape.num_hidden_layers * shape.num_key_value_heads;
   const prefix = full.entries_kept / heads - n;
@@ -913,9 +913,8 @@ Deno.test("budgets in context tokens: each sample's ratio, one compression for b
     Number.isInteger(prefix) && prefix > 0,
     `${full.entries_kept} entries over ${heads} heads`,
   );
-  const perHead = at(64).entries_kept / heads - prefix;
-  assert(Math.abs(perHead - 64) <= 1, `${perHead} context entries per head`);
-  assert(Math.abs(at(64).kept_ratio_achieved * n - 64) <= 1, `${at(64).kept_ratio_achieved}`);
+  assertEquals(at(64).entries_kept / heads - prefix, 64, "context entries per head");
+  assert(Math.abs(at(64).kept_ratio_achieved * n - 64) < 1e-9, `${at(64).kept_ratio_achieved}`);
   // Budgets past the context share one uncompressed cache: the same answer and entries.
   const same = (r: ResultRow) => [r.prediction, r.entries_kept, r.kept_ratio_achieved];
   assertEquals(same(at(2048)), same(at(100000)));
