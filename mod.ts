@@ -3,7 +3,8 @@
  *
  * The library surface: load a Hugging Face model directory, run it over a KV store whose
  * ragged per-(layer, KV head) entries can really be evicted, and observe attention internals
- * through taps.
+ * through taps; run a whole sweep from a config, as `deno task sweep` does, and read its rows
+ * and cells back.
  *
  * @example
  * ```ts
@@ -15,6 +16,14 @@
  *   maxNewTokens: 16,
  *   decode: (t) => model.tokenizer().decode(t),
  * });
+ * ```
+ *
+ * @example A sweep, then its rows and per-cell aggregates
+ * ```ts
+ * import { aggregate, readRunRows, readSweepConfig, runSweep, validateSweepConfig } from "./mod.ts";
+ * const config = validateSweepConfig(await readSweepConfig("sweep.json"), "sweep.json");
+ * const summary = await runSweep(config, { progress: false });
+ * const cells = aggregate(await readRunRows(summary.dir));
  * ```
  *
  * @module
@@ -157,3 +166,38 @@ export {
   registerMetric,
 } from "./tasks/metrics/mod.ts";
 export * as loaders from "./tasks/loaders/mod.ts";
+
+// Sweeps: the config (schema, parser, validation), the runner, the results store and the
+// aggregation the reports read; deno task sweep and merge are these functions.
+export {
+  BUDGET_UNITS,
+  type BudgetUnit,
+  DEFAULT_KEPT_RATIOS,
+  type MethodSpec,
+  type Protocol,
+  PROTOCOLS,
+  readSweepConfig,
+  type SweepConfig,
+  SweepConfigSchema,
+  sweepJsonSchema,
+  type TaskSpec,
+  validateSweepConfig,
+} from "./sweep/config.ts";
+export { runSweep, type RunSweepOptions, type Shard, type SweepSummary } from "./sweep/runner.ts";
+export {
+  BUDGET_KINDS,
+  type BudgetKind,
+  readRunJson,
+  readRunRows,
+  type ResultRow,
+  ROW_COLUMNS,
+  type RowColumn,
+  UNBOUNDED_BUDGET,
+} from "./sweep/store.ts";
+export {
+  aggregate,
+  type AggregateOptions,
+  cellsToCsv,
+  type CellSummary,
+} from "./sweep/aggregate.ts";
+export { mergeRuns } from "./sweep/merge.ts";

@@ -343,7 +343,13 @@ export function canonicalModelPath(path: string): string {
   return chosen.replace(/\/+$/, "") || "/";
 }
 
-/** Read a config file (JSON with comments allowed) and validate it. */
+/**
+ * Read a config file (JSON with comments and trailing commas allowed) as the raw object; give
+ * it to {@linkcode validateSweepConfig} for a {@linkcode SweepConfig}.
+ *
+ * @throws {InputError} naming `path` when it cannot be read, is not JSON (each error with its
+ * line) or is not an object.
+ */
 export async function readSweepConfig(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
