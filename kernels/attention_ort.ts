@@ -387,11 +387,16 @@ export class OrtAttention implements AttentionExecutor {
   readonly headMajor = true;
   readonly #sessions = new Map<string, Promise<OrtSession>>();
   readonly #threads: number | undefined;
+  readonly #profile: string | undefined;
   /** The last masks built: every layer of a chunk asks for the same one. */
   readonly #masks: MaskEntry[] = [];
-  /** `threads`: intra-op threads (default: cores). */
-  constructor(options: { threads?: number } = {}) {
+  /**
+   * `threads`: intra-op threads (default: cores); `profile`: ORT profile file prefix of every
+   * session (written when {@linkcode OrtAttention.release} releases them).
+   */
+  constructor(options: { threads?: number; profile?: string } = {}) {
     this.#threads = options.threads;
+    this.#profile = options.profile;
   }
 
   async attend(
@@ -522,6 +527,13 @@ export class OrtAttention implements AttentionExecutor {
     return bias;
   }
 
+  /** Release every session built so far (writing their profiles when profiling). */
+  async release(): Promise<void> {
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    for (const session of sessions) await (await session).release();
+  }
+
   #session(v: Variant): Promise<OrtSession> {
     const key = JSON.stringify(v);
     let session = this.#sessions.get(key);
@@ -529,6 +541,7 @@ export class OrtAttention implements AttentionExecutor {
       session = createSession(buildAttentionGraph(v), {
         name: `attention ${key}`,
         threads: this.#threads,
+        profile: this.#profile,
       });
       this.#sessions.set(key, session);
     }

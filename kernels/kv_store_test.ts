@@ -508,3 +508,21 @@ Deno.test("clone is an independent copy", () => {
   copy.append(0, Float32Array.of(0, 0, 0, 0), Float32Array.of(0, 0, 0, 0), Int32Array.of(1));
   assertEquals([...kv.lengths(0)], [0, 1]);
 });
+
+Deno.test("OrtAttention with a profile prefix writes its sessions' node timings on release", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const executor = new OrtAttention({ profile: `${dir}/attn` });
+    const kv = new CpuKvStore({ numLayers: 1, numKvHeads: 2, group: 2, headDim: 4 }, { executor });
+    const k = Float32Array.from({ length: 3 * 2 * 4 }, (_, i) => Math.sin(i));
+    kv.append(0, k, k.map((x) => 2 * x), Int32Array.of(0, 1, 2));
+    await kv.attend(0, new Float32Array(2 * 2 * 4).fill(0.5), Int32Array.of(3), { scale: 0.5 });
+    await executor.release();
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assertEquals(files.length, 1, `profiles written: ${files.join(", ")}`);
+    const events = JSON.parse(await Deno.readTextFile(`${dir}/${files[0]}`)) as { cat?: string }[];
+    assert(events.some((e) => e.cat === "Node"), "the profile holds node events");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
