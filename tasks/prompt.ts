@@ -166,12 +166,17 @@ export function queryText(query: Pick<Query, "prompt">): string {
   return "\n\n" + query.prompt.trim();
 }
 
-/** The postfix text of a query under `frame`. */
+/**
+ * The postfix text of a query under `frame`. In the plain format a query without an answer
+ * prefix gets the cue {@linkcode PLAIN_ANSWER_CUE}, and one whose answer prefix is empty (its
+ * text ends with its own cue) gets nothing, so the model answers right after it.
+ */
 export function postfixText(frame: PromptFrame, query: Pick<Query, "answerPrefix">): string {
   const answerPrefix = query.answerPrefix?.trim() ?? "";
   if (frame.format === "chat") {
     return answerPrefix === "" ? frame.tail : frame.tail + answerPrefix;
   }
+  if (query.answerPrefix !== undefined && answerPrefix === "") return "";
   return frame.tail + (answerPrefix === "" ? PLAIN_ANSWER_CUE : answerPrefix);
 }
 

@@ -111,7 +111,17 @@ Deno.test("plain format: BOS as the tokenizer adds it, no system line, an answer
   });
   assertEquals(withCue.prefix.text, "Be brief.\n\n" + DEFAULT_INSTRUCTION);
   assertEquals(withCue.postfix.text, "\n\nThe grass is");
-  // Qwen-style tokenizers add no BOS.
+  // An empty answer prefix: the query's text carries its own cue, and nothing follows it.
+  const ownCue = {
+    ...SAMPLE,
+    queries: [{ ...SAMPLE.queries[0], prompt: "Q: Where?\nAnswer:", answerPrefix: "" }],
+  };
+  const ended = buildPrompt(tokenizer, ownCue, { format: "plain" });
+  assertEquals([ended.query.text, ended.postfix.text, ended.postfix.ids], [
+    "\n\nQ: Where?\nAnswer:",
+    "",
+    [],
+  ]);
   const qwen = buildPrompt(await tinyTokenizer("qwen3"), SAMPLE, { format: "plain" });
   assertEquals(
     qwen.prefix.ids,

@@ -82,7 +82,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "longbench_file",
     suite: "long-context",
-    version: 1,
+    version: 2,
     description: "LongBench v1 JSONL (English tasks, with their prompts and lengths)",
     extra: {
       dataset: z.string().optional().describe("dataset name, default from the rows"),
@@ -105,7 +105,7 @@ export const LOADER_TASKS: AnyTaskAdapter[] = [
   fileTask({
     name: "ruler_file",
     suite: "long-context",
-    version: 1,
+    version: 2,
     description: "RULER JSONL as its prepare script writes it",
     extra: { rulerTask: z.string().optional().describe("RULER task, default from the folder") },
     load: (o) => loadRuler(o.path, { limit: o.n, task: o.rulerTask }),

@@ -10,6 +10,8 @@ import { loadTokenizer } from "../../engine/tokenizer.ts";
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { getMetric } from "../metrics/mod.ts";
 import { REASONING_INSTRUCTION } from "../types.ts";
+import { buildPrompt, promptText } from "../prompt.ts";
+import { tinyTokenizer } from "../generators/testing.ts";
 import {
   loadLongbench,
   loadMath,
@@ -210,6 +212,11 @@ Deno.test("LongBench JSONL: template split, metric, length, first-line and class
     s.queries[0].prompt,
     "Answer the question based on the given passages. Only give me the answer and do not output any other words.\n\nQuestion: Who?\nAnswer:",
   );
+  // The template's own "Answer:" ends a plain prompt; no second cue follows it.
+  assertEquals(s.queries[0].answerPrefix, "");
+  const plain = buildPrompt(await tinyTokenizer("qwen3"), s, { format: "plain" });
+  assert(promptText(plain).endsWith("\n\nQuestion: Who?\nAnswer:"), promptText(plain));
+  assertEquals(plain.postfix.ids, []);
   assertEquals([s.queries[0].metric, s.queries[0].maxNewTokens, s.queries[0].meta?.separator], [
     "qa_f1_score",
     32,
@@ -340,6 +347,12 @@ Deno.test("RULER JSONL: new answer_prefix field and the older prefix-in-input la
   );
   const [n] = await loadRuler(newer);
   assertEquals(n.task, "niah_single_1");
+  // RULER's input opens with its own instruction: no instruction line before it.
+  assertEquals(n.instruction, "");
+  assert(
+    promptText(buildPrompt(await tinyTokenizer("qwen3"), n, { format: "plain" }))
+      .startsWith("Some special magic numbers"),
+  );
   assertEquals(n.context.endsWith("is: 4242.\n"), true);
   assertEquals(
     n.queries[0].prompt,

@@ -237,6 +237,9 @@ export async function loadLongbench(
       context: cut.context,
       queries: [{
         prompt: query,
+        // The template's query ends with its own cue ("Answer:", "Summary:", "Type:", ...):
+        // a plain-format prompt ends there, as pred.py's does.
+        answerPrefix: "",
         answers,
         metric: LONGBENCH_METRICS[dataset],
         maxNewTokens: LONGBENCH_MAX_NEW_TOKENS[dataset],

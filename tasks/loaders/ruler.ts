@@ -8,7 +8,8 @@
  * at the task's answer pattern (or is the `answer_prefix` field). The question becomes the
  * query, the answer prefix its `answerPrefix`; references are `outputs`; the metric is
  * string_match_part for qa and string_match_all otherwise; new tokens are RULER's
- * `tokens_to_generate` (niah 128, vt 30, cwe 120, fwe 50, qa 32).
+ * `tokens_to_generate` (niah 128, vt 30, cwe 120, fwe 50, qa 32). The input opens with the
+ * task's own instruction, so no instruction line is put before it (`instruction: ""`).
  *
  * @module
  */
@@ -118,6 +119,8 @@ export async function loadRuler(path: string, options: RulerOptions = {}): Promi
     samples.push({
       id: `${task}/${samples.length}`,
       task,
+      // The input opens with RULER's own task instruction, and kvpress feeds it as it is.
+      instruction: "",
       context,
       queries: [{
         prompt: question.trimEnd(),
