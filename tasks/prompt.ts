@@ -168,15 +168,16 @@ export function queryText(query: Pick<Query, "prompt">): string {
 
 /**
  * The postfix text of a query under `frame`. In the plain format a query without an answer
- * prefix gets the cue {@linkcode PLAIN_ANSWER_CUE}, and one whose answer prefix is empty (its
- * text ends with its own cue) gets nothing, so the model answers right after it.
+ * prefix gets the cue {@linkcode PLAIN_ANSWER_CUE}, and one whose answer prefix is blank (its
+ * text ends with its own cue) gets only that whitespace (the query text is stripped), so the
+ * model answers right after it.
  */
 export function postfixText(frame: PromptFrame, query: Pick<Query, "answerPrefix">): string {
   const answerPrefix = query.answerPrefix?.trim() ?? "";
   if (frame.format === "chat") {
     return answerPrefix === "" ? frame.tail : frame.tail + answerPrefix;
   }
-  if (query.answerPrefix !== undefined && answerPrefix === "") return "";
+  if (query.answerPrefix !== undefined && answerPrefix === "") return query.answerPrefix;
   return frame.tail + (answerPrefix === "" ? PLAIN_ANSWER_CUE : answerPrefix);
 }
 

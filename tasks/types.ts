@@ -34,9 +34,10 @@ export interface Query {
   /**
    * Text the assistant turn starts with (RULER's answer prefix), placed after the postfix so
    * the model continues it; absent for most tasks, where the plain format cues the answer with
-   * "Answer:". An empty string says the query's own text ends with its cue (LongBench's
-   * templates end in "Answer:", "Summary:", "Type:"): the plain format then adds nothing after
-   * the query, and the chat format only its assistant-turn opener.
+   * "Answer:". A blank one (empty or whitespace) says the query's own text ends with its cue
+   * (LongBench's templates end in "Answer:", "Summary:", "The final answer is: "): the plain
+   * format then puts only that whitespace after the query, and the chat format only its
+   * assistant-turn opener.
    */
   answerPrefix?: string;
   /**

@@ -255,6 +255,13 @@ Deno.test("LongBench JSONL: template split, metric, length, first-line and class
   );
   const [l] = await loadLongbench(lcc);
   assertEquals([l.queries[0].prompt, l.queries[0].meta?.separator], ["Next line of code:\n", ""]);
+  // lcc runs in the plain format: the prompt ends as pred.py's, with the template's newline.
+  const code = buildPrompt(await tinyTokenizer("qwen3"), l, l.prompt);
+  assertEquals([code.format, code.query.text, code.postfix.text], [
+    "plain",
+    "\n\nNext line of code:",
+    "\n",
+  ]);
 
   const zh = await write(
     "dureader.jsonl",

@@ -237,9 +237,10 @@ export async function loadLongbench(
       context: cut.context,
       queries: [{
         prompt: query,
-        // The template's query ends with its own cue ("Answer:", "Summary:", "Type:", ...):
-        // a plain-format prompt ends there, as pred.py's does.
-        answerPrefix: "",
+        // The template's query ends with its own cue ("Answer:", "The final answer is: ",
+        // "Next line of code:\n"): a plain-format prompt ends there, with the template's trailing
+        // whitespace, as pred.py's does.
+        answerPrefix: /\s*$/.exec(query)![0],
         answers,
         metric: LONGBENCH_METRICS[dataset],
         maxNewTokens: LONGBENCH_MAX_NEW_TOKENS[dataset],
