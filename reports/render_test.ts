@@ -219,6 +219,21 @@ function tableRows(html: string): string[] {
   );
 }
 
+/**
+ * Assert that `rows` make exactly the `expected` series in every budget chart's legend and one
+ * report table row each; returns the report's HTML.
+ */
+async function assertSeriesApart(rows: readonly ResultRow[], expected: string[]): Promise<string> {
+  const cells = aggregate(rows);
+  for (const id of ["relative_vs_budget", "score_vs_budget", "efficiency"]) {
+    assertEquals(new Set(chartOf(cells, id).series), new Set(expected), id);
+  }
+  const { html } = await reportOf(rows);
+  assertEquals(new Set(tableRows(html)), new Set(expected));
+  assertEquals(tableRows(html).length, expected.length, "one row per series");
+  return html;
+}
+
 Deno.test("policy, safeguard and seed variants are series of their own in legends and the table", async () => {
   const base = syntheticRows({ methods: ["full", "snapkv"] });
   const snap = base.filter((r) => r.method === "snapkv");
@@ -227,21 +242,12 @@ Deno.test("policy, safeguard and seed variants are series of their own in legend
     ...variant(snap, "global", { policy: "global" }),
     ...variant(snap, "guarded", { policy: "global", safeguard: 0.2 }),
   ];
-  const cells = aggregate(rows);
-  const expected = [
+  await assertSeriesApart(rows, [
     "full",
     "snapkv · per-head",
     "snapkv · global",
     "snapkv · global + safeguard 0.2",
-  ];
-  for (const id of ["relative_vs_budget", "score_vs_budget", "efficiency"]) {
-    assertEquals(new Set(chartOf(cells, id).series), new Set(expected), id);
-  }
-  const dir = await Deno.makeTempDir();
-  await (await ResultsStore.open(dir)).append(rows);
-  const html = await Deno.readTextFile((await writeReport(dir)).html);
-  assertEquals(new Set(tableRows(html)), new Set(expected));
-  assertEquals(tableRows(html).length, 4, "one row per series");
+  ]);
   // Two seeds of one method: a series each, named by the seed.
   const seeds = aggregate([...base, ...variant(base, "s1", { seed: 1 })]);
   assertEquals(
@@ -360,21 +366,14 @@ Deno.test("series whose run settings differ are drawn, listed and named apart; a
     ...variant(base, "t", { settings: sampled }),
     ...variant(snap, "v", { settings: '{"methodVersion":2,"window":4096}' }),
   ];
-  const cells = aggregate(rows);
-  const expected = [
+  const html = await assertSeriesApart(rows, [
     "full",
     "full · temperature 0.7, top-p 0.95",
     "snapkv",
     "snapkv · window 4096",
     "snapkv · temperature 0.7, top-p 0.95",
     "snapkv · version 2 · window 4096",
-  ];
-  for (const id of ["relative_vs_budget", "score_vs_budget", "efficiency"]) {
-    assertEquals(new Set(chartOf(cells, id).series), new Set(expected), id);
-  }
-  const { html } = await reportOf(rows);
-  assertEquals(new Set(tableRows(html)), new Set(expected));
-  assertEquals(tableRows(html).length, 6, "one row per series");
+  ]);
   assert(html.includes("6 methods × 3 budgets × 2 tasks"));
   // One setting per method, however unplain (gated's gate file, a window): names as before.
   const gates = variant(snap, "g", { settings: '{"artifacts":"gates sha256:0123456789abcdef"}' });

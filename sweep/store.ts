@@ -425,8 +425,9 @@ export class ResultsStore {
    * replaced by one naming that file and its length; the file is renamed over rows.csv; and
    * rows.commit names rows.csv again. A kill before the second step leaves rows.csv as it was
    * (the next open upgrades it again, overwriting the unused file); after it, the next open
-   * finishes the rename and the commit. Readers follow rows.commit to whichever file holds the committed rows. A layout
-   * from before today's cell ids is refused: its report builds, a sweep cannot resume it.
+   * finishes the rename and the commit. Readers follow rows.commit to whichever file holds the
+   * committed rows. A layout from before today's cell ids is refused: its report builds, a sweep
+   * cannot resume it.
    */
   static async open(dir: string, options: OpenOptions = {}): Promise<ResultsStore> {
     try {
