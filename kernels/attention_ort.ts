@@ -167,9 +167,11 @@ function addCompactDecodeHead(
  *   p = softmax over [G, n], with the window's mask added when there is one;
  *   out = Σ_b p[:, block b] v_b, one batched [m/B, G, 1, B] × [m/B, 1, B, d], plus the tail's
  *         [G, 1, r] × [1, r, d].
- * 32768 entries × 8 KV heads, G = 2, d = 128, here: the scores in 8.8 ms (one ReduceSum over
- * the same keys, the read ceiling: 4.0 ms); p · v in 4.1 ms against 7.8–9.2 ms for one
- * [1, n] × [n, d] row at a time; the whole step in 19.4 against 24.5 ms with the scores as k qᵀ.
+ * 32768 entries × 8 KV heads, G = 2, d = 128, here, with pools that slept between nodes: the
+ * scores in 8.8 ms (one ReduceSum over the same keys, the read ceiling: 4.0 ms); p · v in 4.1 ms
+ * against 7.8–9.2 ms for one [1, n] × [n, d] row at a time; the whole step in 19.4 against
+ * 24.5 ms with the scores as k qᵀ. With pools that spin within a run (kernels/ort.ts), on a
+ * faster day of the same machine: the scores in 4.6 ms, p · v in 4.1 ms, the step in 9–11 ms.
  *
  * With one query every statistic is the GQA reduction (mean or max) of the G rows of p.
  */
